@@ -1,0 +1,123 @@
+"""Fixtures: a fresh PostgreSQL database for the run, clean tables for each test, and the zoo.
+
+The server is ``UPTIMELAB_TEST_DATABASE_URL`` where set (CI sets it to the machine's server), else an
+embedded PostgreSQL that this run starts in a temporary directory. Either way the run creates its
+own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import trio
+
+from uptimelab.db import Database, connect
+from uptimelab.zoo import Zoo, ZooSpec, open_zoo
+
+TABLES = ("site_stats", "pings", "monitoring_cycles", "sites")
+
+
+def database_url(server_url: str, name: str) -> str:
+    """``server_url`` pointing at database ``name`` instead."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL of a PostgreSQL server this run may create databases on."""
+    given = os.environ.get("UPTIMELAB_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def create_database(server_url: str) -> Iterator[object]:
+    """A factory of fresh databases on the server; all of them are dropped at the end."""
+    made: list[str] = []
+
+    def create(prefix: str = "uptimelab_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return database_url(server_url, name)
+
+    yield create
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def db_url(create_database: object) -> str:
+    """The run's own database, with the schema applied."""
+    url: str = create_database()  # type: ignore[operator]
+    connect(url).close()
+    return url
+
+
+@pytest.fixture
+def db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Database]:
+    """The run's database with empty tables; the environment points the CLI at it too."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    monkeypatch.setenv("UPTIMELAB_DATABASE_URL", db_url)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("UPTIMELAB_DATA_DIR", str(tmp_path / "data"))
+    database = Database(url=db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+async def zoo() -> AsyncIterator[Zoo]:
+    """One target of every behaviour, served in the test's own trio run."""
+    async with open_zoo(ZooSpec.every_failure(duration_s=120)) as z:
+        yield z
+
+
+class ThreadZoo:
+    """A zoo served by a trio run in a background thread, for tests that are not async."""
+
+    def __init__(self, spec: ZooSpec) -> None:
+        self.spec = spec
+        self.zoo: Zoo | None = None
+        self._ready = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._stop: trio.Event | None = None
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
+
+    async def _main(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._stop = trio.Event()
+        async with open_zoo(self.spec) as zoo:
+            self.zoo = zoo
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> Zoo:
+        self._thread.start()
+        assert self._ready.wait(10), "the zoo did not start"
+        assert self.zoo is not None
+        return self.zoo
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None and self._stop is not None:
+            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+        self._thread.join(10)

@@ -1,0 +1,165 @@
+"""The schema: migrations, the contract's tables, partitions, and models that match."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlmodel import SQLModel
+
+import uptimelab.db as dbmod
+from uptimelab.db import Database, connect, mask_url, migration_files
+from uptimelab.errors import MigrationError
+from uptimelab.models import MonitoringCycle, Ping, Site, SiteStats
+
+
+@pytest.fixture
+def fresh_url(create_database: Callable[[], str]) -> str:
+    return create_database()
+
+
+def test_init_is_idempotent_and_records_versions_with_checksums(fresh_url: str) -> None:
+    db = connect(fresh_url, migrate=False)
+    first = db.migrate()
+    assert first == [p.name for _, p in migration_files()]
+    assert db.migrate() == []
+    with db.connect() as conn:
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    assert len(rows) == len(first)
+    assert all(len(r["checksum"]) == 64 for r in rows)
+
+
+def test_an_edited_applied_file_is_an_error(
+    fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    for _, path in migration_files():
+        (sql / path.name).write_text(path.read_text())
+    monkeypatch.setattr(dbmod, "sql_dir", lambda: sql)
+    db = connect(fresh_url)
+    first = sorted(sql.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(MigrationError, match=f"{first.name} changed after it was applied"):
+        db.migrate()
+
+
+def test_mask_url_hides_the_password_only() -> None:
+    assert mask_url("postgresql://bob:secret@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert mask_url("postgresql://db/x") == "postgresql://db/x"
+
+
+def _columns(conn: psycopg.Connection[dict[str, object]], table: str) -> dict[str, tuple[str, bool]]:
+    rows = conn.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_name = %s AND table_schema = current_schema()",
+        (table,),
+    ).fetchall()
+    return {str(r["column_name"]): (str(r["data_type"]), r["is_nullable"] == "YES") for r in rows}
+
+
+_PG_TYPES = {
+    "UUID": "uuid",
+    "VARCHAR": "text",
+    "AUTOSTRING": "text",
+    "BOOLEAN": "boolean",
+    "INTEGER": "integer",
+    "FLOAT": "real",
+    "DATETIME": "timestamp with time zone",
+}
+
+
+@pytest.mark.parametrize("model", [Site, Ping, MonitoringCycle, SiteStats])
+def test_models_and_database_do_not_drift_apart(db: Database, model: type[SQLModel]) -> None:
+    table = model.__table__  # type: ignore[attr-defined]
+    with db.connect() as conn:
+        actual = _columns(conn, table.name)
+    expected = {}
+    for column in table.columns:
+        kind = _PG_TYPES[type(column.type).__name__.upper()]
+        expected[column.name] = kind
+    assert {k: v[0] for k, v in actual.items()} == expected
+    for column in table.columns:
+        if column.primary_key:
+            assert actual[column.name][1] is False
+
+
+def test_the_contract_keys(db: Database) -> None:
+    with db.connect() as conn:
+        pk = conn.execute(
+            "SELECT array_agg(a.attname ORDER BY array_position(i.indkey, a.attnum)) AS cols "
+            "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'pings'::regclass AND i.indisprimary"
+        ).fetchone()
+        unique = conn.execute(
+            "SELECT count(*) AS n FROM pg_constraint WHERE conrelid = 'site_stats'::regclass "
+            "AND contype = 'u'"
+        ).fetchone()
+    assert pk is not None and pk["cols"] == ["site_id", "checked_at", "location"]
+    assert unique is not None and unique["n"] == 1
+
+
+def _insert_ping(conn: psycopg.Connection[dict[str, object]], site_id: uuid.UUID, at: dt.datetime) -> None:
+    conn.execute(
+        "INSERT INTO pings (site_id, checked_at, status, status_code, response_time_ms, "
+        "location, region_code) VALUES (%s, %s, 'up', 200, 12, 'here', 'XX')",
+        (site_id, at),
+    )
+
+
+def test_a_ping_at_any_time_is_stored_and_its_day_partition_later_adopts_it(
+    db: Database,
+) -> None:
+    long_ago = dt.datetime(2001, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with db.connect() as conn:
+        site = conn.execute("INSERT INTO sites (url) VALUES ('http://a.example/') RETURNING id")
+        row = site.fetchone()
+        assert row is not None
+        site_id = row["id"]
+        _insert_ping(conn, site_id, long_ago)
+        _insert_ping(conn, site_id, long_ago + dt.timedelta(hours=1))
+        _insert_ping(conn, site_id, long_ago + dt.timedelta(days=1))
+    with db.connect() as conn:
+        in_default = conn.execute("SELECT count(*) AS n FROM pings_default").fetchone()
+        assert in_default is not None and in_default["n"] == 3
+        created = conn.execute("SELECT uptimelab_ensure_pings_partition('2001-02-03')").fetchone()
+        assert created is not None and list(created.values()) == [True]
+        again = conn.execute("SELECT uptimelab_ensure_pings_partition('2001-02-03')").fetchone()
+        assert again is not None and list(again.values()) == [False]
+    with db.connect() as conn:
+        moved = conn.execute("SELECT count(*) AS n FROM pings_20010203").fetchone()
+        left = conn.execute("SELECT count(*) AS n FROM pings_default").fetchone()
+        total = conn.execute("SELECT count(*) AS n FROM pings").fetchone()
+    assert moved is not None and moved["n"] == 2
+    assert left is not None and left["n"] == 1
+    assert total is not None and total["n"] == 3
+
+
+def test_the_same_ping_cannot_be_stored_twice(db: Database) -> None:
+    at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    with db.connect() as conn:
+        row = conn.execute(
+            "INSERT INTO sites (url) VALUES ('http://a.example/') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        _insert_ping(conn, row["id"], at)
+    with db.connect() as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        _insert_ping(conn, row["id"], at)
+
+
+def test_an_up_ping_cannot_carry_an_error_category(db: Database) -> None:
+    with db.connect() as conn:
+        row = conn.execute(
+            "INSERT INTO sites (url) VALUES ('http://a.example/') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO pings (site_id, checked_at, status, error_category, location, "
+                "region_code) VALUES (%s, now(), 'up', 'dns', 'x', 'XX')",
+                (row["id"],),
+            )

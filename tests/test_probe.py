@@ -1,0 +1,170 @@
+"""The probe against real sockets (the zoo): every category, deadlines, the body cap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import time
+
+import httpx
+import pytest
+import trio
+
+from uptimelab.models import Site
+from uptimelab.probe import BODY_CAP_BYTES, MAX_MESSAGE_CHARS, Prober, _clean, categorise
+from uptimelab.zoo import Behaviour, Zoo
+
+
+def site(url: str, **fields: object) -> Site:
+    now = dt.datetime.now(dt.UTC)
+    return Site(url=url, created_at=now, updated_at=now, **fields)
+
+
+def prober(*, timeout_ms: int = 2000, verify: ssl.SSLContext | bool = True) -> Prober:
+    return Prober(location="test", region_code="TT", timeout_ms=timeout_ms, verify=verify)
+
+
+@pytest.mark.parametrize("behaviour", list(Behaviour))
+async def test_each_zoo_target_is_categorised_as_the_zoo_expects(
+    zoo: Zoo, behaviour: Behaviour
+) -> None:
+    target = zoo.target(behaviour.value)
+    async with prober(timeout_ms=700) as p:
+        ping = await p.ping(site(target.url))
+    assert ping.error_category == target.expect_category, ping.error_message
+    assert ping.status == ("up" if target.expect_category is None else "down")
+    assert ping.location == "test"
+    assert ping.region_code == "TT"
+    assert ping.response_time_ms is not None and ping.response_time_ms >= 0
+    if ping.status == "down":
+        assert ping.error_message
+        assert len(ping.error_message) <= MAX_MESSAGE_CHARS
+
+
+async def test_a_refused_connection_is_categorised_refused(zoo: Zoo) -> None:
+    async with prober() as p:
+        ping = await p.ping(site(zoo.url("refused")))
+    assert (ping.error_category, ping.status_code) == ("refused", None)
+
+
+async def test_an_untrusted_certificate_is_tls_and_a_trusted_one_is_up(zoo: Zoo) -> None:
+    url = zoo.url("tls-untrusted")
+    async with prober() as p:
+        assert (await p.ping(site(url))).error_category == "tls"
+    trusted = ssl.create_default_context()
+    zoo.ca.configure_trust(trusted)
+    async with prober(verify=trusted) as p:
+        ping = await p.ping(site(url))
+    assert (ping.status, ping.status_code) == ("up", 200)
+
+
+async def test_one_deadline_covers_the_whole_ping_even_a_slow_drip(zoo: Zoo) -> None:
+    async with prober(timeout_ms=400) as p:
+        start = trio.current_time()
+        ping = await p.ping(site(zoo.url("slow-drip")))
+        took = trio.current_time() - start
+    assert ping.error_category == "timeout"
+    assert 0.35 <= took < 1.0
+    assert ping.response_time_ms is not None and 350 <= ping.response_time_ms < 1000
+
+
+async def test_a_sites_own_timeout_wins_over_the_default(zoo: Zoo) -> None:
+    async with prober(timeout_ms=5000) as p:
+        start = trio.current_time()
+        ping = await p.ping(site(zoo.url("hang"), timeout_ms=200))
+    assert ping.error_category == "timeout"
+    assert trio.current_time() - start < 1.0
+
+
+async def test_a_huge_body_is_read_only_up_to_the_cap(zoo: Zoo) -> None:
+    async with prober() as p:
+        start = time.perf_counter()
+        ping = await p.ping(site(zoo.url("huge-body")))
+    assert ping.status == "up"
+    assert time.perf_counter() - start < 1.0
+    assert BODY_CAP_BYTES == 64 * 1024
+
+
+async def test_expected_status_decides_up_and_down(zoo: Zoo) -> None:
+    url = zoo.url("status")  # answers 500
+    async with prober() as p:
+        down = await p.ping(site(url))
+        up = await p.ping(site(url, expected_status="500"))
+    assert (down.status, down.error_category, down.status_code) == ("down", "http_status", 500)
+    assert "expected 200-399" in (down.error_message or "")
+    assert (up.status, up.error_category) == ("up", None)
+
+
+async def test_redirects_are_followed_up_to_max_redirects(zoo: Zoo) -> None:
+    async with prober() as p:
+        followed = await p.ping(site(zoo.url("redirect")))
+        not_followed = await p.ping(site(zoo.url("redirect"), follow_redirects=False))
+        none_allowed = await p.ping(site(zoo.url("redirect"), max_redirects=0))
+        loop = await p.ping(site(zoo.url("redirect-loop"), max_redirects=3))
+    assert (followed.status, followed.status_code) == ("up", 200)
+    assert (not_followed.status, not_followed.status_code) == ("up", 302)
+    assert none_allowed.error_category == "too_many_redirects"
+    assert loop.error_category == "too_many_redirects"
+    assert "more than 3 redirects" in (loop.error_message or "")
+
+
+async def test_every_ping_uses_a_fresh_connection(zoo: Zoo) -> None:
+    zoo.reset_counters()
+    async with prober() as p:
+        for _ in range(3):
+            assert (await p.ping(site(zoo.url("ok")))).status == "up"
+    # The zoo closes after each response anyway; what matters is that the client sent
+    # "Connection: close" and did not try to reuse a connection, so every ping succeeded.
+    assert zoo.requests == 3
+
+
+async def test_head_requests_use_the_sites_method(zoo: Zoo) -> None:
+    async with prober() as p:
+        ping = await p.ping(site(zoo.url("ok"), method="HEAD"))
+    assert ping.status == "up"
+
+
+async def test_credentials_in_the_url_never_reach_the_message(zoo: Zoo) -> None:
+    url = zoo.url("status").replace("http://", "http://bob:hunter2@")
+    async with prober() as p:
+        ping = await p.ping(site(url))
+    assert ping.status == "down"
+    assert "hunter2" not in (ping.error_message or "")
+
+
+def test_clean_redacts_shortens_and_flattens() -> None:
+    url = "https://bob:hunter2@example.org/"
+    text = _clean(f"failed for {url}\nwith password hunter2 " + "x" * 600, url)
+    assert text is not None
+    assert "hunter2" not in text
+    assert "\n" not in text
+    assert len(text) == MAX_MESSAGE_CHARS
+
+
+def test_categorise_looks_past_httpx_wrappers() -> None:
+    def wrapped(cause: BaseException) -> httpx.ConnectError:
+        try:
+            try:
+                raise cause
+            except BaseException as exc:
+                raise httpx.ConnectError("wrapped") from exc
+        except httpx.ConnectError as outer:
+            return outer
+
+    assert categorise(wrapped(socket.gaierror(-2, "Name or service not known")))[0] == "dns"
+    assert categorise(wrapped(ConnectionRefusedError(111, "refused")))[0] == "refused"
+    assert categorise(wrapped(ssl.SSLCertVerificationError("bad cert")))[0] == "tls"
+    assert categorise(wrapped(OSError(101, "Network is unreachable")))[0] == "network"
+    group = OSError("all attempts failed")
+    group.__cause__ = ExceptionGroup("x", [ConnectionRefusedError(111, "refused")])
+    assert categorise(wrapped(group))[0] == "refused"
+
+
+def test_a_malformed_response_through_mock_transport_is_protocol() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("illegal status line: b'garbage'", request=request)
+
+    with pytest.raises(httpx.RemoteProtocolError) as info:
+        httpx.Client(transport=httpx.MockTransport(handler)).get("http://x.example/")
+    assert categorise(info.value)[0] == "protocol"

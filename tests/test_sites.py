@@ -1,0 +1,157 @@
+"""URL rules, expected-status sets, and the sites API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import uptimelab as ul
+from uptimelab.db import Database
+from uptimelab.errors import InvalidSiteFileError, InvalidURLError, SiteError, UnknownSiteError
+from uptimelab.sites import parse_expected_status, redact, status_expected, validate_url
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("example.org", "no scheme"),
+        ("ftp://example.org/", "scheme must be http or https"),
+        ("http://", "no host"),
+        ("http:///path", "no host"),
+        ("https://example.org/" + "a" * 2048, "longer than 2048"),
+        ("https://exa mple.org/", "whitespace or control"),
+        ("https://example.org/\x07", "whitespace or control"),
+        ("https://example.org:99999/", "port"),
+        ("", "empty"),
+    ],
+)
+def test_a_bad_url_is_refused_with_a_message_that_quotes_it(url: str, rule: str) -> None:
+    with pytest.raises(InvalidURLError) as info:
+        validate_url(url)
+    assert rule in str(info.value)
+    assert repr(url[:20])[:-1] in str(info.value) or url == ""
+
+
+def test_a_refused_url_with_credentials_is_quoted_redacted() -> None:
+    with pytest.raises(InvalidURLError) as info:
+        validate_url("ftp://bob:hunter2@example.org/")
+    assert "hunter2" not in str(info.value)
+    assert "***@example.org" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.org", "https://a.b/c?d=e#f", "http://127.0.0.1:8080/x", "http://[::1]/"]
+)
+def test_a_good_url_is_accepted(url: str) -> None:
+    assert validate_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("spec", "yes", "no"),
+    [
+        ("200-399", [200, 301, 399], [199, 400, 500]),
+        ("200,204", [200, 204], [201, 301]),
+        ("200-299,301", [250, 301], [302, 404]),
+        ("404", [404], [200]),
+    ],
+)
+def test_expected_status_sets(spec: str, yes: list[int], no: list[int]) -> None:
+    ranges = parse_expected_status(spec)
+    assert all(status_expected(c, ranges) for c in yes)
+    assert not any(status_expected(c, ranges) for c in no)
+
+
+@pytest.mark.parametrize("spec", ["", "2xx", "399-200", "200-", "700", "200;204"])
+def test_a_bad_expected_status_is_refused(spec: str) -> None:
+    with pytest.raises(SiteError, match="invalid expected status"):
+        parse_expected_status(spec)
+
+
+def test_redact_hides_credentials_anywhere_in_a_text() -> None:
+    text = "GET https://bob:s3cret@example.org/x failed; see http://amy@b.c/"
+    assert redact(text) == "GET https://***@example.org/x failed; see http://***@b.c/"
+
+
+def test_add_list_disable_enable_remove(db: Database) -> None:
+    site = ul.add_site("https://example.org/health", expect="200,204", db=db)
+    assert site.name == "example.org"
+    assert site.expected_status == "200,204"
+    assert [s.url for s in ul.list_sites(db=db)] == ["https://example.org/health"]
+    assert ul.disable_site(site.url, db=db).is_active is False
+    assert ul.list_sites(active=True, db=db) == []
+    assert ul.enable_site(str(site.id), db=db).is_active is True
+    ul.remove_site(site.id, db=db)
+    assert ul.list_sites(db=db) == []
+
+
+def test_adding_a_registered_url_again_is_an_error(db: Database) -> None:
+    ul.add_site("https://example.org/", db=db)
+    with pytest.raises(SiteError, match="already registered"):
+        ul.add_site("https://example.org/", db=db)
+
+
+def test_an_unknown_site_is_an_unknown_site_error(db: Database) -> None:
+    with pytest.raises(UnknownSiteError):
+        ul.disable_site("https://nowhere.example/", db=db)
+    with pytest.raises(UnknownSiteError):
+        ul.get_site("1f0e2d3c-0000-4000-8000-000000000000", db=db)
+
+
+def test_import_is_idempotent_by_url_and_reports_added_and_updated(
+    db: Database, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "sites.csv"
+    csv_file.write_text(
+        "url,name,expected_status\nhttps://a.example/,A,200\nhttps://b.example/,,200-299\n"
+    )
+    first = ul.import_sites(csv_file, db=db)
+    assert (first.added, first.updated, first.unchanged) == (2, 0, 0)
+    again = ul.import_sites(csv_file, db=db)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
+    json_file = tmp_path / "sites.json"
+    json_file.write_text(json.dumps([{"url": "https://a.example/", "is_active": False}]))
+    changed = ul.import_sites(json_file, db=db)
+    assert (changed.added, changed.updated) == (0, 1)
+    a = ul.get_site("https://a.example/", db=db)
+    assert (a.name, a.is_active, a.expected_status) == ("A", False, "200")
+
+
+def test_import_reads_yaml(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "sites.yaml"
+    path.write_text("- url: https://a.example/\n  method: head\n  timeout_ms: 2500\n")
+    assert ul.import_sites(path, db=db).added == 1
+    site = ul.get_site("https://a.example/", db=db)
+    assert (site.method, site.timeout_ms) == ("HEAD", 2500)
+
+
+def test_a_file_with_a_bad_row_writes_nothing(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "sites.csv"
+    path.write_text("url\nhttps://good.example/\nftp://bad.example/\n")
+    with pytest.raises(InvalidSiteFileError, match=r"row 2: .*ftp://bad.example/"):
+        ul.import_sites(path, db=db)
+    assert ul.list_sites(db=db) == []
+
+
+def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(
+    db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "sites.csv"
+    path.write_text("url,max_redirects\nhttps://good.example/,3\nnot a url,1\nhttps://c.example/,99\n")
+    report = ul.import_sites(path, skip_invalid=True, db=db)
+    assert report.added == 1
+    assert [n for n, _ in report.invalid] == [2, 3]
+
+
+def test_an_unknown_column_is_reported(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "sites.json"
+    path.write_text(json.dumps([{"url": "https://a.example/", "colour": "red"}]))
+    with pytest.raises(InvalidSiteFileError, match="unknown column"):
+        ul.import_sites(path, db=db)
+
+
+def test_the_database_refuses_a_bad_method_too(db: Database) -> None:
+    with db.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO sites (url, method) VALUES ('http://x.example/', 'BREW')")

@@ -1,0 +1,5 @@
+"""``python -m uptimelab``: the same CLI as the ``uptimelab`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The ``uptimelab`` command: one typer app per command group, joined here.
+
+Every command calls one public function of the library with the same parameter names. Our errors
+become one line on stderr and an exit code (2 for bad input, 1 for failures); a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from ..errors import UptimelabError
+from . import collect, db, demo, sites, zoo
+from ._common import State, err_console
+
+app = typer.Typer(
+    name="uptimelab",
+    help="Watch websites: collect pings into PostgreSQL, then analyse uptime and latency.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(sites.app, name="sites")
+app.command("collect")(collect.collect)
+app.command("zoo")(zoo.zoo)
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="PostgreSQL URL (else UPTIMELAB_DATABASE_URL, DATABASE_URL, or the embedded one).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what the collector does.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = State(database_url=database_url)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI, turning uptimelab's errors into one line and an exit code."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="uptimelab")
+    except UptimelabError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)

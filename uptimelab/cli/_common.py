@@ -1,0 +1,41 @@
+"""What the CLI's command groups share: the root options and the consoles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ..config import help_for
+from ..db import Database, connect
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class State:
+    """Root options, handed to every command through typer's context."""
+
+    database_url: str | None = None
+    _db: Database | None = field(default=None, repr=False)
+
+    def db(self) -> Database:
+        """The database, connected (and migrated) on first use."""
+        if self._db is None:
+            self._db = connect(self.database_url)
+        return self._db
+
+
+def state(ctx: typer.Context) -> State:
+    obj: Any = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
+
+
+def setting_option(field_name: str, flag: str | None = None) -> Any:
+    """A typer Option for a Settings field: named after it, help text from the field."""
+    return typer.Option(
+        flag or "--" + field_name.replace("_", "-"), help=help_for(field_name), show_default=False
+    )

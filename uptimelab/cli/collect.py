@@ -1,0 +1,152 @@
+"""``uptimelab collect``: the collector, on its schedule, once, or as a dry run."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import trio
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..collector import Collector, CycleSummary, run_until_signal
+from ..config import Settings
+from ..models import Ping, Site
+from ..sites import redact
+from ._common import console, setting_option, state
+
+
+class PlainReporter:
+    """Lines for logs and pipes: one when a cycle starts, one when it ends."""
+
+    def __init__(self, *, each_ping: bool = False) -> None:
+        self.each_ping = each_ping
+
+    def cycle_started(self, number: int, sites: int) -> None:
+        console.print(f"cycle {number}: probing {sites} site(s)", markup=False)
+
+    def ping_done(self, site: Site, ping: Ping) -> None:
+        if self.each_ping:
+            console.print(ping_line(site, ping), markup=False, soft_wrap=True)
+
+    def cycle_finished(self, summary: CycleSummary) -> None:
+        console.print(summary_line(summary), markup=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        console.print(message, markup=False, soft_wrap=True)
+
+
+class ProgressReporter(PlainReporter):
+    """A progress bar per cycle, for a terminal."""
+
+    def __init__(self, *, each_ping: bool = False) -> None:
+        super().__init__(each_ping=each_ping)
+        self._progress: Progress | None = None
+        self._task: int | None = None
+
+    def cycle_started(self, number: int, sites: int) -> None:
+        self._progress = Progress(
+            TextColumn(f"cycle {number}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[down]} down"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("probing", total=sites, down=0)
+
+    def ping_done(self, site: Site, ping: Ping) -> None:
+        if self._progress is not None and self._task is not None:
+            task = self._progress.tasks[0]
+            down = int(task.fields["down"]) + (ping.status == "down")
+            self._progress.update(self._task, advance=1, down=down)
+        if self.each_ping:
+            console.print(ping_line(site, ping), markup=False, soft_wrap=True)
+
+    def cycle_finished(self, summary: CycleSummary) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        super().cycle_finished(summary)
+
+
+def reporter_for_terminal(*, each_ping: bool = False) -> PlainReporter:
+    """A progress bar on a terminal, plain lines otherwise."""
+    if sys.stdout.isatty() and console.is_terminal:
+        return ProgressReporter(each_ping=each_ping)
+    return PlainReporter(each_ping=each_ping)
+
+
+def ping_line(site: Site, ping: Ping) -> str:
+    code = ping.status_code if ping.status_code is not None else "-"
+    why = f"  {ping.error_category}: {ping.error_message}" if ping.error_category else ""
+    return f"{ping.status:4} {code!s:>3} {ping.response_time_ms:>6} ms  {redact(site.url)}{why}"
+
+
+def summary_line(summary: CycleSummary) -> str:
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_category.items()))
+    stored = "dry run, nothing stored" if summary.dry_run else "stored"
+    extra = f"; {summary.error}" if summary.error else ""
+    return (
+        f"cycle done in {summary.duration_ms / 1000:.2f} s: {summary.sites_checked} site(s), "
+        f"{summary.up} up, {summary.down} down{' (' + kinds + ')' if kinds else ''}; "
+        f"{stored}{extra}"
+    )
+
+
+def results_table(summary: CycleSummary, sites: dict[object, Site]) -> Table:
+    table = Table("status", "code", "ms", "url", "category", "message", box=None)
+    for ping in sorted(summary.pings, key=lambda p: sites[p.site_id].url):
+        table.add_row(
+            ping.status,
+            "" if ping.status_code is None else str(ping.status_code),
+            str(ping.response_time_ms),
+            redact(sites[ping.site_id].url),
+            ping.error_category or "",
+            ping.error_message or "",
+        )
+    return table
+
+
+def collect(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle, print a summary, exit.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run one cycle, print each result, store nothing.")
+    ] = False,
+    monitoring_interval_ms: Annotated[
+        int | None, setting_option("monitoring_interval_ms")
+    ] = None,
+    ping_timeout_ms: Annotated[int | None, setting_option("ping_timeout_ms")] = None,
+    monitoring_location: Annotated[str | None, setting_option("monitoring_location")] = None,
+    monitoring_region_code: Annotated[
+        str | None, setting_option("monitoring_region_code")
+    ] = None,
+    max_concurrent_pings: Annotated[int | None, setting_option("max_concurrent_pings")] = None,
+) -> None:
+    """Ping every active site on a schedule until SIGINT or SIGTERM, and store every ping."""
+    settings = Settings.load(
+        database_url=state(ctx).database_url,
+        monitoring_interval_ms=monitoring_interval_ms,
+        ping_timeout_ms=ping_timeout_ms,
+        monitoring_location=monitoring_location,
+        monitoring_region_code=monitoring_region_code,
+        max_concurrent_pings=max_concurrent_pings,
+    )
+    db = state(ctx).db()
+    reporter = reporter_for_terminal()
+    collector = Collector(db, settings, reporter=reporter)
+    cycles = 1 if (once or dry_run) else None
+    trio.run(lambda: run_until_signal(collector, cycles=cycles, dry_run=dry_run))
+    if dry_run and collector.last_summary is not None:
+        by_id = {s.id: s for s in _sites(ctx)}
+        console.print(results_table(collector.last_summary, by_id))
+
+
+def _sites(ctx: typer.Context) -> list[Site]:
+    from ..sites import list_sites
+
+    return list_sites(db=state(ctx).db())

@@ -1,0 +1,429 @@
+"""Cycles, scheduling, concurrency and shutdown.
+
+The shape of a running collector::
+
+    run_until_signal          (signal watcher task + Collector.run)
+    └── Collector.run         Writer opened first; then a cycle every interval, fixed cadence
+        └── Collector.cycle   read active sites (slowest first) -> probe -> write, one transaction
+            └── probing scope: N worker tasks pull sites from one iterator (a sliding window of
+                at most max_concurrent_pings pings in flight; never one task per site)
+
+A signal cancels the probing scope: the cycle keeps what was probed, writes it (shielded), and the
+collector exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import signal
+import ssl
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from .config import Settings
+from .db import Database, default_db
+from .errors import CycleInProgressError
+from .models import MonitoringCycle, Ping, Site
+from .probe import Prober
+from .sites import active_sites_slowest_first
+from .store import Writer
+
+log = logging.getLogger("uptimelab.collector")
+
+# In one process a cycle never overlaps another (the seed's in-memory lock). A threading lock,
+# because a notebook may run a background collector and call collect_once() from another thread.
+_CYCLE_LOCK = threading.Lock()
+_T = TypeVar("_T")
+
+
+@dataclass
+class CycleSummary:
+    """The outcome of one cycle. ``pings`` holds every result (also for a dry run)."""
+
+    id: uuid.UUID
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    location: str
+    region_code: str
+    sites_checked: int
+    up: int
+    down: int
+    duration_ms: int
+    dry_run: bool
+    interrupted: bool = False
+    error: str | None = None
+    by_category: dict[str, int] = field(default_factory=dict)
+    pings: list[Ping] = field(default_factory=list, repr=False)
+
+    def record(self) -> MonitoringCycle:
+        """The monitoring_cycles row of this cycle."""
+        return MonitoringCycle(
+            id=self.id,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            location=self.location,
+            region_code=self.region_code,
+            sites_checked=self.sites_checked,
+            up=self.up,
+            down=self.down,
+            duration_ms=self.duration_ms,
+            dry_run=self.dry_run,
+            error=self.error,
+        )
+
+
+class Reporter(Protocol):
+    """What a collector tells its user as it works (a progress bar, log lines, nothing)."""
+
+    def cycle_started(self, number: int, sites: int) -> None: ...
+    def ping_done(self, site: Site, ping: Ping) -> None: ...
+    def cycle_finished(self, summary: CycleSummary) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class QuietReporter:
+    """Reports nothing (the library default); notes go to the log."""
+
+    def cycle_started(self, number: int, sites: int) -> None:
+        log.info("cycle %d: %d active sites", number, sites)
+
+    def ping_done(self, site: Site, ping: Ping) -> None:
+        pass
+
+    def cycle_finished(self, summary: CycleSummary) -> None:
+        log.info(
+            "cycle %s: %d up, %d down in %d ms",
+            summary.id,
+            summary.up,
+            summary.down,
+            summary.duration_ms,
+        )
+
+    def note(self, message: str) -> None:
+        log.warning("%s", message)
+
+
+class Collector:
+    """Runs monitoring cycles against one database with one configuration.
+
+    ``verify`` goes to httpx (an ``ssl.SSLContext`` trusts a private CA). Use :meth:`run` for the
+    schedule, :meth:`cycle` for one cycle, :meth:`stop` (from trio) to stop after the current ping.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.verify = verify
+        self.reporter: Reporter = reporter or QuietReporter()
+        self.cycles_run = 0
+        self.skipped_starts = 0
+        self.last_summary: CycleSummary | None = None
+        self.running_since: dt.datetime | None = None
+        self._stopping = False
+        self._probing: trio.CancelScope | None = None
+        self._waiting: trio.CancelScope | None = None
+        self._writer: Writer | None = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop probing now; the current cycle writes what it probed. Call from the trio thread."""
+        self._stopping = True
+        for scope in (self._probing, self._waiting):
+            if scope is not None:
+                scope.cancel()
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for display: cycles run, the running cycle, the last summary."""
+        last = self.last_summary
+        return {
+            "cycles_run": self.cycles_run,
+            "skipped_starts": self.skipped_starts,
+            "running_since": self.running_since,
+            "stopping": self._stopping,
+            "last_cycle": None
+            if last is None
+            else {
+                "id": str(last.id),
+                "started_at": last.started_at,
+                "sites_checked": last.sites_checked,
+                "up": last.up,
+                "down": last.down,
+                "duration_ms": last.duration_ms,
+                "interrupted": last.interrupted,
+                "error": last.error,
+            },
+        }
+
+    # -- the schedule --------------------------------------------------------------------------
+
+    async def run(self, *, cycles: int | None = None, dry_run: bool = False) -> None:
+        """Run cycles on a fixed cadence until :meth:`stop` (or ``cycles`` have run).
+
+        Cycle k starts at start + k x interval; a cycle that overruns skips the starts it missed
+        rather than stacking them. The writer connects before the first probe is sent.
+        """
+        interval = self.settings.monitoring_interval_ms / 1000
+        async with contextlib.AsyncExitStack() as stack:
+            if not dry_run:
+                self._writer = await stack.enter_async_context(Writer(self.db))
+            first = trio.current_time()
+            slot = 0
+            try:
+                while not self._stopping:
+                    await self.cycle(dry_run=dry_run)
+                    if cycles is not None and self.cycles_run >= cycles:
+                        break
+                    due = math.floor((trio.current_time() - first) / interval) + 1
+                    if due > slot + 1:
+                        missed = due - slot - 1
+                        self.skipped_starts += missed
+                        self.reporter.note(
+                            f"the cycle overran the {interval:g} s interval; "
+                            f"skipped {missed} start(s)"
+                        )
+                    slot = due
+                    with trio.CancelScope() as self._waiting:
+                        if not self._stopping:
+                            await trio.sleep_until(first + slot * interval)
+            finally:
+                self._writer = None
+
+    # -- one cycle -----------------------------------------------------------------------------
+
+    async def cycle(self, *, dry_run: bool = False) -> CycleSummary:
+        """Probe every active site once and store the pings (unless ``dry_run``).
+
+        Raises CycleInProgressError when another cycle runs in this process, StoreError when the
+        database fails.
+        """
+        if not _CYCLE_LOCK.acquire(blocking=False):
+            raise CycleInProgressError("a monitoring cycle is already running; nothing was done")
+        try:
+            return await self._cycle(dry_run)
+        finally:
+            _CYCLE_LOCK.release()
+
+    async def _cycle(self, dry_run: bool) -> CycleSummary:
+        s = self.settings
+        started_at = dt.datetime.now(dt.UTC)
+        self.running_since = started_at
+        t0 = trio.current_time()
+        sites = await trio.to_thread.run_sync(self._load_sites)
+        number = self.cycles_run + 1
+        self.reporter.cycle_started(number, len(sites))
+        pings: list[Ping] = []
+        with trio.CancelScope() as self._probing:
+            if self._stopping:
+                self._probing.cancel()
+            async with (
+                Prober(
+                    location=s.monitoring_location,
+                    region_code=s.monitoring_region_code,
+                    timeout_ms=s.ping_timeout_ms,
+                    verify=self.verify,
+                ) as prober,
+                trio.open_nursery() as nursery,
+            ):
+                queue = iter(sites)
+                for _ in range(min(s.max_concurrent_pings, len(sites))):
+                    nursery.start_soon(self._probe_worker, prober, queue, pings)
+        interrupted = self._probing.cancelled_caught
+        self._probing = None
+        finished_at = dt.datetime.now(dt.UTC)
+        up = sum(p.status == "up" for p in pings)
+        summary = CycleSummary(
+            id=uuid.uuid4(),
+            started_at=started_at,
+            finished_at=finished_at,
+            location=s.monitoring_location,
+            region_code=s.monitoring_region_code,
+            sites_checked=len(pings),
+            up=up,
+            down=len(pings) - up,
+            duration_ms=round((trio.current_time() - t0) * 1000),
+            dry_run=dry_run,
+            interrupted=interrupted,
+            error=f"interrupted after {len(pings)} of {len(sites)} sites" if interrupted else None,
+            by_category=dict(Counter(p.error_category for p in pings if p.error_category)),
+            pings=pings,
+        )
+        if not dry_run:
+            writer = self._writer
+            if writer is None:
+                async with Writer(self.db) as writer:
+                    await writer.write(summary.record(), pings)
+            else:
+                await writer.write(summary.record(), pings)
+        self.cycles_run += 1
+        self.last_summary = summary
+        self.running_since = None
+        self.reporter.cycle_finished(summary)
+        return summary
+
+    async def _probe_worker(
+        self, prober: Prober, queue: Iterator[Site], pings: list[Ping]
+    ) -> None:
+        # Workers share one iterator: trio runs one task at a time, so next() needs no lock.
+        for site in queue:
+            ping = await prober.ping(site)
+            pings.append(ping)
+            self.reporter.ping_done(site, ping)
+
+    def _load_sites(self) -> Sequence[Site]:
+        s = self.settings
+        with self.db.connect() as conn:
+            return active_sites_slowest_first(
+                conn,
+                timeout_ms=s.ping_timeout_ms,
+                lookback_s=2 * s.monitoring_interval_ms // 1000 + 3600,
+            )
+
+
+async def run_until_signal(collector: Collector, **run_kwargs: Any) -> None:
+    """Run ``collector`` until SIGINT or SIGTERM; the first signal stops it gracefully (the cycle
+    writes what it probed), a second one cancels at once. Main thread only."""
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    if collector._stopping:
+                        nursery.cancel_scope.cancel()
+                        return
+                    collector.reporter.note(
+                        f"{signal.Signals(signum).name}: stopping after writing what was probed"
+                    )
+                    collector.stop()
+
+            nursery.start_soon(watch)
+            await collector.run(**run_kwargs)
+            nursery.cancel_scope.cancel()
+
+
+def _in_trio_thread(fn: Callable[[], Any]) -> Any:
+    """Run an async function under trio in a fresh thread and return its result.
+
+    Works wherever the caller is, including a Jupyter cell whose thread runs an asyncio loop.
+    """
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            result.append(trio.run(fn))
+        except BaseException as exc:  # handed to the caller's thread, re-raised there
+            error.append(exc)
+
+    thread = threading.Thread(target=main, name="uptimelab-collect-once", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def collect_once(
+    *,
+    dry_run: bool = False,
+    db: Database | None = None,
+    verify: ssl.SSLContext | bool = True,
+    reporter: Reporter | None = None,
+    **settings: Any,
+) -> CycleSummary:
+    """Run one cycle now and return its summary (the seed's POST /monitoring/trigger).
+
+    ``settings`` override the environment (``max_concurrent_pings=50``, ...). With ``dry_run`` the
+    results are returned and nothing is stored. Raises ConfigError, StoreError,
+    CycleInProgressError.
+    """
+    config = Settings.load(**settings)
+    collector = Collector(default_db(db), config, verify=verify, reporter=reporter)
+
+    async def one() -> CycleSummary:
+        return await collector.cycle(dry_run=dry_run)
+
+    summary: CycleSummary = _in_trio_thread(one)
+    return summary
+
+
+class BackgroundCollector:
+    """A collector running on its schedule in a background thread (for notebooks and services).
+
+    Created by :func:`start_collector`; :meth:`status` shows what it is doing, :meth:`stop` stops
+    it after the current ping and waits for the last write.
+    """
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="uptimelab-collector", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._ready.set()
+            await self.collector.run()
+
+        try:
+            trio.run(main)
+        except BaseException as exc:  # kept for status() and stop(); the thread must not die silently
+            self.error = exc
+            log.exception("the background collector failed")
+        finally:
+            self._ready.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        """The collector's status, plus whether the thread runs and its error if it died."""
+        status = self.collector.status()
+        status["running"] = self.running
+        status["error"] = None if self.error is None else repr(self.error)
+        return status
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Stop probing, let the cycle write what it probed, and wait for the thread."""
+        if self._token is not None and self.running:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self.collector.stop, trio_token=self._token)
+        self._thread.join(timeout)
+
+
+def start_collector(
+    *,
+    db: Database | None = None,
+    verify: ssl.SSLContext | bool = True,
+    reporter: Reporter | None = None,
+    **settings: Any,
+) -> BackgroundCollector:
+    """Start a collector on its schedule in a background thread and return its handle.
+
+    ``c = ul.start_collector(monitoring_interval_ms=60_000)``; ``c.status()``; ``c.stop()``.
+    """
+    config = Settings.load(**settings)
+    return BackgroundCollector(
+        Collector(default_db(db), config, verify=verify, reporter=reporter)
+    )

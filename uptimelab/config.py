@@ -1,0 +1,162 @@
+"""Settings: every field with its default, its environment variable, its rule and its help text.
+
+Values come from, in order of precedence: explicit arguments (CLI options), the environment, the
+defaults below (the seed's). :func:`Settings.load` checks every rule and raises
+:class:`~uptimelab.errors.ConfigError` naming the variable and the rule it breaks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+MIN_INTERVAL_MS = 60_000
+MAX_CONCURRENCY = 1000
+
+
+def default_data_dir() -> Path:
+    """The per-user directory for the embedded database and other state."""
+    return platformdirs.user_data_path("uptimelab")
+
+
+class Settings(BaseSettings):
+    """uptimelab's configuration. Construct it with :meth:`load` so that the rules are checked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("UPTIMELAB_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL; unset means the embedded server in the data directory.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        validation_alias=AliasChoices("UPTIMELAB_DATA_DIR"),
+        description="Directory for the embedded database and local state.",
+    )
+    monitoring_interval_ms: int = Field(
+        default=300_000,
+        description="Milliseconds between cycle starts (fixed cadence); at least 60000.",
+    )
+    ping_timeout_ms: int = Field(
+        default=10_000,
+        description="Hard deadline of one ping in milliseconds; above 0 and below the interval.",
+    )
+    monitoring_location: str = Field(
+        default="Unknown", description="Location stored with every ping; non-empty."
+    )
+    monitoring_region_code: str = Field(
+        default="XX", description="Region code stored with every ping; non-empty."
+    )
+    max_concurrent_pings: int = Field(
+        default=10, description=f"Pings in flight at once, 1 to {MAX_CONCURRENCY}."
+    )
+    db_retry_attempts: int = Field(
+        default=3, description="Attempts of a database operation before it fails; at least 1."
+    )
+    db_retry_delay_ms: int = Field(
+        default=1000, description="First retry delay in milliseconds, doubled each retry; >= 0."
+    )
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment, apply ``overrides`` (``None`` means "not given"), check the rules.
+
+        Raises ConfigError naming the variable and the rule on the first value that breaks one.
+        """
+        given = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(given) - set(cls.model_fields)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        try:
+            settings = cls(**given)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            name = env_name(field) if field in cls.model_fields else field.upper()
+            raise ConfigError(
+                f"{name}={_shown(err.get('input'))}: {err['msg'].lower()}"
+            ) from None
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ConfigError for the first rule this configuration breaks."""
+        rules: list[tuple[str, bool, str]] = [
+            (
+                "monitoring_interval_ms",
+                self.monitoring_interval_ms >= MIN_INTERVAL_MS,
+                f"the interval must be at least {MIN_INTERVAL_MS} ms (60 s)",
+            ),
+            ("ping_timeout_ms", self.ping_timeout_ms > 0, "the ping timeout must be above 0 ms"),
+            (
+                "ping_timeout_ms",
+                self.ping_timeout_ms < self.monitoring_interval_ms,
+                f"the ping timeout must be below the interval "
+                f"(MONITORING_INTERVAL_MS={self.monitoring_interval_ms})",
+            ),
+            (
+                "monitoring_location",
+                bool(self.monitoring_location.strip()),
+                "the location must not be empty",
+            ),
+            (
+                "monitoring_region_code",
+                bool(self.monitoring_region_code.strip()),
+                "the region code must not be empty",
+            ),
+            (
+                "max_concurrent_pings",
+                1 <= self.max_concurrent_pings <= MAX_CONCURRENCY,
+                f"concurrency must be from 1 to {MAX_CONCURRENCY}",
+            ),
+            ("db_retry_attempts", self.db_retry_attempts >= 1, "attempts must be at least 1"),
+            ("db_retry_delay_ms", self.db_retry_delay_ms >= 0, "the delay must not be negative"),
+        ]
+        for field, ok, rule in rules:
+            if not ok:
+                value = getattr(self, field)
+                raise ConfigError(f"{env_name(field)}={_shown(value)}: {rule}")
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict for display, with the database password masked."""
+        from .db import mask_url
+
+        shown = self.model_dump(mode="json")
+        if self.database_url:
+            shown["database_url"] = mask_url(self.database_url)
+        return shown
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return {"database_url": "UPTIMELAB_DATABASE_URL", "data_dir": "UPTIMELAB_DATA_DIR"}.get(
+        field, field.upper()
+    )
+
+
+def help_for(field: str) -> str:
+    """Help text for a CLI option that sets ``field``: the field's description and its variable."""
+    info = Settings.model_fields[field]
+    default = info.get_default(call_default_factory=False)
+    shown_default = "" if default is None else f" [default {default}]"
+    return f"{info.description} Env: {env_name(field)}.{shown_default}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def environ_has_database_url() -> bool:
+    """Whether the environment names a database (else the embedded one is used)."""
+    return bool(os.environ.get("UPTIMELAB_DATABASE_URL") or os.environ.get("DATABASE_URL"))

@@ -1,0 +1,229 @@
+"""The database: which one (a URL or the embedded server), connections, and migrations.
+
+With no URL configured uptimelab starts an embedded PostgreSQL (pgserver) in the per-user data
+directory. Several uptimelab processes share it: pgserver counts the processes using a data
+directory and the last one to leave stops the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .config import Settings
+from .errors import MigrationError, StoreError
+
+if TYPE_CHECKING:
+    import sqlalchemy
+
+CONNECT_TIMEOUT_S = 10
+_MIGRATION_LOCK = 0x75_70_74_69  # "upti": one migrator at a time per database
+
+
+def sql_dir() -> Path:
+    """The directory of numbered schema files: inside the installed wheel, or the repo's sql/."""
+    packaged = Path(str(resources.files("uptimelab"))) / "sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "sql"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for display; never log a raw URL)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+@dataclass
+class Database:
+    """A handle on one PostgreSQL database. Cheap to keep; opens connections when asked.
+
+    ``url`` is a libpq URL. For an embedded server ``server`` holds pgserver's handle, which keeps
+    the server alive while this process uses it.
+    """
+
+    url: str
+    embedded: bool = False
+    server: Any = field(default=None, repr=False)
+    _engine: sqlalchemy.Engine | None = field(default=None, repr=False)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    @contextlib.contextmanager
+    def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A new psycopg connection (rows as dicts), committed on success, closed after.
+
+        Raises StoreError when the database cannot be reached.
+        """
+        try:
+            conn = psycopg.connect(
+                self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, row_factory=dict_row
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to {self.masked_url}: {_first_line(exc)}") from exc
+        with conn:
+            yield conn
+
+    @property
+    def engine(self) -> sqlalchemy.Engine:
+        """A SQLAlchemy engine on the same database (for pandas and SQLModel sessions)."""
+        if self._engine is None:
+            import sqlalchemy
+
+            self._engine = sqlalchemy.create_engine(
+                sqlalchemy_url(self.url), pool_pre_ping=True, pool_size=2, max_overflow=2
+            )
+        return self._engine
+
+    def migrate(self) -> list[str]:
+        """Apply the ``sql/`` files not yet applied, in order. Returns the names applied now."""
+        with self.connect() as conn:
+            return migrate(conn)
+
+    def schema_version(self) -> int:
+        """The highest applied migration number (0 for an empty database)."""
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT coalesce(max(version), 0) AS v FROM schema_migrations"
+            ).fetchone()
+            return int(row["v"]) if row else 0
+
+    def close(self) -> None:
+        """Drop pooled connections. The embedded server stops when its last process exits."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy form of a libpq URL (psycopg 3 driver)."""
+    return re.sub(r"^(postgres|postgresql)(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+def migration_files() -> list[tuple[int, Path]]:
+    """``(version, path)`` of every numbered ``.sql`` file, in order."""
+    found = []
+    for path in sorted(sql_dir().glob("*.sql")):
+        match = re.match(r"^(\d+)_", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return found
+
+
+def migrate(conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
+    """Apply pending migrations on ``conn`` in one transaction; idempotent.
+
+    Raises MigrationError when an applied file was edited since, or a file fails.
+    """
+    applied_now: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer     PRIMARY KEY,
+                   name       text        NOT NULL,
+                   checksum   text        NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        applied = {
+            r["version"]: r for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+        }
+        for version, path in migration_files():
+            text = path.read_text(encoding="utf-8")
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in applied:
+                if applied[version]["checksum"] != checksum:
+                    raise MigrationError(
+                        f"sql/{path.name} changed after it was applied (checksum differs); "
+                        "add a new numbered file instead of editing an applied one"
+                    )
+                continue
+            try:
+                conn.execute(text.encode())  # no parameters: several statements are allowed
+            except psycopg.Error as exc:
+                raise MigrationError(f"sql/{path.name} failed: {_first_line(exc)}") from exc
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (version, path.name, checksum),
+            )
+            applied_now.append(path.name)
+    return applied_now
+
+
+_embedded_lock = threading.Lock()
+_embedded: dict[Path, Any] = {}
+
+
+def embedded_server(data_dir: Path) -> Any:
+    """Start (or join) the embedded PostgreSQL whose data lives in ``data_dir/pgdata``."""
+    with _embedded_lock:
+        pgdata = (data_dir / "pgdata").resolve()
+        if pgdata not in _embedded:
+            try:
+                import pgserver
+            except ImportError as exc:  # pragma: no cover - it is a dependency
+                raise StoreError("the embedded database needs pgserver: pip install pgserver") from exc
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+            except Exception as exc:  # pgserver raises plain subprocess/OS errors
+                raise StoreError(
+                    f"cannot start the embedded PostgreSQL in {pgdata}: {_first_line(exc)}"
+                ) from exc
+        return _embedded[pgdata]
+
+
+def connect(url: str | None = None, *, settings: Settings | None = None, migrate: bool = True) -> Database:
+    """Open uptimelab's database.
+
+    ``url`` (else ``UPTIMELAB_DATABASE_URL``, else ``DATABASE_URL``) names a PostgreSQL server; with
+    none, the embedded server in the data directory is started or joined. The schema is brought up
+    to date unless ``migrate=False``. Raises StoreError when the database cannot be reached.
+    """
+    settings = settings or Settings.load(database_url=url)
+    url = url or settings.database_url
+    if url:
+        db = Database(url=url)
+    else:
+        server = embedded_server(settings.data_dir)
+        db = Database(url=server.get_uri(), embedded=True, server=server)
+    if migrate:
+        db.migrate()
+    return db
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+_default_lock = threading.Lock()
+_default: Database | None = None
+
+
+def default_db(db: Database | None = None) -> Database:
+    """``db`` itself, or the process's default database (connected and migrated once)."""
+    global _default
+    if db is not None:
+        return db
+    with _default_lock:
+        if _default is None:
+            _default = connect()
+        return _default

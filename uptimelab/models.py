@@ -1,0 +1,99 @@
+"""SQLModel tables that mirror ``sql/*.sql``, in one place.
+
+The SQL files are the source of truth for the schema; these classes give Python code typed rows and
+let SQLAlchemy/SQLModel users query the same tables. ``tests/test_models.py`` fails if the two drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+ERROR_CATEGORIES = (
+    "dns",
+    "refused",
+    "timeout",
+    "tls",
+    "network",
+    "protocol",
+    "http_status",
+    "too_many_redirects",
+)
+
+
+def _tz(*, nullable: bool = False, primary_key: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable, primary_key=primary_key)
+
+
+class Site(SQLModel, table=True):
+    """A website to watch."""
+
+    __tablename__ = "sites"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str | None = None
+    url: str = Field(unique=True)
+    is_active: bool = True
+    method: str = "GET"
+    expected_status: str = "200-399"
+    follow_redirects: bool = True
+    max_redirects: int = 5
+    timeout_ms: int | None = None
+    created_at: dt.datetime = Field(sa_column=_tz())
+    updated_at: dt.datetime = Field(sa_column=_tz())
+
+
+class Ping(SQLModel, table=True):
+    """One check of one site from one location. A failed ping is data: ``status == 'down'``."""
+
+    __tablename__ = "pings"
+
+    site_id: uuid.UUID = Field(foreign_key="sites.id", primary_key=True)
+    checked_at: dt.datetime = Field(sa_column=_tz(primary_key=True))
+    status: str
+    status_code: int | None = None
+    response_time_ms: int | None = None
+    error_category: str | None = None
+    error_message: str | None = None
+    location: str = Field(primary_key=True)
+    region_code: str
+
+
+class MonitoringCycle(SQLModel, table=True):
+    """One collector cycle: when, where, how many sites, how many up and down."""
+
+    __tablename__ = "monitoring_cycles"
+
+    id: uuid.UUID = Field(primary_key=True)
+    started_at: dt.datetime = Field(sa_column=_tz())
+    finished_at: dt.datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    location: str
+    region_code: str
+    sites_checked: int = 0
+    up: int = 0
+    down: int = 0
+    duration_ms: int | None = None
+    dry_run: bool = False
+    error: str | None = None
+
+
+class SiteStats(SQLModel, table=True):
+    """The seed's aggregate statistics per site, for dashboards."""
+
+    __tablename__ = "site_stats"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: uuid.UUID = Field(foreign_key="sites.id", unique=True)
+    uptime_1h: float = 0.0
+    uptime_24h: float = 0.0
+    uptime_7d: float = 0.0
+    avg_response_time_1h: int = 0
+    avg_response_time_24h: int = 0
+    avg_response_time_7d: int = 0
+    current_status: str = "down"
+    last_checked: dt.datetime = Field(sa_column=_tz())
+    created_at: dt.datetime = Field(sa_column=_tz())
+    updated_at: dt.datetime = Field(sa_column=_tz())

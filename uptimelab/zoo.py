@@ -1,0 +1,564 @@
+"""The target zoo: many simulated websites on loopback, each with one way of behaving or failing.
+
+Tests, the demo and the benchmarks point the collector at a zoo instead of the internet. Every
+target answers (or fails) in one fixed way, described by a :class:`Behaviour`, after a fixed
+latency, and knows which failure category a correct probe must report for it.
+
+The server is a deliberately tiny HTTP/1.1 implementation on trio streams: it reads the request
+head (up to 16 KiB), looks only at the request line's path, answers with ``Connection: close`` and
+closes. All plain-HTTP targets share one listener and are selected by the path ``/t/{name}``;
+TLS targets live on a second listener whose certificate comes from a throw-away trustme CA.
+
+Usage::
+
+    async with open_zoo(ZooSpec.every_failure()) as zoo:
+        url = zoo.url("hang")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import errno
+import http
+import ipaddress
+import math
+import random
+import re
+import socket
+import ssl
+import struct
+import types
+from collections.abc import AsyncIterator, Iterator, Mapping
+
+import trio
+import trustme
+
+__all__ = [
+    "EXPECTED_CATEGORY",
+    "Behaviour",
+    "Target",
+    "TargetSpec",
+    "Zoo",
+    "ZooSpec",
+    "open_zoo",
+    "realistic_spec",
+]
+
+MAX_HEAD_BYTES = 16 * 1024
+"""Largest request head (bytes, request line and headers) the zoo reads before answering 431."""
+
+MAX_DURATION_S = 86_400.0
+"""Longest lifetime (seconds) a zoo may be given; it always stops by itself."""
+
+HUGE_BODY_LENGTH = 10_000_000_000
+"""Content-Length (bytes) announced by HUGE_BODY targets."""
+
+SLOW_DRIP_LENGTH = 1_000_000
+"""Content-Length (bytes) announced by SLOW_DRIP targets, which send one byte per second."""
+
+_BACKLOG = 1024
+# Benchmarks open hundreds of connections at once; a short accept queue would turn a burst
+# into spurious connection failures that are the zoo's fault, not the target's.
+_ACCEPT_RETRY_S = 0.1
+_DRAIN_S = 1.0
+_ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_CHUNK = bytes(64 * 1024)
+_GARBAGE = b"\x00\x01garbage\r\n\r\n"
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# The name doubles as a DNS label for DNS targets, hence the label rules (letters, digits,
+# inner hyphens, at most 63 characters).
+_LINGER_RESET = struct.pack("ii", 1, 0)
+# SO_LINGER on with a zero timeout makes close() send RST instead of FIN.
+_CONNECTION_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class Behaviour(enum.StrEnum):
+    """How a target answers (or fails to answer) a request."""
+
+    OK = "ok"
+    STATUS = "status"
+    REDIRECT = "redirect"
+    REFUSED = "refused"
+    HANG = "hang"
+    TLS_UNTRUSTED = "tls-untrusted"
+    RESET = "reset"
+    CLOSE = "close"
+    GARBAGE = "garbage"
+    REDIRECT_LOOP = "redirect-loop"
+    SLOW_DRIP = "slow-drip"
+    HUGE_BODY = "huge-body"
+    DNS = "dns"
+
+
+EXPECTED_CATEGORY: Mapping[Behaviour, str | None] = types.MappingProxyType(
+    {
+        Behaviour.OK: None,
+        Behaviour.STATUS: "http_status",
+        Behaviour.REDIRECT: None,
+        Behaviour.REFUSED: "refused",
+        Behaviour.HANG: "timeout",
+        Behaviour.TLS_UNTRUSTED: "tls",
+        Behaviour.RESET: "network",
+        Behaviour.CLOSE: "network",
+        Behaviour.GARBAGE: "protocol",
+        Behaviour.REDIRECT_LOOP: "too_many_redirects",
+        # Only when the probe's overall deadline is shorter than the ~11.6-day drip, i.e. always.
+        Behaviour.SLOW_DRIP: "timeout",
+        # A probe reads at most 64 KiB of a body and stops, so a huge body is still "up".
+        Behaviour.HUGE_BODY: None,
+        Behaviour.DNS: "dns",
+    }
+)
+"""The failure category a correct probe reports per behaviour; None means the site is up."""
+
+# Behaviours answered on the plain-HTTP listener; REFUSED and DNS are never served, and
+# TLS_UNTRUSTED is served on the TLS listener only.
+_HTTP_SERVED = frozenset(Behaviour) - {Behaviour.REFUSED, Behaviour.DNS, Behaviour.TLS_UNTRUSTED}
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    """Description of one target before the zoo has bound its ports.
+
+    ``status`` is the HTTP status a STATUS target answers (400-599) and is ignored otherwise;
+    ``latency_ms`` is the delay (milliseconds) before the response head is sent.
+    """
+
+    name: str
+    behaviour: Behaviour
+    status: int = 200
+    latency_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.fullmatch(self.name):
+            raise ValueError(
+                f"target name {self.name!r} must be 1-63 letters, digits or inner hyphens"
+            )
+        if self.behaviour is Behaviour.STATUS and not 400 <= self.status <= 599:
+            raise ValueError(f"STATUS target {self.name!r} needs a status in 400-599")
+        if not (math.isfinite(self.latency_ms) and self.latency_ms >= 0):
+            raise ValueError(f"latency_ms of {self.name!r} must be finite and >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One served target: where to ping it and what a correct probe reports for it.
+
+    ``status`` is the HTTP status finally answered (STATUS targets' own status, else 200);
+    ``latency_ms`` is the delay (milliseconds) before each response head, fixed for the zoo's
+    life; ``expect_category`` is None when a correct probe reports the target up.
+    """
+
+    name: str
+    behaviour: Behaviour
+    url: str
+    status: int = 200
+    latency_ms: float = 0.0
+    expect_category: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooSpec:
+    """Everything needed to open a zoo: targets, seed, lifetime (seconds) and where to listen.
+
+    ``host`` must be a loopback IP address. ``port`` is the plain-HTTP listener's port; 0 picks
+    an ephemeral one, and a nonzero port that is taken falls back to an ephemeral one.
+    ``seed`` records the seed the targets were generated from (the zoo itself is deterministic).
+    Adjust a ready-made spec with :func:`dataclasses.replace`, e.g. ``replace(spec, port=8080)``.
+    """
+
+    targets: tuple[TargetSpec, ...]
+    seed: int = 0
+    duration_s: float = 600.0
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.duration_s <= MAX_DURATION_S):
+            raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:g}] seconds")
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"the zoo only listens on a loopback IP address, not {self.host!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError("target names must be unique within a zoo")
+
+    @classmethod
+    def every_failure(cls, *, latency_ms: float = 0.0, duration_s: float = 600.0) -> ZooSpec:
+        """One target per behaviour, named after its value ("ok", "status" answering 500, ...).
+
+        ``latency_ms`` (milliseconds) applies to every target; ``duration_s`` is the lifetime.
+        """
+        targets = tuple(
+            TargetSpec(
+                b.value, b, status=500 if b is Behaviour.STATUS else 200, latency_ms=latency_ms
+            )
+            for b in Behaviour
+        )
+        return cls(targets, duration_s=duration_s)
+
+    @classmethod
+    def uniform(
+        cls, n: int, *, latency_ms: float = 0.0, duration_s: float = 600.0, prefix: str = "ok"
+    ) -> ZooSpec:
+        """``n`` OK targets named "{prefix}-0000", ... with the same latency (milliseconds)."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        targets = tuple(
+            TargetSpec(f"{prefix}-{i:04d}", Behaviour.OK, latency_ms=latency_ms) for i in range(n)
+        )
+        return cls(targets, duration_s=duration_s)
+
+
+def realistic_spec(
+    n_sites: int,
+    *,
+    median_ms: float = 150.0,
+    sigma: float = 0.6,
+    timeout_share: float = 0.02,
+    fail_fast_share: float = 0.03,
+    seed: int = 0,
+) -> ZooSpec:
+    """A zoo of ``n_sites`` targets "site-00000", ... that looks like a slice of the real web.
+
+    Each target's latency (milliseconds) is drawn once from a log-normal distribution with
+    median ``median_ms`` and shape ``sigma``. ``round(n_sites * timeout_share)`` randomly chosen
+    targets HANG, ``round(n_sites * fail_fast_share)`` others fail fast, split in turn among
+    REFUSED, RESET, STATUS 500 and STATUS 503; the rest are OK. The same seed gives the same spec.
+    """
+    if n_sites < 0:
+        raise ValueError("n_sites must be >= 0")
+    if not (median_ms > 0 and sigma >= 0):
+        raise ValueError("median_ms must be > 0 and sigma >= 0")
+    if not (0 <= timeout_share <= 1 and 0 <= fail_fast_share <= 1):
+        raise ValueError("shares must be in [0, 1]")
+    n_hang = round(n_sites * timeout_share)
+    n_fast = round(n_sites * fail_fast_share)
+    if n_hang + n_fast > n_sites:
+        raise ValueError("timeout_share + fail_fast_share must not exceed 1")
+    rng = random.Random(seed)
+    mu = math.log(median_ms)
+    latencies = [rng.lognormvariate(mu, sigma) for _ in range(n_sites)]
+    chosen = rng.sample(range(n_sites), n_hang + n_fast)
+    fast_kinds = [
+        (Behaviour.REFUSED, 200),
+        (Behaviour.RESET, 200),
+        (Behaviour.STATUS, 500),
+        (Behaviour.STATUS, 503),
+    ]
+    kind = dict.fromkeys(chosen[:n_hang], (Behaviour.HANG, 200))
+    kind.update({i: fast_kinds[k % len(fast_kinds)] for k, i in enumerate(chosen[n_hang:])})
+    targets = tuple(
+        TargetSpec(f"site-{i:05d}", *kind.get(i, (Behaviour.OK, 200)), latency_ms=latencies[i])
+        for i in range(n_sites)
+    )
+    return ZooSpec(targets, seed=seed)
+
+
+class _BadRequest(Exception):
+    """The request head could not be used; carries the status (400 or 431) to answer with."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Zoo:
+    """A running zoo, as yielded by :func:`open_zoo`; also holds the load counters.
+
+    ``in_flight`` counts connections accepted and not yet closed, ``max_in_flight`` is its peak,
+    ``requests`` counts request heads read, and ``served`` maps each target name to the latency
+    (milliseconds) applied to every request answered for it (HANG requests are never answered
+    and so never listed).
+    """
+
+    def __init__(
+        self, targets: list[Target], ca: trustme.CA, http_port: int, tls_port: int, stop_at: float
+    ) -> None:
+        """Made by :func:`open_zoo`; ``stop_at`` is the trio time at which serving stops."""
+        self.targets = targets
+        self.ca = ca
+        self.http_port = http_port
+        self.tls_port = tls_port
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests = 0
+        self.served: dict[str, list[float]] = {t.name: [] for t in targets}
+        self._by_name = {t.name: t for t in targets}
+        self._http_routes = {t.name: t for t in targets if t.behaviour in _HTTP_SERVED}
+        self._tls_routes = {t.name: t for t in targets if t.behaviour is Behaviour.TLS_UNTRUSTED}
+        self._stop_at = stop_at
+
+    def target(self, name: str) -> Target:
+        """The target called ``name``; raises KeyError if there is none."""
+        return self._by_name[name]
+
+    def url(self, name: str) -> str:
+        """The URL to ping for the target called ``name``; raises KeyError if there is none."""
+        return self._by_name[name].url
+
+    def reset_counters(self) -> None:
+        """Zero ``requests`` and ``served``; restart ``max_in_flight`` from the current load."""
+        self.max_in_flight = self.in_flight
+        self.requests = 0
+        for latencies in self.served.values():
+            latencies.clear()
+
+    async def _handle(self, stream: trio.abc.Stream, tls: bool) -> None:
+        """Serve one connection, then close it; a client that went away is not an error."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            with trio.move_on_at(self._stop_at), contextlib.suppress(*_CONNECTION_GONE):
+                await self._converse(stream, self._tls_routes if tls else self._http_routes)
+        finally:
+            with contextlib.suppress(*_CONNECTION_GONE):
+                await trio.aclose_forcefully(stream)
+            self.in_flight -= 1
+
+    async def _converse(self, stream: trio.abc.Stream, routes: Mapping[str, Target]) -> None:
+        """Read one request head from ``stream`` and act out the routed target's behaviour."""
+        try:
+            head = await _read_head(stream)
+            if head is None:
+                return
+            self.requests += 1
+            method, path = _parse_request_line(head)
+        except _BadRequest as exc:
+            await stream.send_all(_response(exc.status, b"bad request\n"))
+            # Closing with unread request bytes sends RST, which can destroy the answer before
+            # the client reads it: half-close instead and drain what the client still sends.
+            if isinstance(stream, trio.SocketStream):
+                await stream.send_eof()
+                with trio.move_on_after(_DRAIN_S):
+                    await _wait_for_eof(stream)
+            return
+        head_only = method == b"HEAD"
+        name, final = path.removeprefix("/t/"), False
+        if name.endswith("/final"):
+            name, final = name.removesuffix("/final"), True
+        target = routes.get(name) if path.startswith("/t/") else None
+        if target is None or (final and target.behaviour is not Behaviour.REDIRECT):
+            await stream.send_all(_response(404, b"no such target\n", head_only=head_only))
+            return
+        behaviour = target.behaviour
+        if behaviour is Behaviour.HANG:
+            # Never answer, but notice when the client gives up: holding every abandoned
+            # connection until the zoo stops would exhaust file descriptors in long benchmarks.
+            await _wait_for_eof(stream)
+            return
+        await trio.sleep(target.latency_ms / 1000)
+        self.served[target.name].append(target.latency_ms)
+        body = f"{target.name}\n".encode()
+        if behaviour in (Behaviour.OK, Behaviour.TLS_UNTRUSTED):
+            await stream.send_all(_response(200, body, head_only=head_only))
+        elif behaviour is Behaviour.STATUS:
+            await stream.send_all(_response(target.status, body, head_only=head_only))
+        elif behaviour is Behaviour.REDIRECT and final:
+            await stream.send_all(_response(200, body, head_only=head_only))
+        elif behaviour in (Behaviour.REDIRECT, Behaviour.REDIRECT_LOOP):
+            location = target.url + ("/final" if behaviour is Behaviour.REDIRECT else "")
+            response = _response(302, b"", head_only=head_only, location=location)
+            await stream.send_all(response)
+        elif behaviour is Behaviour.RESET:
+            if isinstance(stream, trio.SocketStream):
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            # Returning closes the stream, which now sends RST.
+        elif behaviour is Behaviour.CLOSE:
+            pass  # returning closes the stream cleanly (FIN) without a byte sent
+        elif behaviour is Behaviour.GARBAGE:
+            await stream.send_all(_GARBAGE)
+        elif behaviour is Behaviour.SLOW_DRIP:
+            await stream.send_all(_response(200, b"", length=SLOW_DRIP_LENGTH))
+            if not head_only:
+                for _ in range(SLOW_DRIP_LENGTH):
+                    await stream.send_all(b"x")
+                    # Wait out the second listening for the client, so a client that gave up
+                    # frees its connection at once rather than at the next failing send.
+                    with trio.move_on_after(1.0):
+                        await _wait_for_eof(stream)
+                        return
+        elif behaviour is Behaviour.HUGE_BODY:
+            await stream.send_all(_response(200, b"", length=HUGE_BODY_LENGTH))
+            if not head_only:
+                # send_all blocks while the client is not reading, so this goes exactly as fast
+                # as the client reads, and ends with a failing send when the client closes.
+                remaining = HUGE_BODY_LENGTH
+                while remaining > 0:
+                    chunk = _CHUNK if remaining >= len(_CHUNK) else _CHUNK[:remaining]
+                    await stream.send_all(chunk)
+                    remaining -= len(chunk)
+
+
+async def _wait_for_eof(stream: trio.abc.Stream) -> None:
+    """Return once the client has closed its side; anything it still sends is discarded."""
+    while await stream.receive_some():
+        pass
+
+
+async def _read_head(stream: trio.abc.Stream) -> bytes | None:
+    """The request head up to the blank line; None if the client closed before sending one."""
+    buf = bytearray()
+    while True:
+        data = await stream.receive_some(MAX_HEAD_BYTES)
+        if not data:
+            return None
+        # Only the newly arrived bytes (plus 3 for a terminator split across reads) need a scan.
+        start = max(0, len(buf) - 3)
+        buf += data
+        end = buf.find(b"\r\n\r\n", start)
+        if 0 <= end <= MAX_HEAD_BYTES - 4:
+            return bytes(buf[:end])
+        if end >= 0 or len(buf) >= MAX_HEAD_BYTES:
+            raise _BadRequest(431)
+
+
+def _parse_request_line(head: bytes) -> tuple[bytes, str]:
+    """The method and the path (query string dropped) of a request head."""
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise _BadRequest(400)
+    try:
+        path = parts[1].split(b"?", 1)[0].decode("ascii")
+    except UnicodeDecodeError:
+        raise _BadRequest(400) from None
+    return parts[0], path
+
+
+def _response(
+    status: int,
+    body: bytes,
+    *,
+    head_only: bool = False,
+    location: str | None = None,
+    length: int | None = None,
+) -> bytes:
+    """A complete response: head plus ``body`` unless ``head_only``.
+
+    ``length`` overrides the announced Content-Length (bytes) for bodies streamed afterwards.
+    """
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Server: uptimelab-zoo",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body) if length is None else length}",
+        "Connection: close",
+    ]
+    if location is not None:
+        lines.append(f"Location: {location}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    return head if head_only else head + body
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it appears in a URL (IPv6 literals need brackets)."""
+    return f"[{host}]" if ":" in host else host
+
+
+@contextlib.contextmanager
+def _unlistened_port(host: str) -> Iterator[int]:
+    """A loopback port (number) with nothing listening, reserved while the context lasts.
+
+    The socket is bound but never listens: connecting to it is refused, and holding it keeps
+    another program from taking the port while the zoo runs.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        yield int(sock.getsockname()[1])
+
+
+async def _listen(host: str, port: int) -> trio.SocketListener:
+    """A TCP listener on ``host``; a taken nonzero ``port`` falls back to an ephemeral one."""
+    try:
+        (listener,) = await trio.open_tcp_listeners(port, host=host, backlog=_BACKLOG)
+    except OSError as exc:
+        if port == 0 or exc.errno != errno.EADDRINUSE:
+            raise
+        (listener,) = await trio.open_tcp_listeners(0, host=host, backlog=_BACKLOG)
+    return listener
+
+
+def _port_of(listener: trio.SocketListener) -> int:
+    """The port number ``listener`` is bound to."""
+    return int(listener.socket.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def open_zoo(spec: ZooSpec) -> AsyncIterator[Zoo]:
+    """Bind the zoo's listeners, serve every target in the background and yield the :class:`Zoo`.
+
+    Serving stops by itself ``spec.duration_s`` seconds after opening (listeners close, so later
+    connections are refused, and open connections are dropped); leaving the block stops it too.
+    """
+    ca = trustme.CA()
+    cert_hosts = dict.fromkeys(["127.0.0.1", "localhost", spec.host])
+    tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*cert_hosts).configure_cert(tls_context)
+    host = _url_host(spec.host)
+    async with contextlib.AsyncExitStack() as stack:
+        refused_port = stack.enter_context(_unlistened_port(spec.host))
+        http_listener = await stack.enter_async_context(await _listen(spec.host, spec.port))
+        tls_listener = await stack.enter_async_context(await _listen(spec.host, 0))
+        http_port, tls_port = _port_of(http_listener), _port_of(tls_listener)
+        bases = {
+            Behaviour.REFUSED: f"http://{host}:{refused_port}",
+            Behaviour.TLS_UNTRUSTED: f"https://{host}:{tls_port}",
+        }
+        targets = [
+            Target(
+                name=t.name,
+                behaviour=t.behaviour,
+                url=(
+                    f"http://{t.name}.invalid/"
+                    if t.behaviour is Behaviour.DNS
+                    else f"{bases.get(t.behaviour, f'http://{host}:{http_port}')}/t/{t.name}"
+                ),
+                status=t.status if t.behaviour is Behaviour.STATUS else 200,
+                latency_ms=t.latency_ms,
+                expect_category=EXPECTED_CATEGORY[t.behaviour],
+            )
+            for t in spec.targets
+        ]
+        stop_at = trio.current_time() + spec.duration_s
+        zoo = Zoo(targets, ca, http_port, tls_port, stop_at)
+
+        async with trio.open_nursery() as nursery:
+
+            async def accept_until_stop(listener: trio.SocketListener, tls: bool) -> None:
+                """Start one handler task per accepted connection; close ``listener`` at stop."""
+                async with listener:
+                    with trio.move_on_at(stop_at):
+                        while True:
+                            try:
+                                stream: trio.abc.Stream = await listener.accept()
+                            except OSError as exc:
+                                # Out of file descriptors or memory is transient under load:
+                                # wait for connections to close rather than crash the zoo.
+                                if exc.errno not in _ACCEPT_RESOURCE_ERRNOS:
+                                    raise
+                                await trio.sleep(_ACCEPT_RETRY_S)
+                                continue
+                            if tls:
+                                stream = trio.SSLStream(
+                                    stream, tls_context, server_side=True, https_compatible=True
+                                )
+                            nursery.start_soon(zoo._handle, stream, tls)
+
+            nursery.start_soon(accept_until_stop, http_listener, False)
+            nursery.start_soon(accept_until_stop, tls_listener, True)
+            try:
+                yield zoo
+            finally:
+                nursery.cancel_scope.cancel()
