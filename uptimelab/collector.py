@@ -190,15 +190,13 @@ class Collector:
                     await self.cycle(dry_run=dry_run)
                     if cycles is not None and self.cycles_run >= cycles:
                         break
-                    due = math.floor((trio.current_time() - first) / interval) + 1
-                    if due > slot + 1:
-                        missed = due - slot - 1
+                    slot, missed = next_slot(first, trio.current_time(), interval, slot)
+                    if missed:
                         self.skipped_starts += missed
                         self.reporter.note(
                             f"the cycle overran the {interval:g} s interval; "
                             f"skipped {missed} start(s)"
                         )
-                    slot = due
                     with trio.CancelScope() as self._waiting:
                         if not self._stopping:
                             await trio.sleep_until(first + slot * interval)
@@ -294,6 +292,13 @@ class Collector:
                 timeout_ms=s.ping_timeout_ms,
                 lookback_s=2 * s.monitoring_interval_ms // 1000 + 3600,
             )
+
+
+def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:
+    """The next start slot after ``slot`` on the cadence ``first + k * interval`` (seconds), and
+    how many starts were missed because ``now`` is already past them."""
+    due = max(slot + 1, math.ceil((now - first) / interval))
+    return due, due - slot - 1
 
 
 async def run_until_signal(collector: Collector, **run_kwargs: Any) -> None:

@@ -148,7 +148,7 @@ class SiteSpec(BaseModel):
         return value
 
 
-def _spec(values: Mapping[str, Any]) -> SiteSpec:
+def site_spec(values: Mapping[str, Any]) -> SiteSpec:
     """Validate ``values`` into a SiteSpec, turning pydantic's report into one SiteError line."""
     try:
         return SiteSpec(**values)
@@ -184,7 +184,7 @@ def add_site(
     db: Database | None = None,
 ) -> Site:
     """Register a site. Raises InvalidURLError, SiteError (bad values or URL already registered)."""
-    spec = _spec(
+    spec = site_spec(
         {
             "url": url,
             "name": name,
@@ -335,7 +335,7 @@ def import_sites(
     for number, raw in enumerate(rows, start=1):
         values = {k: v for k, v in raw.items() if k not in _IGNORED_COLUMNS}
         try:
-            spec = _spec(values)
+            spec = site_spec(values)
         except SiteError as exc:
             report.invalid.append((number, str(exc)))
             continue
@@ -344,8 +344,21 @@ def import_sites(
         number, reason = report.invalid[0]
         more = f" (and {len(report.invalid) - 1} more)" if len(report.invalid) > 1 else ""
         raise InvalidSiteFileError(f"{path}: row {number}: {reason}{more}; nothing was imported")
+    counts = upsert_sites(good, db=db)
+    report.added, report.updated, report.unchanged = counts
+    return report
+
+
+def upsert_sites(
+    specs: Iterable[tuple[SiteSpec, frozenset[str]]], *, db: Database | None = None
+) -> tuple[int, int, int]:
+    """Insert or update sites by URL in one transaction, setting only each spec's given columns.
+
+    Returns ``(added, updated, unchanged)``.
+    """
+    added = updated = unchanged = 0
     with default_db(db).connect() as conn:
-        for spec, given in good:
+        for spec, given in specs:
             values = spec.model_dump()
             if not values["name"]:
                 values["name"] = urlsplit(spec.url).hostname
@@ -364,12 +377,12 @@ def import_sites(
                 values,
             ).fetchone()
             if row is None:
-                report.unchanged += 1
+                unchanged += 1
             elif row["inserted"]:
-                report.added += 1
+                added += 1
             else:
-                report.updated += 1
-    return report
+                updated += 1
+    return added, updated, unchanged
 
 
 def active_sites_slowest_first(

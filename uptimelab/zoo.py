@@ -75,7 +75,7 @@ _CONNECTION_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class Behaviour(enum.StrEnum):
-    """How a target answers (or fails to answer) a request."""
+    """How a target answers (or fails to answer) a request; members are their string values."""
 
     OK = "ok"
     STATUS = "status"

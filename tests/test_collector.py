@@ -1,0 +1,209 @@
+"""Cycles against the zoo and a real database: storage, concurrency, locks, dry runs, order."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+
+import pytest
+import trio
+
+import uptimelab as ul
+from uptimelab.collector import Collector, next_slot
+from uptimelab.config import Settings
+from uptimelab.db import Database
+from uptimelab.errors import CycleInProgressError
+from uptimelab.sites import active_sites_slowest_first
+from uptimelab.zoo import Behaviour, Zoo, ZooSpec, open_zoo
+
+from .conftest import ThreadZoo
+
+
+def settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "monitoring_interval_ms": 60_000,
+        "ping_timeout_ms": 1000,
+        "max_concurrent_pings": 10,
+        "monitoring_location": "Lab",
+        "monitoring_region_code": "LB",
+    }
+    base.update(overrides)
+    return Settings.load(**base)
+
+
+def register(db: Database, zoo: Zoo, *names: str) -> dict[uuid.UUID, str]:
+    """Register the zoo's targets (all of them without names); returns site id -> target name."""
+    chosen = names or tuple(t.name for t in zoo.targets)
+    return {ul.add_site(zoo.url(n), name=n, db=db).id: n for n in chosen}
+
+
+def count(db: Database, sql: str) -> int:
+    with db.connect() as conn:
+        row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(next(iter(row.values())))
+
+
+async def test_a_cycle_stores_one_categorised_ping_per_site_in_one_transaction(
+    db: Database, zoo: Zoo
+) -> None:
+    ids = register(db, zoo)
+    summary = await Collector(db, settings()).cycle()
+    assert summary.sites_checked == len(ids) == len(list(Behaviour))
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT site_id, status, error_category, location, region_code, xmin::text AS tx "
+            "FROM pings"
+        ).fetchall()
+        cycle = conn.execute("SELECT *, xmin::text AS tx FROM monitoring_cycles").fetchall()
+    assert len(rows) == len(ids)
+    for row in rows:
+        target = zoo.target(ids[row["site_id"]])
+        assert row["error_category"] == target.expect_category, target.name
+        assert (row["location"], row["region_code"]) == ("Lab", "LB")
+    assert len(cycle) == 1
+    assert cycle[0]["sites_checked"] == len(ids)
+    assert (cycle[0]["up"], cycle[0]["down"]) == (summary.up, summary.down)
+    # Every ping and the cycle row were written by the same transaction.
+    assert {r["tx"] for r in rows} == {cycle[0]["tx"]}
+
+
+async def test_concurrency_never_exceeds_the_limit_and_the_window_slides(db: Database) -> None:
+    async with open_zoo(ZooSpec.uniform(40, latency_ms=100, duration_s=60)) as zoo:
+        register(db, zoo)
+        zoo.reset_counters()
+        start = trio.current_time()
+        summary = await Collector(db, settings(max_concurrent_pings=5)).cycle()
+        took = trio.current_time() - start
+    assert summary.up == 40
+    assert zoo.max_in_flight == 5
+    assert took >= 40 * 0.1 / 5
+
+
+async def test_a_slow_site_does_not_hold_back_the_others(db: Database) -> None:
+    # A sliding window: while one slot waits on the slow site, the other keeps going.
+    spec = ZooSpec.uniform(20, latency_ms=50, duration_s=60)
+    async with open_zoo(spec) as fast_zoo, open_zoo(ZooSpec.uniform(1, latency_ms=1000)) as slow:
+        register(db, fast_zoo)
+        register(db, slow)
+        start = trio.current_time()
+        await Collector(db, settings(max_concurrent_pings=2, ping_timeout_ms=3000)).cycle()
+        took = trio.current_time() - start
+    # Waves of two would take 10 x ... + 1 s; a window takes max(1 s, 20 x 50 ms / 1) ~= 1 s.
+    assert took < 1.6
+
+
+async def test_a_dry_run_writes_nothing_and_returns_every_result(
+    db: Database, zoo: Zoo
+) -> None:
+    ids = register(db, zoo, "ok", "status", "refused")
+    summary = await Collector(db, settings()).cycle(dry_run=True)
+    assert summary.dry_run
+    assert {p.site_id for p in summary.pings} == set(ids)
+    assert count(db, "SELECT count(*) FROM pings") == 0
+    assert count(db, "SELECT count(*) FROM monitoring_cycles") == 0
+
+
+async def test_a_second_trigger_during_a_cycle_is_refused(db: Database, zoo: Zoo) -> None:
+    register(db, zoo, "hang", "ok")
+    collector = Collector(db, settings(ping_timeout_ms=800))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collector.cycle)
+        await trio.sleep(0.3)
+        with pytest.raises(CycleInProgressError, match="already running"):
+            await Collector(db, settings()).cycle()
+    assert count(db, "SELECT count(*) FROM monitoring_cycles") == 1
+
+
+async def test_stop_during_a_cycle_keeps_what_was_probed(db: Database, zoo: Zoo) -> None:
+    register(db, zoo, "ok", "status", "hang")
+    collector = Collector(db, settings(ping_timeout_ms=30_000))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collector.run)
+        await trio.sleep(0.5)
+        collector.stop()
+    assert collector.last_summary is not None and collector.last_summary.interrupted
+    assert count(db, "SELECT count(*) FROM pings") == 2
+    assert count(db, "SELECT count(*) FROM monitoring_cycles WHERE error LIKE 'interrupted%'") == 1
+
+
+async def test_credentials_never_appear_in_stored_messages(db: Database, zoo: Zoo) -> None:
+    for target in zoo.targets:
+        ul.add_site(target.url.replace("://", "://bob:hunter2@", 1), db=db)
+    await Collector(db, settings(ping_timeout_ms=500)).cycle()
+    assert count(db, "SELECT count(*) FROM pings WHERE error_message IS NOT NULL") >= 8
+    assert count(db, "SELECT count(*) FROM pings WHERE error_message LIKE '%hunter2%'") == 0
+
+
+async def test_sites_are_ordered_slowest_first_by_their_latest_ping(db: Database) -> None:
+    now = dt.datetime.now(dt.UTC)
+    fast, slow, timed_out, never, old = (
+        ul.add_site(f"http://{n}.example/", db=db) for n in ("fast", "slow", "to", "never", "old")
+    )
+    rows = [
+        (fast.id, now - dt.timedelta(minutes=10), "up", 900, None),
+        (fast.id, now - dt.timedelta(minutes=5), "up", 20, None),  # the latest counts
+        (slow.id, now - dt.timedelta(minutes=5), "up", 700, None),
+        (timed_out.id, now - dt.timedelta(minutes=5), "down", 3, "timeout"),
+        (old.id, now - dt.timedelta(days=3), "up", 5000, None),  # too old: counts as never
+    ]
+    with db.connect() as conn:
+        for site_id, at, status, ms, cat in rows:
+            conn.execute(
+                "INSERT INTO pings (site_id, checked_at, status, response_time_ms, "
+                "error_category, location, region_code) VALUES (%s, %s, %s, %s, %s, 'x', 'XX')",
+                (site_id, at, status, ms, cat),
+            )
+        order = active_sites_slowest_first(conn, timeout_ms=10_000, lookback_s=3600)
+    names = [s.url.split("//")[1].split(".")[0] for s in order]
+    assert set(names[:2]) == {"never", "old"}
+    assert names[2:] == ["to", "slow", "fast"]
+
+
+@pytest.mark.parametrize(
+    ("now", "slot", "expected"),
+    [
+        (5.0, 0, (1, 0)),  # a short cycle: next start is the next slot
+        (10.0, 0, (1, 0)),  # exactly on the boundary of slot 1
+        (25.0, 0, (3, 2)),  # overran two starts: skip them, do not stack
+        (31.0, 2, (4, 1)),
+    ],
+)
+def test_the_schedule_keeps_a_fixed_cadence_and_skips_missed_starts(
+    now: float, slot: int, expected: tuple[int, int]
+) -> None:
+    assert next_slot(first=0.0, now=now, interval=10.0, slot=slot) == expected
+
+
+def test_collect_once_works_where_an_asyncio_loop_is_running(db: Database) -> None:
+    with ThreadZoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+        register(db, zoo)
+
+        async def notebook_cell() -> ul.CycleSummary:
+            # A Jupyter cell runs inside the kernel's asyncio loop; the call is synchronous.
+            return ul.collect_once(db=db, ping_timeout_ms=2000)
+
+        summary = asyncio.run(notebook_cell())
+    assert summary.up == 3
+    assert count(db, "SELECT count(*) FROM pings") == 3
+
+
+def test_a_background_collector_reports_status_and_stops(db: Database) -> None:
+    with ThreadZoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+        register(db, zoo)
+        collector = ul.start_collector(db=db, ping_timeout_ms=2000)
+        try:
+            for _ in range(100):
+                if collector.status()["cycles_run"] >= 1:
+                    break
+                time.sleep(0.05)
+            status = collector.status()
+            assert status["running"] is True
+            assert status["cycles_run"] == 1
+            assert status["last_cycle"]["up"] == 3
+        finally:
+            collector.stop()
+    assert collector.running is False
+    assert count(db, "SELECT count(*) FROM pings") == 3
