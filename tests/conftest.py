@@ -1,8 +1,8 @@
 """Fixtures: a fresh PostgreSQL database for the run, clean tables for each test, and the zoo.
 
-The server is ``UPTIMELAB_TEST_DATABASE_URL`` where set (CI sets it to the machine's server), else an
-embedded PostgreSQL that this run starts in a temporary directory. Either way the run creates its
-own database and drops it at the end.
+The server is ``UPTIMELAB_TEST_DATABASE_URL`` where set (CI sets it to the machine's server),
+else an embedded PostgreSQL that this run starts in a temporary directory. Either way the run
+creates its own database and drops it at the end.
 """
 
 from __future__ import annotations

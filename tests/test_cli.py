@@ -60,7 +60,10 @@ def test_sites_commands_mirror_the_library(db: Database, tmp_path: Path) -> None
     [
         (("sites", "add", "example.org"), "error: invalid URL 'example.org': it has no scheme"),
         (("sites", "remove", "https://nowhere.example/"), "error: no site with url"),
-        (("sites", "add", "http://a.example/", "--expect", "2xx"), "error: invalid expected status"),
+        (
+            ("sites", "add", "http://a.example/", "--expect", "2xx"),
+            "error: invalid expected status",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(
@@ -78,7 +81,8 @@ def test_a_bad_import_file_writes_nothing(db: Database, tmp_path: Path) -> None:
     path.write_text("url\nhttps://good.example/\nhttps://bad example/\n")
     result = run("sites", "import", str(path))
     assert result.returncode == 2
-    assert "row 2" in result.stderr and "nothing was imported" in result.stderr
+    assert "row 2" in result.stderr
+    assert "nothing was imported" in result.stderr
     assert ul.list_sites(db=db) == []
     skipped = run("sites", "import", str(path), "--skip-invalid")
     assert skipped.returncode == 0
@@ -95,7 +99,10 @@ def test_a_bad_import_file_writes_nothing(db: Database, tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_variable_and_writes_nothing(
-    db: Database, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], option: tuple[str, ...],
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    option: tuple[str, ...],
     variable: str,
 ) -> None:
     ul.add_site("http://127.0.0.1:9/", db=db)
@@ -116,7 +123,8 @@ def test_collect_once_and_dry_run(db: Database) -> None:
         dry = run("collect", "--dry-run", "--ping-timeout-ms", "700")
         assert dry.returncode == 0, dry.stderr
         assert "dry run, nothing stored" in dry.stdout
-        assert "too_many_redirects" in dry.stdout and "refused" in dry.stdout
+        assert "too_many_redirects" in dry.stdout
+        assert "refused" in dry.stdout
         assert rows(db, "SELECT count(*) FROM pings") == 0
         once = run("collect", "--once", "--ping-timeout-ms", "700", "--monitoring-location", "CLI")
     assert once.returncode == 0, once.stderr

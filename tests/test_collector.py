@@ -95,9 +95,7 @@ async def test_a_slow_site_does_not_hold_back_the_others(db: Database) -> None:
     assert took < 1.6
 
 
-async def test_a_dry_run_writes_nothing_and_returns_every_result(
-    db: Database, zoo: Zoo
-) -> None:
+async def test_a_dry_run_writes_nothing_and_returns_every_result(db: Database, zoo: Zoo) -> None:
     ids = register(db, zoo, "ok", "status", "refused")
     summary = await Collector(db, settings()).cycle(dry_run=True)
     assert summary.dry_run
@@ -124,7 +122,8 @@ async def test_stop_during_a_cycle_keeps_what_was_probed(db: Database, zoo: Zoo)
         nursery.start_soon(collector.run)
         await trio.sleep(0.5)
         collector.stop()
-    assert collector.last_summary is not None and collector.last_summary.interrupted
+    assert collector.last_summary is not None
+    assert collector.last_summary.interrupted
     assert count(db, "SELECT count(*) FROM pings") == 2
     assert count(db, "SELECT count(*) FROM monitoring_cycles WHERE error LIKE 'interrupted%'") == 1
 

@@ -53,7 +53,9 @@ def test_mask_url_hides_the_password_only() -> None:
     assert mask_url("postgresql://db/x") == "postgresql://db/x"
 
 
-def _columns(conn: psycopg.Connection[dict[str, object]], table: str) -> dict[str, tuple[str, bool]]:
+def _columns(
+    conn: psycopg.Connection[dict[str, object]], table: str
+) -> dict[str, tuple[str, bool]]:
     rows = conn.execute(
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
         "WHERE table_name = %s AND table_schema = current_schema()",
@@ -99,11 +101,15 @@ def test_the_contract_keys(db: Database) -> None:
             "SELECT count(*) AS n FROM pg_constraint WHERE conrelid = 'site_stats'::regclass "
             "AND contype = 'u'"
         ).fetchone()
-    assert pk is not None and pk["cols"] == ["site_id", "checked_at", "location"]
-    assert unique is not None and unique["n"] == 1
+    assert pk is not None
+    assert pk["cols"] == ["site_id", "checked_at", "location"]
+    assert unique is not None
+    assert unique["n"] == 1
 
 
-def _insert_ping(conn: psycopg.Connection[dict[str, object]], site_id: uuid.UUID, at: dt.datetime) -> None:
+def _insert_ping(
+    conn: psycopg.Connection[dict[str, object]], site_id: uuid.UUID, at: dt.datetime
+) -> None:
     conn.execute(
         "INSERT INTO pings (site_id, checked_at, status, status_code, response_time_ms, "
         "location, region_code) VALUES (%s, %s, 'up', 200, 12, 'here', 'XX')",
@@ -125,18 +131,24 @@ def test_a_ping_at_any_time_is_stored_and_its_day_partition_later_adopts_it(
         _insert_ping(conn, site_id, long_ago + dt.timedelta(days=1))
     with db.connect() as conn:
         in_default = conn.execute("SELECT count(*) AS n FROM pings_default").fetchone()
-        assert in_default is not None and in_default["n"] == 3
+        assert in_default is not None
+        assert in_default["n"] == 3
         created = conn.execute("SELECT uptimelab_ensure_pings_partition('2001-02-03')").fetchone()
-        assert created is not None and list(created.values()) == [True]
+        assert created is not None
+        assert list(created.values()) == [True]
         again = conn.execute("SELECT uptimelab_ensure_pings_partition('2001-02-03')").fetchone()
-        assert again is not None and list(again.values()) == [False]
+        assert again is not None
+        assert list(again.values()) == [False]
     with db.connect() as conn:
         moved = conn.execute("SELECT count(*) AS n FROM pings_20010203").fetchone()
         left = conn.execute("SELECT count(*) AS n FROM pings_default").fetchone()
         total = conn.execute("SELECT count(*) AS n FROM pings").fetchone()
-    assert moved is not None and moved["n"] == 2
-    assert left is not None and left["n"] == 1
-    assert total is not None and total["n"] == 3
+    assert moved is not None
+    assert moved["n"] == 2
+    assert left is not None
+    assert left["n"] == 1
+    assert total is not None
+    assert total["n"] == 3
 
 
 def test_the_same_ping_cannot_be_stored_twice(db: Database) -> None:

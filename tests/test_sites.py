@@ -139,7 +139,9 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(
     db: Database, tmp_path: Path
 ) -> None:
     path = tmp_path / "sites.csv"
-    path.write_text("url,max_redirects\nhttps://good.example/,3\nnot a url,1\nhttps://c.example/,99\n")
+    path.write_text(
+        "url,max_redirects\nhttps://good.example/,3\nnot a url,1\nhttps://c.example/,99\n"
+    )
     report = ul.import_sites(path, skip_invalid=True, db=db)
     assert report.added == 1
     assert [n for n, _ in report.invalid] == [2, 3]

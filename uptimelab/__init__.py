@@ -1,9 +1,9 @@
 """uptimelab: a website-uptime collector on trio + httpx + PostgreSQL, and reliability analytics.
 
-    import uptimelab as ul
-    db = ul.connect()                       # the embedded PostgreSQL, or UPTIMELAB_DATABASE_URL
-    ul.add_site("https://example.org", db=db)
-    summary = ul.collect_once(db=db)        # one cycle now; works in a notebook too
+import uptimelab as ul
+db = ul.connect()                       # the embedded PostgreSQL, or UPTIMELAB_DATABASE_URL
+ul.add_site("https://example.org", db=db)
+summary = ul.collect_once(db=db)        # one cycle now; works in a notebook too
 """
 
 __version__ = "0.1.0"

@@ -275,9 +275,7 @@ class Collector:
         self.reporter.cycle_finished(summary)
         return summary
 
-    async def _probe_worker(
-        self, prober: Prober, queue: Iterator[Site], pings: list[Ping]
-    ) -> None:
+    async def _probe_worker(self, prober: Prober, queue: Iterator[Site], pings: list[Ping]) -> None:
         # Workers share one iterator: trio runs one task at a time, so next() needs no lock.
         for site in queue:
             ping = await prober.ping(site)
@@ -392,7 +390,9 @@ class BackgroundCollector:
 
         try:
             trio.run(main)
-        except BaseException as exc:  # kept for status() and stop(); the thread must not die silently
+        except (
+            BaseException
+        ) as exc:  # kept for status() and stop(); the thread must not die silently
             self.error = exc
             log.exception("the background collector failed")
         finally:
@@ -429,6 +429,4 @@ def start_collector(
     ``c = ul.start_collector(monitoring_interval_ms=60_000)``; ``c.status()``; ``c.stop()``.
     """
     config = Settings.load(**settings)
-    return BackgroundCollector(
-        Collector(default_db(db), config, verify=verify, reporter=reporter)
-    )
+    return BackgroundCollector(Collector(default_db(db), config, verify=verify, reporter=reporter))

@@ -83,9 +83,7 @@ class Settings(BaseSettings):
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else "?"
             name = env_name(field) if field in cls.model_fields else field.upper()
-            raise ConfigError(
-                f"{name}={_shown(err.get('input'))}: {err['msg'].lower()}"
-            ) from None
+            raise ConfigError(f"{name}={_shown(err.get('input'))}: {err['msg'].lower()}") from None
         settings.check()
         return settings
 

@@ -74,7 +74,10 @@ class Database:
         """
         try:
             conn = psycopg.connect(
-                self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, row_factory=dict_row
+                self.url,
+                autocommit=autocommit,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                row_factory=dict_row,
             )
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot connect to {self.masked_url}: {_first_line(exc)}") from exc
@@ -143,7 +146,8 @@ def migrate(conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         applied = {
-            r["version"]: r for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+            r["version"]: r
+            for r in conn.execute("SELECT version, name, checksum FROM schema_migrations")
         }
         for version, path in migration_files():
             text = path.read_text(encoding="utf-8")
@@ -179,10 +183,14 @@ def embedded_server(data_dir: Path) -> Any:
             try:
                 import pgserver
             except ImportError as exc:  # pragma: no cover - it is a dependency
-                raise StoreError("the embedded database needs pgserver: pip install pgserver") from exc
+                raise StoreError(
+                    "the embedded database needs pgserver: pip install pgserver"
+                ) from exc
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             try:
-                _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+                _embedded[pgdata] = pgserver.get_server(  # type: ignore[attr-defined]
+                    pgdata, cleanup_mode="stop"
+                )
             except Exception as exc:  # pgserver raises plain subprocess/OS errors
                 raise StoreError(
                     f"cannot start the embedded PostgreSQL in {pgdata}: {_first_line(exc)}"
@@ -190,7 +198,9 @@ def embedded_server(data_dir: Path) -> Any:
         return _embedded[pgdata]
 
 
-def connect(url: str | None = None, *, settings: Settings | None = None, migrate: bool = True) -> Database:
+def connect(
+    url: str | None = None, *, settings: Settings | None = None, migrate: bool = True
+) -> Database:
     """Open uptimelab's database.
 
     ``url`` (else ``UPTIMELAB_DATABASE_URL``, else ``DATABASE_URL``) names a PostgreSQL server; with

@@ -1,7 +1,7 @@
 """SQLModel tables that mirror ``sql/*.sql``, in one place.
 
 The SQL files are the source of truth for the schema; these classes give Python code typed rows and
-let SQLAlchemy/SQLModel users query the same tables. ``tests/test_models.py`` fails if the two drift.
+let SQLAlchemy/SQLModel users query the same tables. ``tests/test_db.py`` fails if they drift.
 """
 
 from __future__ import annotations

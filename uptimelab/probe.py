@@ -161,7 +161,8 @@ class Prober:
 async def _read_capped(response: httpx.Response) -> int:
     """Read the body up to BODY_CAP_BYTES and stop: a 10 GB body costs no more than 64 KiB."""
     read = 0
-    async with contextlib.aclosing(response.aiter_raw()) as chunks:
+    chunks = response.aiter_raw()
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
         async for chunk in chunks:
             read += len(chunk)
             if read >= BODY_CAP_BYTES:

@@ -245,7 +245,8 @@ def enable_site(site: str | uuid.UUID, *, db: Database | None = None) -> Site:
     """Make a site active again. Raises UnknownSiteError."""
     return _change(
         site,
-        "UPDATE sites SET is_active = true, updated_at = now() WHERE {column} = %s RETURNING {cols}",
+        "UPDATE sites SET is_active = true, updated_at = now() "
+        "WHERE {column} = %s RETURNING {cols}",
         db,
     )
 
@@ -254,7 +255,8 @@ def disable_site(site: str | uuid.UUID, *, db: Database | None = None) -> Site:
     """Stop pinging a site, keeping its history. Raises UnknownSiteError."""
     return _change(
         site,
-        "UPDATE sites SET is_active = false, updated_at = now() WHERE {column} = %s RETURNING {cols}",
+        "UPDATE sites SET is_active = false, updated_at = now() "
+        "WHERE {column} = %s RETURNING {cols}",
         db,
     )
 
@@ -272,7 +274,8 @@ def _change(site: str | uuid.UUID, template: str, db: Database | None) -> Site:
     key, column = _key(site)
     with default_db(db).connect() as conn:
         row = conn.execute(
-            template.format(column=column, cols=_SITE_COLUMNS), (key,)  # type: ignore[arg-type]
+            template.format(column=column, cols=_SITE_COLUMNS),
+            (key,),
         ).fetchone()
     if row is None:
         raise UnknownSiteError(f"no site with {column} {redact(str(site))!r}")

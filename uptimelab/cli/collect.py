@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Annotated
 
 import trio
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ..collector import Collector, CycleSummary, run_until_signal
@@ -43,7 +51,7 @@ class ProgressReporter(PlainReporter):
     def __init__(self, *, each_ping: bool = False) -> None:
         super().__init__(each_ping=each_ping)
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def cycle_started(self, number: int, sites: int) -> None:
         self._progress = Progress(
@@ -97,7 +105,7 @@ def summary_line(summary: CycleSummary) -> str:
     )
 
 
-def results_table(summary: CycleSummary, sites: dict[object, Site]) -> Table:
+def results_table(summary: CycleSummary, sites: dict[uuid.UUID, Site]) -> Table:
     table = Table("status", "code", "ms", "url", "category", "message", box=None)
     for ping in sorted(summary.pings, key=lambda p: sites[p.site_id].url):
         table.add_row(
@@ -113,18 +121,16 @@ def results_table(summary: CycleSummary, sites: dict[object, Site]) -> Table:
 
 def collect(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Run one cycle, print a summary, exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one cycle, print a summary, exit.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run one cycle, print each result, store nothing.")
     ] = False,
-    monitoring_interval_ms: Annotated[
-        int | None, setting_option("monitoring_interval_ms")
-    ] = None,
+    monitoring_interval_ms: Annotated[int | None, setting_option("monitoring_interval_ms")] = None,
     ping_timeout_ms: Annotated[int | None, setting_option("ping_timeout_ms")] = None,
     monitoring_location: Annotated[str | None, setting_option("monitoring_location")] = None,
-    monitoring_region_code: Annotated[
-        str | None, setting_option("monitoring_region_code")
-    ] = None,
+    monitoring_region_code: Annotated[str | None, setting_option("monitoring_region_code")] = None,
     max_concurrent_pings: Annotated[int | None, setting_option("max_concurrent_pings")] = None,
 ) -> None:
     """Ping every active site on a schedule until SIGINT or SIGTERM, and store every ping."""

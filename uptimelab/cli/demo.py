@@ -23,7 +23,9 @@ def demo(
     """Watch a simulated fleet of about fifty sites for three cycles, offline."""
     db = state(ctx).db()
     where = "the embedded PostgreSQL" if db.embedded else db.masked_url
-    console.print(f"uptimelab demo: {sites} simulated sites plus one per failure mode; data in {where}")
+    console.print(
+        f"uptimelab demo: {sites} simulated sites plus one per failure mode; data in {where}"
+    )
     reporter = reporter_for_terminal()
     rows = trio.run(lambda: run_demo(db, cycles=cycles, sites=sites, reporter=reporter))
     table = Table("site", "url", "status", "code", "last ms", "error category", box=None)

@@ -52,7 +52,11 @@ def list_(
     table = Table("id", "name", "url", "active", "method", "expect", box=None)
     for s in found:
         table.add_row(
-            str(s.id), s.name or "", redact(s.url), "yes" if s.is_active else "no", s.method,
+            str(s.id),
+            s.name or "",
+            redact(s.url),
+            "yes" if s.is_active else "no",
+            s.method,
             s.expected_status,
         )
     console.print(table)
