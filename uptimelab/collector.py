@@ -142,6 +142,11 @@ class Collector:
 
     # -- control -------------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
     def stop(self) -> None:
         """Stop probing now; the current cycle writes what it probed. Call from the trio thread."""
         self._stopping = True
@@ -307,7 +312,7 @@ async def run_until_signal(collector: Collector, **run_kwargs: Any) -> None:
 
             async def watch() -> None:
                 async for signum in signals:
-                    if collector._stopping:
+                    if collector.stopping:
                         nursery.cancel_scope.cancel()
                         return
                     collector.reporter.note(

@@ -7,7 +7,6 @@ defaults below (the seed's). :func:`Settings.load` checks every rule and raises
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -125,15 +124,6 @@ class Settings(BaseSettings):
                 value = getattr(self, field)
                 raise ConfigError(f"{env_name(field)}={_shown(value)}: {rule}")
 
-    def masked(self) -> dict[str, Any]:
-        """The settings as a dict for display, with the database password masked."""
-        from .db import mask_url
-
-        shown = self.model_dump(mode="json")
-        if self.database_url:
-            shown["database_url"] = mask_url(self.database_url)
-        return shown
-
 
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
@@ -154,7 +144,3 @@ def _shown(value: object) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
-
-def environ_has_database_url() -> bool:
-    """Whether the environment names a database (else the embedded one is used)."""
-    return bool(os.environ.get("UPTIMELAB_DATABASE_URL") or os.environ.get("DATABASE_URL"))

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import re
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -180,17 +181,17 @@ def embedded_server(data_dir: Path) -> Any:
     with _embedded_lock:
         pgdata = (data_dir / "pgdata").resolve()
         if pgdata not in _embedded:
-            try:
-                import pgserver
-            except ImportError as exc:  # pragma: no cover - it is a dependency
-                raise StoreError(
-                    "the embedded database needs pgserver: pip install pgserver"
-                ) from exc
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             try:
-                _embedded[pgdata] = pgserver.get_server(  # type: ignore[attr-defined]
-                    pgdata, cleanup_mode="stop"
-                )
+                with warnings.catch_warnings():
+                    # pgserver asks platformdirs for a runtime dir at import; without
+                    # XDG_RUNTIME_DIR that warns and falls back to /tmp, which is fine here.
+                    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+                    import pgserver
+
+                    _embedded[pgdata] = pgserver.get_server(  # type: ignore[attr-defined]
+                        pgdata, cleanup_mode="stop"
+                    )
             except Exception as exc:  # pgserver raises plain subprocess/OS errors
                 raise StoreError(
                     f"cannot start the embedded PostgreSQL in {pgdata}: {_first_line(exc)}"
