@@ -21,7 +21,7 @@ import trio
 from uptimelab.db import Database, connect
 from uptimelab.zoo import Zoo, ZooSpec, open_zoo
 
-TABLES = ("site_stats", "pings", "monitoring_cycles", "sites")
+TABLES = ("site_stats", "ping_rollup_hourly", "pings", "monitoring_cycles", "sites")
 
 
 def database_url(server_url: str, name: str) -> str:

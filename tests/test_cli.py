@@ -176,7 +176,7 @@ def test_an_unreachable_database_is_one_line_and_exit_code_1(db: Database) -> No
 def test_db_init_reports_the_schema_version(db: Database) -> None:
     result = run("db", "init")
     assert result.returncode == 0, result.stderr
-    assert "schema is up to date (version 2)" in result.stdout
+    assert "schema is up to date (version 3)" in result.stdout
 
 
 def test_the_demo_runs_offline(db: Database) -> None:

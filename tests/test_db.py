@@ -14,7 +14,7 @@ from sqlmodel import SQLModel
 import uptimelab.db as dbmod
 from uptimelab.db import Database, connect, mask_url, migration_files
 from uptimelab.errors import MigrationError
-from uptimelab.models import MonitoringCycle, Ping, Site, SiteStats
+from uptimelab.models import MonitoringCycle, Ping, PingRollupHourly, Site, SiteStats
 
 
 @pytest.fixture
@@ -70,12 +70,13 @@ _PG_TYPES = {
     "AUTOSTRING": "text",
     "BOOLEAN": "boolean",
     "INTEGER": "integer",
+    "BIGINTEGER": "bigint",
     "FLOAT": "real",
     "DATETIME": "timestamp with time zone",
 }
 
 
-@pytest.mark.parametrize("model", [Site, Ping, MonitoringCycle, SiteStats])
+@pytest.mark.parametrize("model", [Site, Ping, MonitoringCycle, SiteStats, PingRollupHourly])
 def test_models_and_database_do_not_drift_apart(db: Database, model: type[SQLModel]) -> None:
     table = model.__table__  # type: ignore[attr-defined]
     with db.connect() as conn:

@@ -6,6 +6,8 @@ ul.add_site("https://example.org", db=db)
 summary = ul.collect_once(db=db)        # one cycle now; works in a notebook too
 """
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from .collector import (
@@ -30,6 +32,7 @@ from .errors import (
 )
 from .models import MonitoringCycle, Ping, Site, SiteStats
 from .probe import Prober, categorise
+from .site_stats import get_site_stats, refresh_stats, site_stats
 from .sites import (
     ImportReport,
     add_site,
@@ -40,6 +43,19 @@ from .sites import (
     list_sites,
     remove_site,
 )
+
+if TYPE_CHECKING:
+    from . import stats
+
+
+def __getattr__(name: str) -> Any:
+    # ``ul.stats`` (pandas) is imported on first use, so that the CLI starts without pandas.
+    if name == "stats":
+        import importlib
+
+        return importlib.import_module(".stats", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BackgroundCollector",
@@ -70,8 +86,12 @@ __all__ = [
     "disable_site",
     "enable_site",
     "get_site",
+    "get_site_stats",
     "import_sites",
     "list_sites",
+    "refresh_stats",
     "remove_site",
+    "site_stats",
     "start_collector",
+    "stats",
 ]

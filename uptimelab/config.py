@@ -7,6 +7,8 @@ defaults below (the seed's). :func:`Settings.load` checks every rule and raises
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,17 @@ def _shown(value: object) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str, *, name: str = "duration") -> dt.timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` (a bare number is seconds) as a timedelta.
+
+    Raises ConfigError naming ``name`` for anything else or for zero.
+    """
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{name}={text!r}: use a positive duration like 60s, 5m, 1h or 7d")
+    return dt.timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2) or "s"])

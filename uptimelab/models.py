@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import BigInteger, Column, DateTime
 from sqlmodel import Field, SQLModel
 
 ERROR_CATEGORIES = (
@@ -26,6 +26,22 @@ ERROR_CATEGORIES = (
 
 def _tz(*, nullable: bool = False, primary_key: bool = False) -> Column:  # type: ignore[type-arg]
     return Column(DateTime(timezone=True), nullable=nullable, primary_key=primary_key)
+
+
+class PingRollupHourly(SQLModel, table=True):
+    """Per site and UTC hour: pings, pings up, and the sum and count of up response times.
+
+    Kept current by triggers on ``pings``; the stats refresh reads whole hours from here.
+    """
+
+    __tablename__ = "ping_rollup_hourly"
+
+    site_id: uuid.UUID = Field(foreign_key="sites.id", primary_key=True)
+    hour: dt.datetime = Field(sa_column=_tz(primary_key=True))
+    pings: int
+    pings_up: int
+    up_response_ms_sum: int = Field(sa_column=Column(BigInteger, nullable=False))
+    up_response_count: int
 
 
 class Site(SQLModel, table=True):
@@ -97,3 +113,7 @@ class SiteStats(SQLModel, table=True):
     last_checked: dt.datetime = Field(sa_column=_tz())
     created_at: dt.datetime = Field(sa_column=_tz())
     updated_at: dt.datetime = Field(sa_column=_tz())
+    # Added by sql/003_stats.sql, so that "no data" and "0 % uptime" can be told apart.
+    pings_1h: int = 0
+    pings_24h: int = 0
+    pings_7d: int = 0

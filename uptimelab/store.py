@@ -7,7 +7,10 @@ thread: one hop per cycle, never per ping. The writer keeps one connection for i
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -18,6 +21,8 @@ import trio
 from .db import Database
 from .errors import StoreError
 from .models import MonitoringCycle, Ping
+
+log = logging.getLogger("uptimelab.store")
 
 PING_COLUMNS = (
     "site_id",
@@ -53,6 +58,8 @@ class Writer:
         self._partitions: set[dt.date] = set()
         self._limiter = trio.CapacityLimiter(1)
         self._lock = threading.Lock()
+        self.last_write_s = 0.0
+        self.last_refresh_s = 0.0
 
     async def __aenter__(self) -> Writer:
         await self.open()
@@ -78,8 +85,10 @@ class Writer:
             await trio.to_thread.run_sync(self.write_cycle, cycle, pings, limiter=self._limiter)
 
     def write_cycle(self, cycle: MonitoringCycle, pings: Sequence[Ping]) -> None:
-        """Blocking: one transaction with COPY of the pings and the cycle row."""
+        """Blocking: one transaction with COPY of the pings and the cycle row, then the stats
+        refresh for the cycle's sites in a transaction of its own."""
         with self._lock:
+            started = time.perf_counter()
             conn = self._connection()
             try:
                 self._ensure_partitions(conn, days_of(pings) | _today_and_tomorrow())
@@ -103,6 +112,26 @@ class Writer:
             except psycopg.Error as exc:
                 self._drop_broken(conn)
                 raise StoreError(f"cannot store the cycle's {len(pings)} pings: {exc}") from exc
+            self.last_write_s = time.perf_counter() - started
+            self._refresh_stats(conn, list({p.site_id for p in pings}))
+
+    def _refresh_stats(self, conn: psycopg.Connection[Any], site_ids: list[uuid.UUID]) -> None:
+        """Upsert site_stats for the cycle's sites (the seed's real-time updates).
+
+        The pings are already committed: a failing refresh is logged, never raised, so that it
+        cannot stop the collector.
+        """
+        if not site_ids:
+            return
+        started = time.perf_counter()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT uptimelab_refresh_site_stats(now(), %s)", (site_ids,))
+        except psycopg.Error as exc:
+            self._drop_broken(conn)
+            log.warning("stats refresh failed (the cycle's pings are stored): %s", exc)
+            return
+        self.last_refresh_s = time.perf_counter() - started
 
     def _ensure_partitions(self, conn: psycopg.Connection[Any], days: set[dt.date]) -> None:
         """Create missing daily partitions in their own short transactions, before the write."""

@@ -9,8 +9,11 @@ import typer
 from rich.table import Table
 
 from ..demo import run_demo
+from ..site_stats import site_stats
+from ..sites import list_sites
 from ._common import console, state
 from .collect import reporter_for_terminal
+from .stats import Format, print_stats
 
 
 def demo(
@@ -28,11 +31,11 @@ def demo(
     )
     reporter = reporter_for_terminal()
     rows = trio.run(lambda: run_demo(db, cycles=cycles, sites=sites, reporter=reporter))
-    table = Table("site", "url", "status", "code", "last ms", "error category", box=None)
+    sites_by_id = {s.id: s for s in list_sites(db=db)}
+    table = Table("site", "status", "code", "last ms", "error category", box=None)
     for r in rows:
         table.add_row(
             r["name"],
-            r["url"],
             r["status"] or "-",
             "" if r["status_code"] is None else str(r["status_code"]),
             "" if r["response_time_ms"] is None else str(r["response_time_ms"]),
@@ -40,6 +43,14 @@ def demo(
             style="red" if r["status"] == "down" else None,
         )
     console.print(table)
+    demo_urls = {r["url"] for r in rows}
+    stats = [
+        s
+        for s in site_stats(sort="uptime_24h", db=db)
+        if s.site_id in sites_by_id and sites_by_id[s.site_id].url in demo_urls
+    ]
+    console.print("\nsite_stats after the demo's cycles (uptimelab stats):")
+    print_stats(stats, Format.table, sites_by_id)
     up = sum(r["status"] == "up" for r in rows)
     console.print(
         f"{up} of {len(rows)} sites up. The demo's sites are disabled now that their zoo is gone; "

@@ -1,0 +1,70 @@
+"""``uptimelab outages``: maximal runs of down pings per site."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ..config import parse_duration
+from ..sites import get_site, list_sites, redact
+from ._common import console, state
+from .stats import Format, FormatOption
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def outages(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site (id or URL).")] = None,
+    since: Annotated[str, typer.Option(help="How far back: 90m, 24h, 7d, 4w.")] = "7d",
+    format: FormatOption = Format.table,
+) -> None:
+    """List outages: runs of consecutive down pings, all locations merged, newest first."""
+    import pandas as pd  # here, so that other commands start without pandas
+
+    from ..stats import load_outages
+
+    db = state(ctx).db()
+    window = parse_duration(since, name="--since")
+    only = None if site is None else [get_site(site, db=db).id]
+    found = load_outages(db, since=window, sites=only)
+    names = {str(s.id): s.name or redact(s.url) for s in list_sites(db=db)}
+    found = found.sort_values("started_at", ascending=False)
+    if format is Format.json:
+        console.print(found.to_json(orient="records", date_format="iso"), markup=False)
+        return
+    if format is Format.csv:
+        console.print(found.to_csv(index=False), end="", markup=False, soft_wrap=True)
+        return
+    table = Table(
+        "site", "started (UTC)", "ended", "duration", "pings down", "first error", box=None
+    )
+    for row in found.to_dict("records"):
+        ended = "ongoing" if pd.isna(row["ended_at"]) else _when(row["ended_at"])
+        duration = "" if pd.isna(row["duration"]) else _span(row["duration"])
+        table.add_row(
+            names.get(str(row["site_id"]), str(row["site_id"])),
+            _when(row["started_at"]),
+            ended,
+            duration,
+            str(row["pings_down"]),
+            str(row["first_error_category"] or ""),
+            style="red" if ended == "ongoing" else None,
+        )
+    console.print(table)
+    console.print(f"{len(found)} outage(s) in the last {since}")
+
+
+def _when(at: pd.Timestamp) -> str:
+    return at.tz_convert(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(delta: pd.Timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

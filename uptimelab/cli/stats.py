@@ -1,0 +1,171 @@
+"""``uptimelab stats``: the site_stats table (list, show, refresh)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import io
+import json
+import signal
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import trio
+import typer
+from rich.table import Table
+
+from ..config import parse_duration
+from ..models import Site, SiteStats
+from ..site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats
+from ..sites import list_sites, redact
+from ._common import console, state
+
+app = typer.Typer(
+    help="Uptime and response time per site over 1h, 24h and 7d (the site_stats table).",
+    invoke_without_command=True,
+)
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+
+
+@app.callback()
+def stats(
+    ctx: typer.Context,
+    format: FormatOption = Format.table,
+    sort: Annotated[
+        str,
+        typer.Option(help=f"Column to sort by, '-' first for descending: {', '.join(SORTABLE)}."),
+    ] = "uptime_24h",
+    status: Annotated[
+        str | None, typer.Option(help="Only sites whose current status is up or down.")
+    ] = None,
+) -> None:
+    """List every site's stats (worst 24h uptime first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    db = state(ctx).db()
+    print_stats(site_stats(sort=sort, status=status, db=db), format, _sites(ctx))
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    site: Annotated[str, typer.Argument(help="The site's id or URL.")],
+    format: FormatOption = Format.table,
+) -> None:
+    """One site's stats."""
+    row = get_site_stats(site, db=state(ctx).db())
+    if row is None:
+        console.print(f"no pings yet for {redact(site)}", markup=False)
+        return
+    print_stats([row], format, _sites(ctx))
+
+
+@app.command("refresh")
+def refresh(
+    ctx: typer.Context,
+    site: Annotated[
+        str | None, typer.Argument(help="The site's id or URL (default: every site).")
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(help="Keep refreshing at this interval (60s, 5m, 1h) until stopped."),
+    ] = None,
+) -> None:
+    """Recompute site_stats now, or on a schedule with --every."""
+    db = state(ctx).db()
+    if every is None:
+        written = refresh_stats(site, db=db)
+        console.print(f"refreshed {written} site(s)")
+        return
+    interval = parse_duration(every, name="--every").total_seconds()
+
+    async def scheduled() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop_on_signal)
+                start = trio.current_time()
+                n = 0
+                while True:
+                    written = await trio.to_thread.run_sync(lambda: refresh_stats(site, db=db))
+                    now = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+                    console.print(f"{now} refreshed {written} site(s)")
+                    n += 1
+                    await trio.sleep_until(start + n * interval)
+
+    trio.run(scheduled)
+
+
+def _sites(ctx: typer.Context) -> dict[Any, Site]:
+    return {s.id: s for s in list_sites(db=state(ctx).db())}
+
+
+def stats_rows(rows: Sequence[SiteStats], sites: dict[Any, Site]) -> list[dict[str, Any]]:
+    """Rows for json and csv output: every site_stats column plus the site's name and URL."""
+    out = []
+    for r in rows:
+        site = sites.get(r.site_id)
+        row: dict[str, Any] = {
+            "name": site.name if site else None,
+            "url": redact(site.url) if site else None,
+        }
+        row.update(r.model_dump(mode="json", exclude={"id", "created_at"}))
+        out.append(row)
+    return out
+
+
+def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site]) -> None:
+    if format is Format.json:
+        console.print_json(json.dumps(stats_rows(rows, sites)))
+        return
+    if format is Format.csv:
+        data = stats_rows(rows, sites)
+        buffer = io.StringIO()
+        if data:
+            writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
+            writer.writeheader()
+            writer.writerows(data)
+        console.print(buffer.getvalue(), end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(box=None, title="uptime % and mean response ms of up pings; - = no pings")
+    table.add_column("site", no_wrap=True, max_width=28, overflow="ellipsis")
+    for header in ("now", "1h %", "24h %", "7d %", "1h ms", "24h ms", "7d ms"):
+        table.add_column(header, justify="right")
+    table.add_column("last ping UTC", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            _label(sites.get(r.site_id), r.site_id),
+            r.current_status,
+            _pct(r.uptime_1h, r.pings_1h),
+            _pct(r.uptime_24h, r.pings_24h),
+            _pct(r.uptime_7d, r.pings_7d),
+            str(r.avg_response_time_1h),
+            str(r.avg_response_time_24h),
+            str(r.avg_response_time_7d),
+            r.last_checked.astimezone(dt.UTC).strftime("%m-%d %H:%M"),
+            style="red" if r.current_status == "down" else None,
+        )
+    console.print(table)
+
+
+def _label(site: Site | None, site_id: object) -> str:
+    if site is None:
+        return str(site_id)
+    return site.name or redact(site.url)
+
+
+def _pct(value: float, pings: int) -> str:
+    return "-" if pings == 0 else f"{value:.2f}"

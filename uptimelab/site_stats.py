@@ -1,0 +1,75 @@
+"""The ``site_stats`` table: refresh it (the fast rollup path in SQL) and read it.
+
+The numbers follow the contract in ``sql/003_stats.sql`` (and the README): windows (T - W, T] over
+all locations, uptime as REAL, average response time of up pings rounded half away from zero.
+``uptimelab.stats.window_stats`` computes the same numbers from a pings frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from .db import Database, default_db
+from .errors import ConfigError
+from .models import SiteStats
+from .sites import get_site
+
+STATS_COLUMNS = tuple(SiteStats.model_fields)
+SORTABLE = tuple(c for c in STATS_COLUMNS if c not in ("id", "site_id"))
+_SELECT = f"SELECT {', '.join('ss.' + c for c in STATS_COLUMNS)} FROM site_stats AS ss"
+
+
+def refresh_stats(
+    site: str | uuid.UUID | None = None,
+    *,
+    at: dt.datetime | None = None,
+    db: Database | None = None,
+) -> int:
+    """Recompute ``site_stats`` for one site (by id or URL) or, with none, for every site.
+
+    ``at`` is the refresh time T (default: the database's now()). Returns the rows written.
+    Raises UnknownSiteError for an unknown site.
+    """
+    database = default_db(db)
+    only: list[uuid.UUID] | None = None
+    if site is not None:
+        only = [get_site(site, db=database).id]
+    with database.connect() as conn:
+        row = conn.execute(
+            "SELECT uptimelab_refresh_site_stats(coalesce(%s, now()), %s) AS n", (at, only)
+        ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def site_stats(
+    *, sort: str = "uptime_24h", status: str | None = None, db: Database | None = None
+) -> list[SiteStats]:
+    """Every site's stats, sorted by ``sort`` (ascending; worst uptime first by default) and
+    optionally only those whose ``current_status`` is ``status`` ('up' or 'down').
+
+    Raises ConfigError for an unknown sort column or status.
+    """
+    descending = sort.startswith("-")
+    column = sort.lstrip("-")
+    if column not in SORTABLE:
+        raise ConfigError(f"--sort={sort!r}: sort by one of {', '.join(SORTABLE)}")
+    if status not in (None, "up", "down"):
+        raise ConfigError(f"--status={status!r}: use up or down")
+    where = "" if status is None else "WHERE ss.current_status = %(status)s"
+    order = f"ss.{column} {'DESC' if descending else 'ASC'}, ss.site_id"
+    with default_db(db).connect() as conn:
+        rows = conn.execute(f"{_SELECT} {where} ORDER BY {order}", {"status": status}).fetchall()
+    return [SiteStats.model_validate(r) for r in rows]
+
+
+def get_site_stats(site: str | uuid.UUID, *, db: Database | None = None) -> SiteStats | None:
+    """One site's stats (by id or URL); None when it has no ping yet.
+
+    Raises UnknownSiteError for an unknown site.
+    """
+    database = default_db(db)
+    found = get_site(site, db=database)
+    with database.connect() as conn:
+        row = conn.execute(f"{_SELECT} WHERE ss.site_id = %s", (found.id,)).fetchone()
+    return None if row is None else SiteStats.model_validate(row)
