@@ -35,10 +35,10 @@ def outages(
     names = {str(s.id): s.name or redact(s.url) for s in list_sites(db=db)}
     found = found.sort_values("started_at", ascending=False)
     if format is Format.json:
-        console.print(found.to_json(orient="records", date_format="iso"), markup=False)
+        typer.echo(found.to_json(orient="records", date_format="iso", indent=1))
         return
     if format is Format.csv:
-        console.print(found.to_csv(index=False), end="", markup=False, soft_wrap=True)
+        typer.echo(found.to_csv(index=False), nl=False)
         return
     table = Table(
         "site", "started (UTC)", "ended", "duration", "pings down", "first error", box=None

@@ -47,7 +47,7 @@ def list_(
     """List the sites."""
     found = lib.list_sites(db=state(ctx).db())
     if as_json:
-        console.print_json(json.dumps([_row(s) for s in found], default=str))
+        typer.echo(json.dumps([_row(s) for s in found], default=str, indent=1))
         return
     table = Table("id", "name", "url", "active", "method", "expect", box=None)
     for s in found:

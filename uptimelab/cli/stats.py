@@ -129,7 +129,7 @@ def stats_rows(rows: Sequence[SiteStats], sites: dict[Any, Site]) -> list[dict[s
 
 def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site]) -> None:
     if format is Format.json:
-        console.print_json(json.dumps(stats_rows(rows, sites)))
+        typer.echo(json.dumps(stats_rows(rows, sites), indent=1))
         return
     if format is Format.csv:
         data = stats_rows(rows, sites)
@@ -138,7 +138,7 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
             writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
             writer.writeheader()
             writer.writerows(data)
-        console.print(buffer.getvalue(), end="", markup=False, highlight=False, soft_wrap=True)
+        typer.echo(buffer.getvalue(), nl=False)
         return
     table = Table(box=None, title="uptime % and mean response ms of up pings; - = no pings")
     table.add_column("site", no_wrap=True, max_width=28, overflow="ellipsis")
