@@ -31,12 +31,30 @@ CREATE TABLE IF NOT EXISTS ping_rollup_hourly (
     PRIMARY KEY (site_id, hour)
 );
 
--- The rollup follows every INSERT (the collector's COPY, an import, a plain INSERT), UPDATE and
--- DELETE of pings through the statement's transition tables: one aggregate per statement, never
--- a rescan of history. Rows that ON CONFLICT DO NOTHING skipped are not in the transition table.
+-- The rollup holds whole past hours only: every ping with checked_at < the watermark (an hour
+-- boundary, never past the present hour) is counted in it, and no later one. The refresh advances
+-- the watermark, aggregating each hour once when it has ended: no ping is read twice for it and
+-- history is never rescanned. A ping written later into an hour already rolled up (a history
+-- import, a replayed spool, a plain INSERT) is added by the trigger below; the collector's own
+-- pings are newer than the watermark, so for them the trigger only checks and returns.
+CREATE TABLE IF NOT EXISTS ping_rollup_state (
+    only_row  boolean     PRIMARY KEY DEFAULT true CHECK (only_row),
+    watermark timestamptz NOT NULL
+);
+INSERT INTO ping_rollup_state (watermark) VALUES ('-infinity') ON CONFLICT DO NOTHING;
+
+-- Writers of pings take this advisory lock shared, the watermark's advance takes it exclusive:
+-- an advance never misses the rows of a transaction still in flight.
+CREATE OR REPLACE FUNCTION uptimelab_rollup_lock_key() RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT 7573720123456789::bigint $$;
+
 CREATE OR REPLACE FUNCTION uptimelab_rollup_pings() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    mark timestamptz;
 BEGIN
+    PERFORM pg_advisory_xact_lock_shared(uptimelab_rollup_lock_key());
+    SELECT watermark INTO mark FROM ping_rollup_state;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE ping_rollup_hourly AS r
            SET pings = r.pings - o.pings,
@@ -48,24 +66,39 @@ BEGIN
                        count(*) FILTER (WHERE status = 'up') AS pings_up,
                        coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0) AS rsum,
                        count(response_time_ms) FILTER (WHERE status = 'up') AS rcount
-                  FROM old_rows GROUP BY 1, 2) AS o
+                  FROM old_rows WHERE checked_at < mark GROUP BY 1, 2) AS o
          WHERE r.site_id = o.site_id AND r.hour = o.hour;
     END IF;
+    -- Nested IFs: new_rows exists only for INSERT and UPDATE, and plpgsql plans a whole
+    -- condition at once.
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO ping_rollup_hourly AS r
-               (site_id, hour, pings, pings_up, up_response_ms_sum, up_response_count)
-        SELECT site_id, date_trunc('hour', checked_at, 'UTC'),
-               count(*),
-               count(*) FILTER (WHERE status = 'up'),
-               coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
-               count(response_time_ms) FILTER (WHERE status = 'up')
-          FROM new_rows GROUP BY 1, 2
-        ON CONFLICT (site_id, hour) DO UPDATE
-           SET pings = r.pings + EXCLUDED.pings,
-               pings_up = r.pings_up + EXCLUDED.pings_up,
-               up_response_ms_sum = r.up_response_ms_sum + EXCLUDED.up_response_ms_sum,
-               up_response_count = r.up_response_count + EXCLUDED.up_response_count;
+        IF EXISTS (SELECT 1 FROM new_rows WHERE checked_at < mark) THEN
+            INSERT INTO ping_rollup_hourly AS r
+                   (site_id, hour, pings, pings_up, up_response_ms_sum, up_response_count)
+            SELECT site_id, date_trunc('hour', checked_at, 'UTC'),
+                   count(*),
+                   count(*) FILTER (WHERE status = 'up'),
+                   coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
+                   count(response_time_ms) FILTER (WHERE status = 'up')
+              FROM new_rows WHERE checked_at < mark GROUP BY 1, 2
+            ON CONFLICT (site_id, hour) DO UPDATE
+               SET pings = r.pings + EXCLUDED.pings,
+                   pings_up = r.pings_up + EXCLUDED.pings_up,
+                   up_response_ms_sum = r.up_response_ms_sum + EXCLUDED.up_response_ms_sum,
+                   up_response_count = r.up_response_count + EXCLUDED.up_response_count;
+        END IF;
     END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- TRUNCATE empties the rollup and starts it again from nothing.
+CREATE OR REPLACE FUNCTION uptimelab_rollup_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(uptimelab_rollup_lock_key());
+    DELETE FROM ping_rollup_hourly;
+    UPDATE ping_rollup_state SET watermark = '-infinity';
     RETURN NULL;
 END;
 $$;
@@ -82,16 +115,44 @@ DROP TRIGGER IF EXISTS pings_rollup_delete ON pings;
 CREATE TRIGGER pings_rollup_delete AFTER DELETE ON pings
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION uptimelab_rollup_pings();
+DROP TRIGGER IF EXISTS pings_rollup_truncate ON pings;
+CREATE TRIGGER pings_rollup_truncate AFTER TRUNCATE ON pings
+    FOR EACH STATEMENT EXECUTE FUNCTION uptimelab_rollup_truncated();
 
--- Pings stored before this file get their rollup once, here.
-INSERT INTO ping_rollup_hourly (site_id, hour, pings, pings_up, up_response_ms_sum, up_response_count)
-SELECT site_id, date_trunc('hour', checked_at, 'UTC'),
-       count(*),
-       count(*) FILTER (WHERE status = 'up'),
-       coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
-       count(response_time_ms) FILTER (WHERE status = 'up')
-  FROM pings GROUP BY 1, 2
-ON CONFLICT (site_id, hour) DO NOTHING;
+-- Roll up every whole hour before ``upto`` not yet rolled up, and move the watermark there.
+-- Returns the watermark.
+CREATE OR REPLACE FUNCTION uptimelab_advance_rollup(upto timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+DECLARE
+    mark   timestamptz;
+    target timestamptz := date_trunc('hour', least(upto, now()), 'UTC');
+BEGIN
+    PERFORM pg_advisory_xact_lock(uptimelab_rollup_lock_key());
+    SELECT watermark INTO mark FROM ping_rollup_state;
+    IF target <= mark THEN
+        RETURN mark;
+    END IF;
+    INSERT INTO ping_rollup_hourly AS r
+           (site_id, hour, pings, pings_up, up_response_ms_sum, up_response_count)
+    SELECT site_id, date_trunc('hour', checked_at, 'UTC'),
+           count(*),
+           count(*) FILTER (WHERE status = 'up'),
+           coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
+           count(response_time_ms) FILTER (WHERE status = 'up')
+      FROM pings WHERE checked_at >= mark AND checked_at < target GROUP BY 1, 2
+    ON CONFLICT (site_id, hour) DO UPDATE
+       SET pings = r.pings + EXCLUDED.pings,
+           pings_up = r.pings_up + EXCLUDED.pings_up,
+           up_response_ms_sum = r.up_response_ms_sum + EXCLUDED.up_response_ms_sum,
+           up_response_count = r.up_response_count + EXCLUDED.up_response_count;
+    UPDATE ping_rollup_state SET watermark = target;
+    RETURN target;
+END;
+$$;
+
+-- Pings stored before this file are rolled up once, here.
+SELECT uptimelab_advance_rollup(now());
 
 -- The partition maker, again: rows moved out of pings_default go straight into the new partition,
 -- which fires no trigger on pings, so the rollup (which already counts them) stays exact.
@@ -177,8 +238,9 @@ CREATE OR REPLACE VIEW site_stats_reference AS
     SELECT * FROM uptimelab_site_stats_reference(now());
 
 -- The fast path: whole hours from the rollup, only the partial edge hours from raw pings.
--- For a window (lo, t]: a = the first hour boundary after lo, b = the last one at or before t;
--- hours [a, b) are whole, (lo, a) and [b, t] are read raw ([b, t] once, for all windows).
+-- For a window (lo, t]: a = the first hour boundary after lo, b = the last one at or before t,
+-- c = b, or the watermark where the rollup stops short of b. Hours [a, c) come from the rollup;
+-- (lo, a) and [c, t] are read raw ([c, t] in one scan for all three windows).
 -- only_sites NULL means every site.
 CREATE OR REPLACE FUNCTION uptimelab_site_stats_at(t timestamptz, only_sites uuid[] DEFAULT NULL)
 RETURNS TABLE (
@@ -189,18 +251,18 @@ RETURNS TABLE (
     current_status text, last_checked timestamptz
 )
 LANGUAGE sql STABLE AS $$
-    WITH windows (w, lo, a, b) AS (
-        SELECT w, t - width,
-               date_trunc('hour', t - width, 'UTC') + interval '1 hour',
-               date_trunc('hour', t, 'UTC')
-          FROM (VALUES (1, interval '1 hour'), (24, interval '24 hours'), (168, interval '168 hours'))
-               AS v (w, width)
+    WITH windows (w, lo, a, c) AS (
+        SELECT v.w, t - v.width, v.a, greatest(v.a, least(date_trunc('hour', t, 'UTC'), st.watermark))
+          FROM (SELECT w, width, date_trunc('hour', t - width, 'UTC') + interval '1 hour' AS a
+                  FROM (VALUES (1, interval '1 hour'), (24, interval '24 hours'),
+                               (168, interval '168 hours')) AS x (w, width)) AS v
+         CROSS JOIN ping_rollup_state AS st
     ),
     parts AS (
         SELECT r.site_id, x.w, r.pings::bigint AS n, r.pings_up::bigint AS u,
                r.up_response_ms_sum::numeric AS s, r.up_response_count::bigint AS c
           FROM windows AS x
-          JOIN ping_rollup_hourly AS r ON r.hour >= x.a AND r.hour < x.b
+          JOIN ping_rollup_hourly AS r ON r.hour >= x.a AND r.hour < x.c
          WHERE only_sites IS NULL OR r.site_id = ANY (only_sites)
         UNION ALL
         SELECT p.site_id, x.w, count(*), count(*) FILTER (WHERE p.status = 'up'),
@@ -211,15 +273,14 @@ LANGUAGE sql STABLE AS $$
          WHERE only_sites IS NULL OR p.site_id = ANY (only_sites)
          GROUP BY p.site_id, x.w
         UNION ALL
-        SELECT e.site_id, x.w, e.n, e.u, e.s, e.c
-          FROM (SELECT p.site_id, count(*) AS n, count(*) FILTER (WHERE p.status = 'up') AS u,
-                       sum(p.response_time_ms) FILTER (WHERE p.status = 'up') AS s,
-                       count(p.response_time_ms) FILTER (WHERE p.status = 'up') AS c
-                  FROM pings AS p
-                 WHERE p.checked_at >= date_trunc('hour', t, 'UTC') AND p.checked_at <= t
-                   AND (only_sites IS NULL OR p.site_id = ANY (only_sites))
-                 GROUP BY p.site_id) AS e
-         CROSS JOIN windows AS x
+        SELECT p.site_id, x.w, count(*), count(*) FILTER (WHERE p.status = 'up'),
+               sum(p.response_time_ms) FILTER (WHERE p.status = 'up'),
+               count(p.response_time_ms) FILTER (WHERE p.status = 'up')
+          FROM pings AS p
+          JOIN windows AS x ON p.checked_at >= x.c
+         WHERE p.checked_at >= (SELECT min(windows.c) FROM windows) AND p.checked_at <= t
+           AND (only_sites IS NULL OR p.site_id = ANY (only_sites))
+         GROUP BY p.site_id, x.w
     ),
     summed AS (
         SELECT parts.site_id,
@@ -254,12 +315,16 @@ LANGUAGE sql STABLE AS $$
       FROM latest AS l LEFT JOIN summed AS m USING (site_id)
 $$;
 
--- Upsert site_stats from the fast path, for some sites (a cycle's) or all; drop the rows of
--- sites that no longer have a ping. Returns the number of rows written.
+-- Advance the rollup, then upsert site_stats from the fast path for some sites (a cycle's) or
+-- all, and drop the rows of those sites that no longer have a ping. Returns the rows written.
 CREATE OR REPLACE FUNCTION uptimelab_refresh_site_stats(
     t timestamptz DEFAULT now(), only_sites uuid[] DEFAULT NULL
 ) RETURNS integer
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    written integer;
+BEGIN
+    PERFORM uptimelab_advance_rollup(now());
     WITH fresh AS (
         SELECT * FROM uptimelab_site_stats_at(t, only_sites)
     ),
@@ -268,15 +333,15 @@ LANGUAGE sql AS $$
          WHERE (only_sites IS NULL OR ss.site_id = ANY (only_sites))
            AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.site_id = ss.site_id)
     ),
-    written AS (
+    upserted AS (
         INSERT INTO site_stats AS ss (
             site_id, uptime_1h, uptime_24h, uptime_7d,
             avg_response_time_1h, avg_response_time_24h, avg_response_time_7d,
             pings_1h, pings_24h, pings_7d, current_status, last_checked)
-        SELECT site_id, uptime_1h, uptime_24h, uptime_7d,
-               avg_response_time_1h, avg_response_time_24h, avg_response_time_7d,
-               pings_1h, pings_24h, pings_7d, current_status, last_checked
-          FROM fresh
+        SELECT f.site_id, f.uptime_1h, f.uptime_24h, f.uptime_7d,
+               f.avg_response_time_1h, f.avg_response_time_24h, f.avg_response_time_7d,
+               f.pings_1h, f.pings_24h, f.pings_7d, f.current_status, f.last_checked
+          FROM fresh AS f
         ON CONFLICT (site_id) DO UPDATE SET
             uptime_1h = EXCLUDED.uptime_1h, uptime_24h = EXCLUDED.uptime_24h,
             uptime_7d = EXCLUDED.uptime_7d,
@@ -289,5 +354,7 @@ LANGUAGE sql AS $$
             updated_at = now()
         RETURNING 1
     )
-    SELECT count(*)::integer FROM written
+    SELECT count(*)::integer INTO written FROM upserted;
+    RETURN written;
+END;
 $$;

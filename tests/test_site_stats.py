@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -116,17 +119,25 @@ def partitioned(db_url: str) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(data=st.data(), t=st.sampled_from([T_MID, T_HOUR]))
+@given(
+    data=st.data(),
+    t=st.sampled_from([T_MID, T_HOUR]),
+    # Where the rollup stops: nothing rolled up, inside the 7d or 24h window, or past t.
+    rolled_until=st.sampled_from([None, dt.timedelta(hours=30), dt.timedelta(hours=3), None]),
+)
 def test_reference_rollup_refresh_pandas_and_brute_force_agree(
-    db: Database, data: st.DataObject, t: dt.datetime
+    db: Database, data: st.DataObject, t: dt.datetime, rolled_until: dt.timedelta | None
 ) -> None:
     rows = data.draw(histories(t))
     store(db, rows)
     with db.connect() as conn:
+        if rolled_until is not None:
+            conn.execute("SELECT uptimelab_advance_rollup(%s)", (t - rolled_until,))
         reference = conn.execute(
             f"SELECT {COLUMNS} FROM uptimelab_site_stats_reference(%s)", (t,)
         ).fetchall()
         fast = conn.execute(f"SELECT {COLUMNS} FROM uptimelab_site_stats_at(%s)", (t,)).fetchall()
+        # The refresh rolls up every past hour first: the rollup now covers all of t's windows.
         conn.execute("SELECT uptimelab_refresh_site_stats(%s)", (t,))
         table = conn.execute(f"SELECT {COLUMNS} FROM site_stats").fetchall()
     frame = stats.window_stats(stats.load_pings(db), t)
@@ -151,8 +162,10 @@ def test_the_rollup_follows_inserts_updates_and_deletes(db: Database) -> None:
         (SITES[0], T_MID - dt.timedelta(minutes=m), "eu-west", m % 3 != 0, m) for m in range(150)
     ]
     store(db, rows)
+    # The rollup holds exactly the pings before its watermark, whatever is written later.
     rollup_vs_raw = """
-        SELECT (SELECT array_agg(x ORDER BY x) FROM (
+        SELECT (SELECT watermark = '-infinity' FROM ping_rollup_state) AS never,
+               (SELECT array_agg(x ORDER BY x) FROM (
                   SELECT row(site_id, hour, pings, pings_up, up_response_ms_sum,
                              up_response_count)::text AS x
                     FROM ping_rollup_hourly WHERE pings > 0) r) AS rollup,
@@ -161,8 +174,11 @@ def test_the_rollup_follows_inserts_updates_and_deletes(db: Database) -> None:
                              count(*) FILTER (WHERE status = 'up'),
                              coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
                              count(response_time_ms) FILTER (WHERE status = 'up'))::text AS x
-                    FROM pings GROUP BY site_id, date_trunc('hour', checked_at, 'UTC')) p) AS raw"""
+                    FROM pings WHERE checked_at < (SELECT watermark FROM ping_rollup_state)
+                   GROUP BY site_id, date_trunc('hour', checked_at, 'UTC')) p) AS raw"""
     with db.connect() as conn:
+        empty = conn.execute(rollup_vs_raw).fetchone()
+        conn.execute("SELECT uptimelab_advance_rollup(now())")
         first = conn.execute(rollup_vs_raw).fetchone()
         conn.execute("UPDATE pings SET response_time_ms = response_time_ms + 7 WHERE status = 'up'")
         conn.execute(
@@ -170,17 +186,42 @@ def test_the_rollup_follows_inserts_updates_and_deletes(db: Database) -> None:
             (T_MID - dt.timedelta(minutes=20),),
         )
         conn.execute("DELETE FROM pings WHERE checked_at < %s", (T_MID - dt.timedelta(hours=2),))
+        # A late ping into an hour that is already rolled up (an import, a replay).
+        conn.execute(
+            "INSERT INTO pings (site_id, checked_at, status, response_time_ms, location, "
+            "region_code) VALUES (%s, %s, 'up', 5, 'late', 'XX')",
+            (SITES[1], T_MID - dt.timedelta(minutes=30)),
+        )
         second = conn.execute(rollup_vs_raw).fetchone()
-    assert first is not None and second is not None
+    assert empty is not None
+    assert first is not None
+    assert second is not None
+    assert empty["never"] is True
+    assert empty["rollup"] is None
     assert first["rollup"] == first["raw"]
     assert second["rollup"] == second["raw"]
     assert first["rollup"] != second["rollup"]
+
+
+def test_truncate_starts_the_rollup_again(db: Database) -> None:
+    store(db, [(SITES[0], T_MID, "eu-west", True, 10)])
+    with db.connect() as conn:
+        conn.execute("SELECT uptimelab_advance_rollup(now())")
+        conn.execute("TRUNCATE pings")
+        state = conn.execute(
+            "SELECT watermark = '-infinity' AS reset, (SELECT count(*) FROM ping_rollup_hourly) "
+            "AS n FROM ping_rollup_state"
+        ).fetchone()
+    assert state is not None
+    assert state["reset"] is True
+    assert state["n"] == 0
 
 
 def test_a_day_partition_that_adopts_rows_keeps_the_rollup_exact(db: Database) -> None:
     day = dt.datetime(2003, 3, 3, 10, tzinfo=dt.UTC)
     store(db, [(SITES[1], day + dt.timedelta(minutes=m), "eu-west", True, 10) for m in range(5)])
     with db.connect() as conn:
+        conn.execute("SELECT uptimelab_advance_rollup(now())")
         conn.execute("SELECT uptimelab_ensure_pings_partition(%s)", (day.date(),))
         row = conn.execute("SELECT sum(pings) AS n FROM ping_rollup_hourly").fetchone()
     assert row is not None
@@ -247,3 +288,22 @@ def test_the_stats_commands(db: Database) -> None:
     assert outages[0]["pings_down"] == 1
     assert run("outages", "--site", "https://unknown.example/").returncode == 2
     assert run("stats", "refresh", "--every", "soon").returncode == 2
+
+
+def test_refresh_every_runs_until_a_signal(db: Database) -> None:
+    store(db, [(SITES[0], dt.datetime.now(dt.UTC), "x", True, 10)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uptimelab", "stats", "refresh", "--every", "0.2s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert all("refreshed 1 site(s)" in line for line in lines)

@@ -93,27 +93,26 @@ class Writer:
             try:
                 self._ensure_partitions(conn, days_of(pings) | _today_and_tomorrow())
                 with conn.transaction(), conn.cursor() as cur:
-                    with cur.copy(_COPY_PINGS) as copy:
-                        for p in pings:
-                            copy.write_row(
-                                (
-                                    p.site_id,
-                                    p.checked_at,
-                                    p.status,
-                                    p.status_code,
-                                    p.response_time_ms,
-                                    p.error_category,
-                                    p.error_message,
-                                    p.location,
-                                    p.region_code,
-                                )
-                            )
+                    _copy_rows(cur, map(ping_row, pings))
                     cur.execute(_INSERT_CYCLE, cycle.model_dump())
             except psycopg.Error as exc:
                 self._drop_broken(conn)
                 raise StoreError(f"cannot store the cycle's {len(pings)} pings: {exc}") from exc
             self.last_write_s = time.perf_counter() - started
             self._refresh_stats(conn, list({p.site_id for p in pings}))
+
+    def write_rows(self, rows: Sequence[PingRow], days: set[dt.date]) -> None:
+        """Blocking: store ping rows (tuples in PING_COLUMNS order, e.g. a history import) in one
+        transaction, through the same COPY as a cycle. ``days`` are the UTC days they cover."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                self._ensure_partitions(conn, days)
+                with conn.transaction(), conn.cursor() as cur:
+                    _copy_rows(cur, rows)
+            except psycopg.Error as exc:
+                self._drop_broken(conn)
+                raise StoreError(f"cannot store {len(rows)} pings: {exc}") from exc
 
     def _refresh_stats(self, conn: psycopg.Connection[Any], site_ids: list[uuid.UUID]) -> None:
         """Upsert site_stats for the cycle's sites (the seed's real-time updates).
@@ -165,6 +164,30 @@ class Writer:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+PingRow = tuple[Any, ...]
+
+
+def ping_row(p: Ping) -> PingRow:
+    """A Ping as a row in PING_COLUMNS order."""
+    return (
+        p.site_id,
+        p.checked_at,
+        p.status,
+        p.status_code,
+        p.response_time_ms,
+        p.error_category,
+        p.error_message,
+        p.location,
+        p.region_code,
+    )
+
+
+def _copy_rows(cur: psycopg.Cursor[Any], rows: Iterable[PingRow]) -> None:
+    with cur.copy(_COPY_PINGS) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _today_and_tomorrow() -> set[dt.date]:

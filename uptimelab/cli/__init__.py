@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UptimelabError
-from . import collect, db, demo, outages, sites, stats, zoo
+from . import bench, collect, db, demo, outages, sites, stats, zoo
 from ._common import State, err_console
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(sites.app, name="sites")
 app.add_typer(stats.app, name="stats")
+app.add_typer(bench.app, name="bench")
 app.command("collect")(collect.collect)
 app.command("outages")(outages.outages)
 app.command("zoo")(zoo.zoo)
