@@ -8,6 +8,8 @@ creates its own database and drops it at the end.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +33,7 @@ def database_url(server_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server this run may create databases on."""
     given = os.environ.get("UPTIMELAB_TEST_DATABASE_URL")
     if given:
@@ -39,11 +41,16 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    # Not under pytest's basetemp: that is private to root, and pgserver runs PostgreSQL as an
+    # unprivileged user (when run as root) that must reach the data directory to stop it.
+    parent = Path(tempfile.mkdtemp(prefix="uptimelab-test-pg-"))
+    parent.chmod(0o755)
+    server = pgserver.get_server(parent / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from .db import Database, connect
-from .store import PingRow, Writer
+from .spool import PingRow
+from .store import Writer
 
 Progress = Callable[[int, int], None]
 

@@ -23,7 +23,7 @@ import ssl
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -63,6 +63,7 @@ class CycleSummary:
     error: str | None = None
     by_category: dict[str, int] = field(default_factory=dict)
     pings: list[Ping] = field(default_factory=list, repr=False)
+    stored: str | None = None  # "stored", "spooled" or "dropped"; None for a dry run
 
     def record(self) -> MonitoringCycle:
         """The monitoring_cycles row of this cycle."""
@@ -132,6 +133,7 @@ class Collector:
         self.verify = verify
         self.reporter: Reporter = reporter or QuietReporter()
         self.cycles_run = 0
+        self.cycles_failed = 0
         self.skipped_starts = 0
         self.last_summary: CycleSummary | None = None
         self.running_since: dt.datetime | None = None
@@ -155,25 +157,35 @@ class Collector:
                 scope.cancel()
 
     def status(self) -> dict[str, Any]:
-        """A snapshot for display: cycles run, the running cycle, the last summary."""
+        """A JSON-ready snapshot: cycles run, the running cycle, the last summary, and the
+        writer's breaker, spool and recent errors."""
         last = self.last_summary
+        s = self.settings
         return {
+            "location": s.monitoring_location,
+            "region_code": s.monitoring_region_code,
+            "interval_ms": s.monitoring_interval_ms,
             "cycles_run": self.cycles_run,
+            "cycles_failed": self.cycles_failed,
             "skipped_starts": self.skipped_starts,
-            "running_since": self.running_since,
+            "running_since": None if self.running_since is None else self.running_since.isoformat(),
             "stopping": self._stopping,
             "last_cycle": None
             if last is None
             else {
                 "id": str(last.id),
-                "started_at": last.started_at,
+                "started_at": last.started_at.isoformat(),
+                "finished_at": last.finished_at.isoformat(),
                 "sites_checked": last.sites_checked,
                 "up": last.up,
                 "down": last.down,
+                "by_category": last.by_category,
                 "duration_ms": last.duration_ms,
                 "interrupted": last.interrupted,
+                "stored": last.stored,
                 "error": last.error,
             },
+            "store": None if self._writer is None else self._writer.snapshot(),
         }
 
     # -- the schedule --------------------------------------------------------------------------
@@ -182,53 +194,100 @@ class Collector:
         """Run cycles on a fixed cadence until :meth:`stop` (or ``cycles`` have run).
 
         Cycle k starts at start + k x interval; a cycle that overruns skips the starts it missed
-        rather than stacking them. The writer connects before the first probe is sent.
+        rather than stacking them. The writer connects before the first probe is sent. A cycle
+        that fails unexpectedly is logged with its traceback, recorded in monitoring_cycles,
+        and the next one runs.
         """
         interval = self.settings.monitoring_interval_ms / 1000
         async with contextlib.AsyncExitStack() as stack:
             if not dry_run:
-                self._writer = await stack.enter_async_context(Writer(self.db))
+                await stack.enter_async_context(self.session())
             first = trio.current_time()
             slot = 0
-            try:
-                while not self._stopping:
+            while not self._stopping:
+                try:
                     await self.cycle(dry_run=dry_run)
-                    if cycles is not None and self.cycles_run >= cycles:
-                        break
-                    slot, missed = next_slot(first, trio.current_time(), interval, slot)
-                    if missed:
-                        self.skipped_starts += missed
-                        self.reporter.note(
-                            f"the cycle overran the {interval:g} s interval; "
-                            f"skipped {missed} start(s)"
-                        )
-                    with trio.CancelScope() as self._waiting:
-                        if not self._stopping:
-                            await trio.sleep_until(first + slot * interval)
+                except CycleInProgressError as exc:
+                    self.reporter.note(str(exc))
+                except Exception as exc:  # noqa: BLE001 - the boundary of one cycle
+                    await self._cycle_failed(exc)
+                if cycles is not None and self.cycles_run >= cycles:
+                    break
+                slot, missed = next_slot(first, trio.current_time(), interval, slot)
+                if missed:
+                    self.skipped_starts += missed
+                    self.reporter.note(
+                        f"the cycle overran the {interval:g} s interval; skipped {missed} start(s)"
+                    )
+                with trio.CancelScope() as self._waiting:
+                    if not self._stopping:
+                        await trio.sleep_until(first + slot * interval)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Writer]:
+        """Open the writer (connecting first, replaying any spool) for a series of cycles;
+        :meth:`run` uses it, and so can code that calls :meth:`cycle` on its own cadence."""
+        async with Writer(self.db, self.settings) as writer:
+            self._writer = writer
+            try:
+                yield writer
             finally:
+                self.write_state()
                 self._writer = None
+
+    async def _cycle_failed(self, exc: Exception) -> None:
+        """Log a failed cycle with its traceback and record it, so that the next one can run."""
+        log.error(
+            "cycle failed: %s",
+            exc,
+            exc_info=exc,
+            extra={"component": "collector", "category": type(exc).__name__},
+        )
+        self.cycles_run += 1
+        self.cycles_failed += 1
+        now = dt.datetime.now(dt.UTC)
+        s = self.settings
+        record = MonitoringCycle(
+            id=uuid.uuid4(),
+            started_at=self.running_since or now,
+            finished_at=now,
+            location=s.monitoring_location,
+            region_code=s.monitoring_region_code,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+        )
+        self.running_since = None
+        if self._writer is not None:
+            await self._writer.store_cycle(record, [])
+        self.reporter.note(f"cycle failed: {exc}")
 
     # -- one cycle -----------------------------------------------------------------------------
 
-    async def cycle(self, *, dry_run: bool = False) -> CycleSummary:
-        """Probe every active site once and store the pings (unless ``dry_run``).
+    async def cycle(
+        self, *, dry_run: bool = False, sites: Sequence[Site] | None = None
+    ) -> CycleSummary:
+        """Probe every active site (or the given ``sites``) once and store the pings (unless
+        ``dry_run``). With the database unavailable the pings go to the spool.
 
         Raises CycleInProgressError when another cycle runs in this process, StoreError when the
-        database fails.
+        sites cannot be read and none are known from before.
         """
         if not _CYCLE_LOCK.acquire(blocking=False):
             raise CycleInProgressError("a monitoring cycle is already running; nothing was done")
         try:
-            return await self._cycle(dry_run)
+            if dry_run or self._writer is not None:
+                return await self._cycle(dry_run, sites)
+            # A single cycle outside a session: a writer for just this cycle.
+            async with self.session():
+                return await self._cycle(dry_run, sites)
         finally:
             _CYCLE_LOCK.release()
 
-    async def _cycle(self, dry_run: bool) -> CycleSummary:
+    async def _cycle(self, dry_run: bool, given: Sequence[Site] | None) -> CycleSummary:
         s = self.settings
         started_at = dt.datetime.now(dt.UTC)
         self.running_since = started_at
         t0 = trio.current_time()
-        sites = await trio.to_thread.run_sync(self._load_sites)
+        sites = given if given is not None else await self._load_sites()
         number = self.cycles_run + 1
         self.reporter.cycle_started(number, len(sites))
         pings: list[Ping] = []
@@ -267,17 +326,14 @@ class Collector:
             by_category=dict(Counter(p.error_category for p in pings if p.error_category)),
             pings=pings,
         )
-        if not dry_run:
-            writer = self._writer
-            if writer is None:
-                async with Writer(self.db) as writer:
-                    await writer.write(summary.record(), pings)
-            else:
-                await writer.write(summary.record(), pings)
+        if not dry_run and self._writer is not None:
+            summary.stored = await self._writer.store_cycle(summary.record(), pings)
         self.cycles_run += 1
         self.last_summary = summary
         self.running_since = None
         self.reporter.cycle_finished(summary)
+        if not dry_run:
+            self.write_state()
         return summary
 
     async def _probe_worker(self, prober: Prober, queue: Iterator[Site], pings: list[Ping]) -> None:
@@ -287,14 +343,31 @@ class Collector:
             pings.append(ping)
             self.reporter.ping_done(site, ping)
 
-    def _load_sites(self) -> Sequence[Site]:
+    async def _load_sites(self) -> Sequence[Site]:
         s = self.settings
-        with self.db.connect() as conn:
+
+        def query(conn: Any) -> list[Site]:
             return active_sites_slowest_first(
                 conn,
                 timeout_ms=s.ping_timeout_ms,
                 lookback_s=2 * s.monitoring_interval_ms // 1000 + 3600,
             )
+
+        if self._writer is not None:
+            return await self._writer.load_sites(query)
+
+        def direct() -> list[Site]:
+            with self.db.connect() as conn:
+                return query(conn)
+
+        return await trio.to_thread.run_sync(direct)
+
+    def write_state(self) -> None:
+        """Publish this collector's state (breaker, spool, last cycle) for status and health,
+        which may run in other processes."""
+        from .health import write_collector_state
+
+        write_collector_state(self)
 
 
 def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:

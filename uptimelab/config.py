@@ -67,6 +67,25 @@ class Settings(BaseSettings):
     db_retry_delay_ms: int = Field(
         default=1000, description="First retry delay in milliseconds, doubled each retry; >= 0."
     )
+    db_timeout_ms: int = Field(
+        default=15_000,
+        description="Bound on connecting and on each statement or write, in milliseconds; "
+        "at least 100.",
+    )
+    breaker_failures: int = Field(
+        default=5, description="Consecutive failed database calls that open the breaker; >= 1."
+    )
+    breaker_recovery_ms: int = Field(
+        default=60_000,
+        description="Milliseconds an open breaker waits before one trial call; >= 0.",
+    )
+    breaker_successes: int = Field(
+        default=2, description="Successful trial calls that close a half-open breaker; >= 1."
+    )
+    spool_max_bytes: int = Field(
+        default=1 << 30,
+        description="Cap on the local spool of unstored pings, in bytes; at least 1 MiB.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -120,6 +139,11 @@ class Settings(BaseSettings):
             ),
             ("db_retry_attempts", self.db_retry_attempts >= 1, "attempts must be at least 1"),
             ("db_retry_delay_ms", self.db_retry_delay_ms >= 0, "the delay must not be negative"),
+            ("db_timeout_ms", self.db_timeout_ms >= 100, "the timeout must be at least 100 ms"),
+            ("breaker_failures", self.breaker_failures >= 1, "it must be at least 1"),
+            ("breaker_recovery_ms", self.breaker_recovery_ms >= 0, "it must not be negative"),
+            ("breaker_successes", self.breaker_successes >= 1, "it must be at least 1"),
+            ("spool_max_bytes", self.spool_max_bytes >= 1 << 20, "the cap must be at least 1 MiB"),
         ]
         for field, ok, rule in rules:
             if not ok:

@@ -104,6 +104,9 @@ class Database:
     def schema_version(self) -> int:
         """The highest applied migration number (0 for an empty database)."""
         with self.connect() as conn:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()
+            if not exists or exists["t"] is None:
+                return 0
             row = conn.execute(
                 "SELECT coalesce(max(version), 0) AS v FROM schema_migrations"
             ).fetchone()

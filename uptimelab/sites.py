@@ -7,7 +7,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,7 +390,7 @@ def upsert_sites(
 
 def active_sites_slowest_first(
     conn: psycopg.Connection[dict[str, Any]], *, timeout_ms: int, lookback_s: int
-) -> Sequence[Site]:
+) -> list[Site]:
     """Active sites ordered slowest first by their latest stored ping.
 
     A cycle that starts its slow sites first ends closest to the ideal length. A site's latest

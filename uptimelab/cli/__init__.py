@@ -6,6 +6,7 @@ become one line on stderr and an exit code (2 for bad input, 1 for failures); a 
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,8 +15,15 @@ from typing import Annotated
 import typer
 
 from ..errors import UptimelabError
-from . import bench, collect, db, demo, outages, sites, stats, zoo
+from ..logs import configure as configure_logs
+from . import bench, collect, db, demo, health, outages, sites, stats, validate, zoo
 from ._common import State, err_console
+
+
+class LogFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     name="uptimelab",
@@ -30,6 +38,9 @@ app.add_typer(stats.app, name="stats")
 app.add_typer(bench.app, name="bench")
 app.command("collect")(collect.collect)
 app.command("outages")(outages.outages)
+app.command("status")(health.status)
+app.command("health")(health.health)
+app.command("validate")(validate.validate)
 app.command("zoo")(zoo.zoo)
 app.command("demo")(demo.demo)
 
@@ -48,11 +59,11 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log what the collector does.")
     ] = False,
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="text, or json: one object a line.")
+    ] = LogFormat.text,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logs(level=logging.INFO if verbose else logging.WARNING, fmt=log_format.value)
     ctx.obj = State(database_url=database_url)
 
 

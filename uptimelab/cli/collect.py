@@ -20,6 +20,7 @@ from rich.table import Table
 
 from ..collector import Collector, CycleSummary, run_until_signal
 from ..config import Settings
+from ..db import connect
 from ..models import Ping, Site
 from ..sites import redact
 from ._common import console, setting_option, state
@@ -142,7 +143,9 @@ def collect(
         monitoring_region_code=monitoring_region_code,
         max_concurrent_pings=max_concurrent_pings,
     )
-    db = state(ctx).db()
+    # Not migrated here: the writer reaches the database (and migrates) when it opens, and a
+    # collector that knows its sites goes on, spooling, while the database is down.
+    db = connect(state(ctx).database_url, migrate=False)
     reporter = reporter_for_terminal()
     collector = Collector(db, settings, reporter=reporter)
     cycles = 1 if (once or dry_run) else None
