@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import sqlalchemy
 
 CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_MS = 300_000
 _MIGRATION_LOCK = 0x75_70_74_69  # "upti": one migrator at a time per database
 
 
@@ -78,6 +79,9 @@ class Database:
                 self.url,
                 autocommit=autocommit,
                 connect_timeout=CONNECT_TIMEOUT_S,
+                # Bounded, so that a stuck server cannot hang a command forever; generous, since
+                # the reference stats over a big history take seconds.
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                 row_factory=dict_row,
             )
         except psycopg.OperationalError as exc:
