@@ -137,6 +137,7 @@ class Collector:
         self.skipped_starts = 0
         self.last_summary: CycleSummary | None = None
         self.running_since: dt.datetime | None = None
+        self.current_cycle_id: uuid.UUID | None = None
         self._stopping = False
         self._probing: trio.CancelScope | None = None
         self._waiting: trio.CancelScope | None = None
@@ -169,6 +170,9 @@ class Collector:
             "cycles_failed": self.cycles_failed,
             "skipped_starts": self.skipped_starts,
             "running_since": None if self.running_since is None else self.running_since.isoformat(),
+            "current_cycle_id": None
+            if self.current_cycle_id is None
+            else str(self.current_cycle_id),
             "stopping": self._stopping,
             "last_cycle": None
             if last is None
@@ -285,6 +289,7 @@ class Collector:
     async def _cycle(self, dry_run: bool, given: Sequence[Site] | None) -> CycleSummary:
         s = self.settings
         started_at = dt.datetime.now(dt.UTC)
+        cycle_id = self.current_cycle_id = uuid.uuid4()
         self.running_since = started_at
         t0 = trio.current_time()
         sites = given if given is not None else await self._load_sites()
@@ -311,7 +316,7 @@ class Collector:
         finished_at = dt.datetime.now(dt.UTC)
         up = sum(p.status == "up" for p in pings)
         summary = CycleSummary(
-            id=uuid.uuid4(),
+            id=cycle_id,
             started_at=started_at,
             finished_at=finished_at,
             location=s.monitoring_location,
@@ -331,6 +336,7 @@ class Collector:
         self.cycles_run += 1
         self.last_summary = summary
         self.running_since = None
+        self.current_cycle_id = None
         self.reporter.cycle_finished(summary)
         if not dry_run:
             self.write_state()
