@@ -21,8 +21,20 @@ def site(url: str, **fields: object) -> Site:
     return Site(url=url, created_at=now, updated_at=now, **fields)
 
 
+ENGINE = "lean"
+
+
+@pytest.fixture(params=["lean", "httpx"], autouse=True)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every probe test runs through both engines: they must give the same Pings."""
+    monkeypatch.setattr(f"{__name__}.ENGINE", request.param)
+    return str(request.param)
+
+
 def prober(*, timeout_ms: int = 2000, verify: ssl.SSLContext | bool = True) -> Prober:
-    return Prober(location="test", region_code="TT", timeout_ms=timeout_ms, verify=verify)
+    return Prober(
+        location="test", region_code="TT", timeout_ms=timeout_ms, verify=verify, engine=ENGINE
+    )
 
 
 @pytest.mark.parametrize("behaviour", list(Behaviour))

@@ -32,9 +32,9 @@ import trio
 from .config import Settings
 from .db import Database, default_db
 from .errors import CycleInProgressError
-from .models import MonitoringCycle, Ping, Site
-from .probe import Prober
-from .sites import active_sites_slowest_first
+from .models import MonitoringCycle
+from .probe import PingResult, Probeable, Prober
+from .sites import ActiveSite, active_sites_slowest_first
 from .store import Writer
 
 log = logging.getLogger("uptimelab.collector")
@@ -62,7 +62,7 @@ class CycleSummary:
     interrupted: bool = False
     error: str | None = None
     by_category: dict[str, int] = field(default_factory=dict)
-    pings: list[Ping] = field(default_factory=list, repr=False)
+    pings: list[PingResult] = field(default_factory=list, repr=False)
     stored: str | None = None  # "stored", "spooled" or "dropped"; None for a dry run
 
     def record(self) -> MonitoringCycle:
@@ -86,7 +86,7 @@ class Reporter(Protocol):
     """What a collector tells its user as it works (a progress bar, log lines, nothing)."""
 
     def cycle_started(self, number: int, sites: int) -> None: ...
-    def ping_done(self, site: Site, ping: Ping) -> None: ...
+    def ping_done(self, site: Probeable, ping: PingResult) -> None: ...
     def cycle_finished(self, summary: CycleSummary) -> None: ...
     def note(self, message: str) -> None: ...
 
@@ -97,7 +97,7 @@ class QuietReporter:
     def cycle_started(self, number: int, sites: int) -> None:
         log.info("cycle %d: %d active sites", number, sites)
 
-    def ping_done(self, site: Site, ping: Ping) -> None:
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
         pass
 
     def cycle_finished(self, summary: CycleSummary) -> None:
@@ -267,7 +267,7 @@ class Collector:
     # -- one cycle -----------------------------------------------------------------------------
 
     async def cycle(
-        self, *, dry_run: bool = False, sites: Sequence[Site] | None = None
+        self, *, dry_run: bool = False, sites: Sequence[Probeable] | None = None
     ) -> CycleSummary:
         """Probe every active site (or the given ``sites``) once and store the pings (unless
         ``dry_run``). With the database unavailable the pings go to the spool.
@@ -286,7 +286,7 @@ class Collector:
         finally:
             _CYCLE_LOCK.release()
 
-    async def _cycle(self, dry_run: bool, given: Sequence[Site] | None) -> CycleSummary:
+    async def _cycle(self, dry_run: bool, given: Sequence[Probeable] | None) -> CycleSummary:
         s = self.settings
         started_at = dt.datetime.now(dt.UTC)
         cycle_id = self.current_cycle_id = uuid.uuid4()
@@ -295,7 +295,7 @@ class Collector:
         sites = given if given is not None else await self._load_sites()
         number = self.cycles_run + 1
         self.reporter.cycle_started(number, len(sites))
-        pings: list[Ping] = []
+        pings: list[PingResult] = []
         with trio.CancelScope() as self._probing:
             if self._stopping:
                 self._probing.cancel()
@@ -342,17 +342,19 @@ class Collector:
             self.write_state()
         return summary
 
-    async def _probe_worker(self, prober: Prober, queue: Iterator[Site], pings: list[Ping]) -> None:
+    async def _probe_worker(
+        self, prober: Prober, queue: Iterator[Probeable], pings: list[PingResult]
+    ) -> None:
         # Workers share one iterator: trio runs one task at a time, so next() needs no lock.
         for site in queue:
             ping = await prober.ping(site)
             pings.append(ping)
             self.reporter.ping_done(site, ping)
 
-    async def _load_sites(self) -> Sequence[Site]:
+    async def _load_sites(self) -> Sequence[ActiveSite]:
         s = self.settings
 
-        def query(conn: Any) -> list[Site]:
+        def query(conn: Any) -> list[ActiveSite]:
             return active_sites_slowest_first(
                 conn,
                 timeout_ms=s.ping_timeout_ms,
@@ -362,7 +364,7 @@ class Collector:
         if self._writer is not None:
             return await self._writer.load_sites(query)
 
-        def direct() -> list[Site]:
+        def direct() -> list[ActiveSite]:
             with self.db.connect() as conn:
                 return query(conn)
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import yaml
+from psycopg.rows import tuple_row
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .db import Database, default_db
@@ -388,32 +389,50 @@ def upsert_sites(
     return added, updated, unchanged
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveSite:
+    """What a cycle needs of a site, small: a collector may hold 100 000 of them."""
+
+    id: uuid.UUID
+    url: str
+    name: str | None = None
+    method: str = "GET"
+    expected_status: str = "200-399"
+    follow_redirects: bool = True
+    max_redirects: int = 5
+    timeout_ms: int | None = None
+
+
+ACTIVE_SITE_FIELDS = tuple(f for f in ActiveSite.__slots__)
+
+
 def active_sites_slowest_first(
-    conn: psycopg.Connection[dict[str, Any]], *, timeout_ms: int, lookback_s: int
-) -> list[Site]:
+    conn: psycopg.Connection[Any], *, timeout_ms: int, lookback_s: int
+) -> list[ActiveSite]:
     """Active sites ordered slowest first by their latest stored ping.
 
     A cycle that starts its slow sites first ends closest to the ideal length. A site's latest
     ping within ``lookback_s`` sets its weight: its response time, the full timeout for a timeout,
     and a never-pinged site counts as slower than any.
     """
-    rows = conn.execute(
-        f"""
-        SELECT {", ".join(f"s.{c}" for c in Site.model_fields)},
-               CASE WHEN p.site_id IS NULL THEN NULL
-                    WHEN p.error_category = 'timeout' THEN coalesce(s.timeout_ms, %(timeout)s)
-                    ELSE coalesce(p.response_time_ms, 0) END AS weight_ms
-          FROM sites s
-          LEFT JOIN LATERAL (
-                SELECT site_id, response_time_ms, error_category FROM pings
-                 WHERE site_id = s.id AND checked_at > now() - make_interval(secs => %(back)s)
-                 ORDER BY checked_at DESC LIMIT 1) p ON true
-         WHERE s.is_active
-         ORDER BY weight_ms DESC NULLS FIRST, s.id
-        """,
-        {"timeout": timeout_ms, "back": lookback_s},
-    ).fetchall()
-    return [Site.model_validate({k: v for k, v in r.items() if k != "weight_ms"}) for r in rows]
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(
+            f"""
+            SELECT {", ".join(f"s.{c}" for c in ACTIVE_SITE_FIELDS)}
+              FROM sites s
+              LEFT JOIN LATERAL (
+                    SELECT site_id, response_time_ms, error_category FROM pings
+                     WHERE site_id = s.id AND checked_at > now() - make_interval(secs => %(back)s)
+                     ORDER BY checked_at DESC LIMIT 1) p ON true
+             WHERE s.is_active
+             ORDER BY CASE WHEN p.site_id IS NULL THEN NULL
+                           WHEN p.error_category = 'timeout'
+                           THEN coalesce(s.timeout_ms, %(timeout)s)
+                           ELSE coalesce(p.response_time_ms, 0) END DESC NULLS FIRST, s.id
+            """,
+            {"timeout": timeout_ms, "back": lookback_s},
+        ).fetchall()
+    return [ActiveSite(*row) for row in rows]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ twice.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -35,7 +36,9 @@ from .breaker import CircuitBreaker
 from .config import Settings
 from .db import Database, migrate
 from .errors import StoreError
-from .models import MonitoringCycle, Ping, Site
+from .models import MonitoringCycle
+from .probe import PingResult
+from .sites import ACTIVE_SITE_FIELDS, ActiveSite
 from .spool import PingRow, Spool, SpoolFullError
 
 log = logging.getLogger("uptimelab.store")
@@ -74,8 +77,8 @@ class StoreUnavailableError(StoreError):
     """The database could not be reached or stopped answering (retried, counted by the breaker)."""
 
 
-def ping_row(p: Ping) -> PingRow:
-    """A Ping as a row in PING_COLUMNS order."""
+def ping_row(p: PingResult) -> PingRow:
+    """A ping as a row in PING_COLUMNS order."""
     return (
         p.site_id,
         p.checked_at,
@@ -120,7 +123,7 @@ class Writer:
         self._limiter = trio.CapacityLimiter(1)
         self._files = trio.CapacityLimiter(1)
         self._lock = threading.Lock()
-        self._sites_cache: list[Site] | None = None
+        self._sites_cache: list[ActiveSite] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -168,7 +171,7 @@ class Writer:
 
     # -- the cycle path ----------------------------------------------------------------------
 
-    async def store_cycle(self, cycle: MonitoringCycle, pings: Sequence[Ping]) -> Outcome:
+    async def store_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> Outcome:
         """Store a cycle (pings and cycle row in one transaction), or spool it.
 
         Shielded: a cancelled collector still finishes the write it started. A backlog in the
@@ -255,8 +258,8 @@ class Writer:
     # -- reads the collector needs -----------------------------------------------------------
 
     async def load_sites(
-        self, query: Callable[[psycopg.Connection[Any]], list[Site]]
-    ) -> list[Site]:
+        self, query: Callable[[psycopg.Connection[Any]], list[ActiveSite]]
+    ) -> list[ActiveSite]:
         """Run ``query`` for the active sites; with the database unavailable, the last known list
         (kept on disk too, so that a restarted collector can go on). Raises StoreError when there
         is none."""
@@ -274,22 +277,28 @@ class Writer:
     def _cache_path(self) -> Path:
         return self.settings.data_dir / "sites-cache.json"
 
-    def _cache_sites(self, sites: list[Site]) -> None:
+    def _cache_sites(self, sites: list[ActiveSite]) -> None:
         if self._sites_cache == sites:
             return
         self._sites_cache = sites
         path = self._cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".part")
-        temporary.write_text(json.dumps([s.model_dump(mode="json") for s in sites]))
+        temporary.write_text(json.dumps([dataclasses.asdict(s) for s in sites], default=str))
         os.replace(temporary, path)
 
-    def _cached_sites(self) -> list[Site] | None:
+    def _cached_sites(self) -> list[ActiveSite] | None:
         if self._sites_cache is None:
             try:
                 raw = json.loads(self._cache_path().read_text())
-                self._sites_cache = [Site.model_validate(r) for r in raw]
-            except (OSError, ValueError):
+                self._sites_cache = [
+                    ActiveSite(
+                        **{k: r[k] for k in ACTIVE_SITE_FIELDS if k in r}
+                        | {"id": uuid.UUID(r["id"])}
+                    )
+                    for r in raw
+                ]
+            except (OSError, ValueError, TypeError, KeyError):
                 return None
         return self._sites_cache
 
@@ -370,7 +379,7 @@ class Writer:
             cur.execute(_INSERT_CYCLE, cycle.model_dump())
         self.last_write_s = time.perf_counter() - started
 
-    def write_cycle(self, cycle: MonitoringCycle, pings: Sequence[Ping]) -> None:
+    def write_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> None:
         """Blocking, no breaker or spool: store one cycle now (history writers, benchmarks)."""
         self._locked(lambda: self._write(cycle, [ping_row(p) for p in pings], replay=False))
 

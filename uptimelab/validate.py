@@ -28,8 +28,8 @@ from .collector import Collector, QuietReporter, Reporter, _in_trio_thread
 from .config import Settings
 from .db import Database, connect, migration_files
 from .errors import ConfigError, CycleInProgressError, UptimelabError
-from .models import Ping, Site
-from .probe import Prober
+from .models import Site
+from .probe import PingResult, Prober
 from .zoo import Behaviour, Target, TargetSpec, ZooSpec, open_zoo
 
 DATABASE_TIMEOUT_S = 15.0
@@ -175,7 +175,7 @@ async def _check_database(db: Database | None, database_url: str | None) -> tupl
 
 
 async def _check_http_client(verify: ssl.SSLContext | bool) -> tuple[bool, str]:
-    pings: dict[str, Ping] = {}
+    pings: dict[str, PingResult] = {}
     async with open_zoo(ZooSpec.every_failure(duration_s=_ZOO_LIFETIME_S)) as zoo:
         async with Prober(
             location=_LOCATION,
@@ -323,7 +323,7 @@ def _site(target: Target) -> Site:
     return Site(url=target.url, name=target.name, created_at=now, updated_at=now)
 
 
-def _outcome(ping: Ping) -> str:
+def _outcome(ping: PingResult) -> str:
     if ping.error_category is None:
         return "up"
     message = ping.error_message or ""

@@ -21,7 +21,8 @@ from rich.table import Table
 from ..collector import Collector, CycleSummary, run_until_signal
 from ..config import Settings
 from ..db import connect
-from ..models import Ping, Site
+from ..models import Site
+from ..probe import PingResult, Probeable
 from ..sites import redact
 from ._common import console, setting_option, state
 
@@ -35,7 +36,7 @@ class PlainReporter:
     def cycle_started(self, number: int, sites: int) -> None:
         console.print(f"cycle {number}: probing {sites} site(s)", markup=False)
 
-    def ping_done(self, site: Site, ping: Ping) -> None:
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
         if self.each_ping:
             console.print(ping_line(site, ping), markup=False, soft_wrap=True)
 
@@ -67,7 +68,7 @@ class ProgressReporter(PlainReporter):
         self._progress.start()
         self._task = self._progress.add_task("probing", total=sites, down=0)
 
-    def ping_done(self, site: Site, ping: Ping) -> None:
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
         if self._progress is not None and self._task is not None:
             task = self._progress.tasks[0]
             down = int(task.fields["down"]) + (ping.status == "down")
@@ -89,7 +90,7 @@ def reporter_for_terminal(*, each_ping: bool = False) -> PlainReporter:
     return PlainReporter(each_ping=each_ping)
 
 
-def ping_line(site: Site, ping: Ping) -> str:
+def ping_line(site: Probeable, ping: PingResult) -> str:
     code = ping.status_code if ping.status_code is not None else "-"
     why = f"  {ping.error_category}: {ping.error_message}" if ping.error_category else ""
     return f"{ping.status:4} {code!s:>3} {ping.response_time_ms:>6} ms  {redact(site.url)}{why}"
