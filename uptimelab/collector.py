@@ -305,6 +305,7 @@ class Collector:
                     region_code=s.monitoring_region_code,
                     timeout_ms=s.ping_timeout_ms,
                     verify=self.verify,
+                    engine=s.probe_engine,
                 ) as prober,
                 trio.open_nursery() as nursery,
             ):

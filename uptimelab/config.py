@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     breaker_successes: int = Field(
         default=2, description="Successful trial calls that close a half-open breaker; >= 1."
     )
+    probe_engine: str = Field(
+        default="lean",
+        description="HTTP client of the probe: lean (minimal, half the CPU) or httpx.",
+    )
     spool_max_bytes: int = Field(
         default=1 << 30,
         description="Cap on the local spool of unstored pings, in bytes; at least 1 MiB.",
@@ -144,6 +148,7 @@ class Settings(BaseSettings):
             ("breaker_recovery_ms", self.breaker_recovery_ms >= 0, "it must not be negative"),
             ("breaker_successes", self.breaker_successes >= 1, "it must be at least 1"),
             ("spool_max_bytes", self.spool_max_bytes >= 1 << 20, "the cap must be at least 1 MiB"),
+            ("probe_engine", self.probe_engine in ("lean", "httpx"), "use lean or httpx"),
         ]
         for field, ok, rule in rules:
             if not ok:
