@@ -3,6 +3,9 @@
 Runs offline on a fresh machine: the sites are simulated on loopback by the zoo, and the pings go
 to the configured database (the embedded PostgreSQL by default). The demo's sites are disabled at
 the end, since their zoo is gone; running the demo again re-enables them.
+
+``uptimelab demo --history 7d`` writes a synthetic week instead (``uptimelab.history``), for the
+notebooks and the report.
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ async def run_demo(
     *,
     cycles: int = 3,
     sites: int = 40,
+    seed: int = 7,
     reporter: Reporter | None = None,
     verify: ssl.SSLContext | bool = True,
 ) -> list[dict[str, Any]]:
-    """Serve a zoo, register its targets, run ``cycles`` cycles, and return the latest results."""
+    """Serve a zoo of ``sites`` realistic targets (latencies drawn with ``seed``) plus one per
+    failure mode, register them, run ``cycles`` cycles, and return the latest results."""
     settings = Settings.load(
         database_url=db.url,
         monitoring_interval_ms=60_000,
@@ -76,7 +81,7 @@ async def run_demo(
         monitoring_location="demo",
         monitoring_region_code="ZZ",
     )
-    async with open_zoo(demo_spec(sites)) as zoo:
+    async with open_zoo(demo_spec(sites, seed=seed)) as zoo:
         urls = register_zoo(zoo, db)
         collector = Collector(db, settings, reporter=reporter, verify=verify)
         for _ in range(cycles):

@@ -59,3 +59,17 @@ class MigrationError(StoreError):
 
 class CycleInProgressError(UptimelabError):
     """A monitoring cycle is already running in this process."""
+
+
+def lone_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside ``group`` and its nested groups, or None when there are
+    several (trio's nurseries wrap every error in a group)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else None

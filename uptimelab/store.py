@@ -29,8 +29,10 @@ from typing import Any, Literal, TypeVar
 
 import psycopg
 import stamina
+import stamina.instrumentation
 import trio
 from psycopg.rows import dict_row
+from stamina.instrumentation import RetryDetails
 
 from .breaker import CircuitBreaker
 from .config import Settings
@@ -71,6 +73,20 @@ _INSERT_STAGED = (
 )
 
 Outcome = Literal["stored", "spooled", "dropped"]
+
+
+def _log_retry(details: RetryDetails) -> None:
+    log.warning(
+        "database call failed, retry %d in %.1f s: %s",
+        details.retry_num,
+        details.wait_for,
+        details.caused_by,
+        extra={"component": "store", "category": "retry"},
+    )
+
+
+# stamina's default hook logs a bare "stamina.retry_scheduled"; say what failed instead.
+stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 
 class StoreUnavailableError(StoreError):
@@ -456,6 +472,8 @@ class Writer:
     def snapshot(self) -> dict[str, Any]:
         """Breaker, spool backlog and recent errors, for status and health."""
         return {
+            "last_write_s": round(self.last_write_s, 4),
+            "last_refresh_s": round(self.last_refresh_s, 4),
             "breaker": self.breaker.snapshot(),
             "spool": self.spool.backlog(),
             "errors": list(self.errors),

@@ -14,9 +14,23 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UptimelabError
+from ..errors import UptimelabError, lone_exception
 from ..logs import configure as configure_logs
-from . import bench, collect, db, demo, health, outages, sites, stats, validate, zoo
+from . import (
+    bench,
+    collect,
+    db,
+    demo,
+    health,
+    outages,
+    perf,
+    report,
+    serve,
+    sites,
+    stats,
+    validate,
+    zoo,
+)
 from ._common import State, err_console
 
 
@@ -41,6 +55,9 @@ app.command("outages")(outages.outages)
 app.command("status")(health.status)
 app.command("health")(health.health)
 app.command("validate")(validate.validate)
+app.command("perf")(perf.perf)
+app.command("report")(report.report)
+app.command("serve")(serve.serve)
 app.command("zoo")(zoo.zoo)
 app.command("demo")(demo.demo)
 
@@ -74,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except UptimelabError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except BaseExceptionGroup as group:
+        # trio's nurseries wrap errors in groups; one of ours alone is still one line.
+        lone = lone_exception(group)
+        if not isinstance(lone, UptimelabError):
+            raise
+        err_console.print(f"error: {lone}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(lone.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         sys.exit(130)

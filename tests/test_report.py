@@ -1,0 +1,315 @@
+"""The report: one self-contained HTML file with a plot per section, exports that round-trip, and
+the tables it shares with the notebooks."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from uptimelab import plots, report, stats
+from uptimelab.cli._common import State
+from uptimelab.cli.report import report as report_command
+from uptimelab.db import Database, connect
+from uptimelab.errors import ConfigError
+from uptimelab.history import HistorySummary, synthetic_history, write_history
+
+SECTIONS = ("fleet", "uptime", "latency", "outages", "sla", "collector")
+PNG = b"\x89PNG\r\n\x1a\n"
+T0 = pd.Timestamp("2026-04-01", tz="UTC")  # April: 30 days, a 43.2 min budget at 99.9 %
+
+
+@pytest.fixture(scope="module")
+def seeded(create_database: Any) -> Iterator[tuple[Database, HistorySummary]]:
+    """A database of its own holding a synthetic week of 12 sites."""
+    db = connect(create_database("uptimelab_report"))
+    summary = write_history(db, "7d", sites=12, seed=7)
+    yield db, summary
+    db.close()
+
+
+class Sections(HTMLParser):
+    """Per <section id>: the images' sources; and every src/href in the document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: dict[str, list[str]] = {}
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+        self._section: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self._section = found.get("id")
+            self.images[str(self._section)] = []
+        for name in ("src", "href"):
+            if found.get(name):
+                self.links.append(str(found[name]))
+        if tag == "img" and self._section is not None:
+            self.images[self._section].append(str(found.get("src")))
+
+
+def test_the_report_has_every_section_with_a_plot(
+    seeded: tuple[Database, HistorySummary], tmp_path: Path
+) -> None:
+    db, summary = seeded
+    out = tmp_path / "sub" / "report.html"
+    assert report.write_report(out, since="30d", db=db) == [out]
+    text = out.read_text(encoding="utf-8")
+    parsed = Sections()
+    parsed.feed(text)
+    assert tuple(parsed.images) == SECTIONS
+    for section, sources in parsed.images.items():
+        assert sources, f"no plot in section {section}"
+        for src in sources:
+            prefix = "data:image/png;base64,"
+            assert src.startswith(prefix)
+            assert base64.b64decode(src[len(prefix) :]).startswith(PNG)
+    # Self-contained: nothing to fetch, only links to its own sections.
+    assert all(link.startswith(("#", "data:")) for link in parsed.links)
+    assert not parsed.tags & {"script", "link", "iframe"}
+    # What the history planted shows up where it belongs.
+    regressed = next(i.site for i in summary.incidents if i.kind == "regression")
+    assert f"{regressed}: hourly median response time" in text
+    assert "1 site(s) did" in text
+    assert "2 gap(s) where the collector was not running" in text
+    assert "3 overran the interval" in text
+
+
+def test_an_empty_database_gives_a_report_that_says_so(db: Database, tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    report.write_report(out, db=db)
+    text = out.read_text(encoding="utf-8")
+    assert "No pings in the period." in text
+    assert "Fewer than two stored cycles" in text
+
+
+@pytest.mark.parametrize("format", ["csv", "parquet"])
+def test_the_export_round_trips(
+    seeded: tuple[Database, HistorySummary], tmp_path: Path, format: str
+) -> None:
+    db, summary = seeded
+    written = report.write_report(tmp_path / "out", format=format, since="30d", db=db)
+    assert [p.name for p in written] == [f"{n}.{format}" for n in ("pings", "outages", "stats")]
+    back = report.read_export(tmp_path / "out", format)
+    source = report.export_tables(stats.load_pings(db, since="30d"), report.site_names(db))
+    assert list(back) == ["pings", "outages", "stats"]
+    for name, frame in source.items():
+        pd.testing.assert_frame_equal(back[name], frame, check_exact=True)
+    assert len(back["pings"]) == summary.pings
+    assert len(back["stats"]) == 12
+    assert back["outages"]["ended_at"].isna().sum() == 1  # the ongoing outage survives as NaT
+    assert back["pings"]["error_message"].isna().sum() > 0
+
+
+def test_the_command_mirrors_write_report(
+    seeded: tuple[Database, HistorySummary], tmp_path: Path
+) -> None:
+    db, _ = seeded
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = State(database_url=db.url)
+
+    app.command("report")(report_command)
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html"), "--since", "7d"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output
+    assert (tmp_path / "r.html").stat().st_size > 50_000
+    result = runner.invoke(app, ["report", "--out", str(tmp_path / "csv"), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert len(report.read_export(tmp_path / "csv")["stats"]) == 12
+    bad = runner.invoke(app, ["report", "--out", str(tmp_path / "x.html"), "--since", "7x"])
+    assert isinstance(bad.exception, ConfigError)
+    assert str(bad.exception) == "--since='7x': use a positive duration like 60s, 5m, 1h or 7d"
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_bad_arguments_are_config_errors(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--format='pdf'"):
+        report.write_report(tmp_path / "r.pdf", format="pdf", db=db)
+    with pytest.raises(ConfigError, match="is a directory"):
+        report.write_report(tmp_path, db=db)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="exports go to a directory"):
+        report.write_report(tmp_path / "file", format="csv", db=db)
+    with pytest.raises(ConfigError, match="--target=100"):
+        report.write_report(tmp_path / "r.html", target=100, db=db)
+
+
+def test_latency_shifts_flag_only_the_regressed_site(
+    seeded: tuple[Database, HistorySummary],
+) -> None:
+    db, summary = seeded
+    regression = next(i for i in summary.incidents if i.kind == "regression")
+    shifts = report.latency_shifts(stats.load_pings(db, since="8d"), names=report.site_names(db))
+    assert shifts["site"][shifts["regressed"]].tolist() == [regression.site]
+    top = shifts.iloc[0]
+    assert top["ratio"] == pytest.approx(2.2, rel=0.2)
+    assert abs(top["changed_at"] - regression.started_at) <= pd.Timedelta(hours=1)
+    assert shifts["ratio"].iloc[1] < 1.3  # the daily rhythm cancels out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_latency_shifts_place_the_change_within_an_hour(seed: int) -> None:
+    history = synthetic_history(12, seed=seed, end=T0)
+    regression = next(i for i in history.incidents if i.kind == "regression")
+    shifts = report.latency_shifts(history.pings.rename(columns={"site": "site_id"}))
+    assert shifts.index[shifts["regressed"]].tolist() == [regression.site]
+    changed = shifts.loc[str(regression.site), "changed_at"]
+    assert abs(changed - regression.started_at) <= pd.Timedelta(hours=1)
+
+
+def pings_every_5_min(n: int, down: set[int], site: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "site_id": site,
+            "checked_at": T0 + pd.to_timedelta(np.arange(n) * 5, unit="min"),
+            "status": ["down" if i in down else "up" for i in range(n)],
+            "response_time_ms": pd.array([100] * n, dtype="Int32"),
+            "error_category": ["timeout" if i in down else None for i in range(n)],
+            "location": "here",
+        }
+    )
+
+
+def test_the_sla_table_counts_downtime_against_the_month_budget() -> None:
+    a, b = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    pings = pd.concat(
+        [pings_every_5_min(288, {10, 11, 12}, a), pings_every_5_min(288, set(range(10)), b)]
+    )
+    sla = report.sla_table(pings, target=99.9, names={a: "a"}).set_index("site_id")
+    assert sla.loc[a, "month"] == "2026-04"
+    assert sla.loc[a, "site"] == "a"
+    assert sla.loc[b, "site"] == b
+    assert sla.loc[a, "uptime_pct"] == pytest.approx(100 * 285 / 288)
+    assert sla.loc[a, "downtime_min"] == 15.0
+    assert sla.loc[a, "budget_min"] == pytest.approx(43.2)
+    assert sla.loc[a, "budget_used_pct"] == pytest.approx(100 * 15 / 43.2)
+    assert sla.loc[a, "budget_left_min"] == pytest.approx(28.2)
+    assert bool(sla.loc[a, "met"]) is True
+    assert sla.loc[b, "downtime_min"] == 50.0
+    assert bool(sla.loc[b, "met"]) is False
+    assert sla.index[0] == b  # most budget used first
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        report.sla_table(pings, target=100)
+
+
+def cycle(start_min: float, duration_min: float) -> dict[str, Any]:
+    started = T0 + pd.Timedelta(minutes=start_min)
+    return {
+        "started_at": started,
+        "finished_at": started + pd.Timedelta(minutes=duration_min),
+        "location": "here",
+    }
+
+
+def test_collector_gaps_are_idle_time_not_overruns() -> None:
+    starts = [0, 5, 10, 20, 25, 60, 65]  # 10 -> 20: an overrun skipped 15; 25 -> 60: down
+    cycles = pd.DataFrame([cycle(s, 6 if s == 10 else 0.5) for s in starts])
+    assert report.cycle_interval(cycles) == pd.Timedelta(minutes=5)
+    gaps = report.collector_gaps(cycles)
+    assert len(gaps) == 1
+    assert gaps.loc[0, "started_at"] == T0 + pd.Timedelta(minutes=25.5)
+    assert gaps.loc[0, "ended_at"] == T0 + pd.Timedelta(minutes=60)
+    assert gaps.loc[0, "missed_cycles"] == 7
+    later = report.collector_gaps(cycles, now=T0 + pd.Timedelta(hours=2))
+    assert len(later) == 2
+    assert pd.isna(later.loc[1, "ended_at"])
+    assert later.loc[1, "duration"] == pd.Timedelta(minutes=120 - 65.5)
+
+
+def test_perf_results_are_read_from_the_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "perf.json"
+    monkeypatch.setenv(report.PERF_JSON_ENV, str(path))
+    assert report.perf_results_path() == path
+    assert report.load_perf_results() is None
+    measures = [{"name": "cycle / ideal", "median": 1.22, "min": 1.15, "max": 1.28},
+                {"name": "refresh", "median": 0.227, "unit": "s"}]  # fmt: skip
+    path.write_text(json.dumps({"measures": measures}))
+    perf = report.load_perf_results()
+    assert perf is not None
+    assert perf["measure"].tolist() == ["cycle / ideal", "refresh"]
+    assert perf["unit"].tolist() == ["", "s"]
+    assert np.isnan(perf.loc[1, "max"])
+    path.write_text(json.dumps({"cycle_s": 2.1, "write_s": {"median": 0.015, "unit": "s"}}))
+    assert report.load_perf_results()["median"].tolist() == [2.1, 0.015]  # type: ignore[index]
+    path.write_text(json.dumps([{"name": "no median"}]))
+    with pytest.raises(ValueError, match="no numeric median and no measured fields"):
+        report.load_perf_results()
+
+
+def test_perf_results_read_the_scenarios_uptimelab_perf_writes(tmp_path: Path) -> None:
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps(PERF_SCENARIOS))
+    perf = report.load_perf_results(path)
+    assert perf is not None
+    small = perf.loc[perf["scenario"] == "small"].set_index("measure")
+    # measures carry their unit in their name; sites, concurrency... describe the scenario
+    assert small["unit"].to_dict() == {
+        "cycle_s": "s", "ideal_s": "s", "ratio": "ratio", "pings_per_s": "per s",
+        "cpu_ms_per_ping": "ms per ping", "peak_rss_mb": "MB",
+    }  # fmt: skip
+    assert (small.loc["cycle_s", "min"], small.loc["cycle_s", "max"]) == (0.4, 0.6)
+    assert np.isnan(small.loc["ratio", "min"])
+    assert plots.perf_results(perf).axes
+
+
+# The shape of ``uptimelab perf --json`` (a list of its ScenarioResult records), trimmed.
+PERF_SCENARIOS: Final = [
+    {"name": name, "sites": sites, "concurrency": 10, "cycles": 3, "cycle_s": cycle,
+     "ideal_s": cycle / 1.2, "ratio": 1.2, "pings_per_s": sites / cycle, "cpu_ms_per_ping": 1.1,
+     "peak_rss_mb": 120.5, "stored_pings": 3 * sites, "cycle_times_s": [cycle - 0.1, cycle + 0.1],
+     "within_interval": None}
+    for name, sites, cycle in (("small", 5, 0.5), ("medium", 25, 1.5))
+]  # fmt: skip
+
+
+def test_html_tables_escape_values_and_mark_what_is_bad() -> None:
+    frame = pd.DataFrame(
+        {
+            "site": ["<script>x</script>", "ok"],
+            "current_status": ["down", "up"],
+            "uptime_24h": [98.5, 99.95],
+            "last_checked": [T0, pd.NaT],
+            "mttr": [pd.Timedelta(minutes=65), pd.NaT],
+        }
+    )
+    html = report.html_table(frame, percent=["uptime_24h"], target=99.9).html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert html.count("font-weight:bold") == 2  # the down status and the uptime below target
+    assert "99.950" in html
+    assert "2026-04-01 00:00" in html
+    assert "1h05m" in html
+    assert html.count("<td>–</td>") == 2
+    assert report.html_table(frame)._repr_html_() == report.html_table(frame).html
+
+
+def test_figures_need_no_backend_and_are_not_kept(
+    seeded: tuple[Database, HistorySummary],
+) -> None:
+    import matplotlib.pyplot as plt
+
+    db, _ = seeded
+    before = plt.get_fignums()
+    fig = plots.uptime_heatmap(stats.load_pings(db, since=dt.timedelta(days=1)), freq="1h")
+    assert fig.axes
+    assert plt.get_fignums() == before

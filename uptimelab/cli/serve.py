@@ -1,0 +1,76 @@
+"""``uptimelab serve``: the HTTP API, and with ``--collect`` the collector, in one process."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated
+
+import trio
+import typer
+
+from ..config import Settings
+from ..db import connect
+from ..errors import UptimelabError, lone_exception
+from ._common import console, state
+from .collect import PlainReporter
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. One other machines can reach needs UPTIMELAB_API_TOKEN."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8080,
+    collect: Annotated[
+        bool,
+        typer.Option("--collect", help="Also run the collector on its schedule, in this process."),
+    ] = False,
+) -> None:
+    """Serve the HTTP API (GET /site-stats, /metrics, ...) until SIGINT or SIGTERM.
+
+    POST endpoints need Authorization: Bearer $UPTIMELAB_API_TOKEN.
+    """
+    # Imported here: the server's dependencies are not needed by the other commands.
+    from .. import api
+
+    token = api.api_token()
+    api.check_bind(host, port, token)
+    settings = Settings.load(database_url=state(ctx).database_url)
+    # Like `collect`, the collector starts without the database and spools; the API alone
+    # only reads, so it needs the database (migrated) from the start.
+    db = connect(state(ctx).database_url, migrate=not collect)
+    reporter = PlainReporter() if collect else None
+
+    run = partial(
+        api.serve,
+        settings,
+        db,
+        host=host,
+        port=port,
+        collect=collect,
+        token=token,
+        reporter=reporter,
+    )
+
+    async def main() -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                urls = await nursery.start(run)
+                console.print(f"serving on {', '.join(urls)}", markup=False, soft_wrap=True)
+                if token is None:
+                    console.print(
+                        f"POST endpoints answer 401: set {api.API_TOKEN_ENV} to enable them",
+                        markup=False,
+                        soft_wrap=True,
+                    )
+        except BaseExceptionGroup as group:
+            # One of our errors alone is one line and an exit code (see cli.main).
+            lone = lone_exception(group)
+            if isinstance(lone, UptimelabError):
+                raise lone from None
+            raise
+
+    trio.run(main)

@@ -1,0 +1,572 @@
+"""A synthetic history: a realistic week (or any span) of pings and cycles, in seconds.
+
+``uptimelab demo --history 7d`` calls :func:`write_history`, so that the notebooks and the report
+have data on a fresh machine without waiting a week. :func:`synthetic_history` is the pure part:
+the same ``seed``, span, interval and end give the same history, ping for ping.
+
+What the history holds, so that every chart has something to show:
+
+* sites of five latency profiles (a CDN, APIs, apps, a far-away mirror, a slow CMS), each with a
+  daily pattern (slower at its busy hours, less so at weekends) and a rare slow spike;
+* rare one-ping failures (timeouts, resets, a 502) on every site;
+* six planned outages of different lengths and causes, one on each of six sites, the last one
+  still going on at the end;
+* one site whose latency regresses (x2.2) mid-span, and one site that flaps for a while;
+* the collector's own life: a cycle row per cycle, a short and a long gap where the collector was
+  down (no cycles, no pings: not site downtime), the cycle interrupted before the long gap, and a
+  spell of slow database writes whose cycles overrun the interval and skip the next start.
+
+The pings go through :class:`uptimelab.store.Writer` (the collector's COPY path), in transactions
+of ``BATCH_ROWS`` rows; the sites are registered inactive, since their ``.example`` URLs cannot be
+pinged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from .config import MIN_INTERVAL_MS, parse_duration
+from .db import Database, default_db
+from .errors import ConfigError
+from .models import ERROR_CATEGORIES
+from .site_stats import refresh_stats
+from .sites import SiteSpec, upsert_sites
+from .store import PING_COLUMNS, Writer
+
+__all__ = [
+    "HISTORY_DOMAIN",
+    "HISTORY_LOCATION",
+    "History",
+    "HistorySummary",
+    "Incident",
+    "synthetic_history",
+    "write_history",
+]
+
+HISTORY_LOCATION: Final = "demo-history"
+HISTORY_REGION: Final = "ZZ"
+HISTORY_DOMAIN: Final = "history.uptimelab.example"
+TIMEOUT_MS: Final = 10_000
+CONCURRENCY: Final = 10
+MIN_SITES: Final = 8  # one per planned outage, one regressing, one flapping
+MAX_SITES: Final = 2000
+MAX_PINGS: Final = 5_000_000
+BATCH_ROWS: Final = 100_000  # one COPY transaction: about a second, well within the write timeout
+MIN_SPAN: Final = dt.timedelta(days=1)
+MAX_SPAN: Final = dt.timedelta(days=90)
+MAX_EVERY: Final = dt.timedelta(hours=1)
+REGRESSION_FACTOR: Final = 2.2
+
+# name: (median response ms, log-normal sigma, words for site names)
+PROFILES: Final = {
+    "cdn": (35.0, 0.25, ("static", "assets", "img")),
+    "api": (90.0, 0.30, ("api", "auth", "search")),
+    "app": (170.0, 0.35, ("shop", "app", "portal")),
+    "far": (320.0, 0.20, ("mirror", "apac", "latam")),
+    "cms": (480.0, 0.50, ("blog", "news", "wiki")),
+}
+
+# cause, category, shortest and longest duration in minutes
+PLANNED_OUTAGES: Final = (
+    ("deploy restart", "refused", 10, 20),
+    ("DNS record deleted", "dns", 120, 180),
+    ("certificate expired", "tls", 300, 480),
+    ("backend overloaded", "http_status", 40, 70),
+    ("database lock-up", "timeout", 20, 35),
+)
+ONGOING_OUTAGE: Final = ("network outage at the host", "network", 25, 50)
+
+_CATEGORY: Final = {name: i for i, name in enumerate(ERROR_CATEGORIES)}
+_MESSAGES: Final = (
+    "name resolution failed: Name or service not known",
+    "connection refused",
+    f"no complete response within {TIMEOUT_MS} ms",
+    "TLS failed: certificate has expired",
+    "connection failed: Connection reset by peer",
+    "connection failed: No route to host",
+    "HTTP 502 Bad Gateway (expected 200-399)",
+    "HTTP 503 Service Unavailable (expected 200-399)",
+)
+_MESSAGE_OF: Final = {"dns": 0, "refused": 1, "timeout": 2, "tls": 3, "network": 4}
+_NO_ROUTE, _HTTP_502, _HTTP_503 = 5, 6, 7
+
+
+@dataclass(frozen=True)
+class SyntheticSite:
+    """One site of the history: its name, URL and latency profile."""
+
+    name: str
+    url: str
+    profile: str
+    median_ms: float
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Something the history planted: an outage, the regression, the flapping, a collector gap.
+
+    ``site`` is a site name (None for the collector's gaps); ``ended_at`` is None while it lasts.
+    """
+
+    kind: str
+    site: str | None
+    cause: str
+    started_at: pd.Timestamp
+    ended_at: pd.Timestamp | None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """A synthetic history, not yet written anywhere.
+
+    ``pings`` is a pings frame whose ``site`` column holds site names (categorical, in the order
+    of ``sites``) instead of ids; ``cycles`` has the ``monitoring_cycles`` columns.
+    """
+
+    sites: list[SyntheticSite]
+    pings: pd.DataFrame
+    cycles: pd.DataFrame
+    incidents: list[Incident]
+    start: pd.Timestamp
+    end: pd.Timestamp
+    every: pd.Timedelta
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """What :func:`write_history` wrote, and how long it took (seconds)."""
+
+    sites: int
+    pings: int
+    cycles: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    incidents: list[Incident]
+    write_s: float
+
+
+def synthetic_history(
+    sites: int = 50,
+    *,
+    span: dt.timedelta = dt.timedelta(days=7),
+    every: dt.timedelta = dt.timedelta(minutes=5),
+    seed: int = 7,
+    end: dt.datetime | pd.Timestamp,
+) -> History:
+    """A history of ``sites`` sites pinged every ``every`` over ``span``, ending at ``end``
+    (rounded down to a multiple of ``every``; naive means UTC). Deterministic in its arguments.
+
+    Raises ConfigError when the numbers are out of range (see :func:`check_history`).
+    """
+    check_history(sites, span, every)
+    rng = np.random.default_rng(seed)
+    step = pd.Timedelta(every)
+    last = _utc(end).floor(step)
+    n_slots = int(pd.Timedelta(span) // step)
+    starts = pd.date_range(end=last, periods=n_slots, freq=step).as_unit("us")
+    first = starts[0]
+    span_td = last - first
+
+    def at(fraction: float) -> pd.Timestamp:
+        return (first + span_td * fraction).floor("1s")
+
+    def minutes(shortest: float, longest: float) -> pd.Timedelta:
+        return pd.Timedelta(minutes=float(rng.uniform(shortest, longest))).round("1s")
+
+    def slot(when: pd.Timestamp) -> int:
+        return min(int(starts.searchsorted(when)), n_slots - 1)
+
+    # -- the sites and their latency
+    roster = _sites(rng, sites)
+    median = np.array([s.median_ms for s in roster])
+    sigma = np.array([PROFILES[s.profile][1] for s in roster])
+    amplitude = rng.uniform(0.1, 0.6, sites)
+    peak_hour = rng.normal(14.0, 3.0, sites) % 24
+    hours = (starts.hour + starts.minute / 60).to_numpy(dtype=float)
+    weekend = np.asarray(starts.day_of_week >= 5)
+    busy = 0.5 * (1 + np.cos(2 * np.pi * (hours[:, None] - peak_hour[None, :]) / 24))
+    daily = 1 + amplitude[None, :] * busy * np.where(weekend, 0.5, 1.0)[:, None]
+    rt = median[None, :] * daily * np.exp(sigma[None, :] * rng.standard_normal((n_slots, sites)))
+    spikes = rng.random((n_slots, sites)) < 0.004
+    rt = np.where(spikes, rt * rng.uniform(3, 8, (n_slots, sites)), rt)
+
+    incidents: list[Incident] = []
+    roles = rng.permutation(sites)
+    regressing, flapping = int(roles[6]), int(roles[7])
+    changed_at = starts[slot(at(rng.uniform(0.4, 0.6)))]
+    rt[starts >= changed_at, regressing] *= REGRESSION_FACTOR
+    incidents.append(
+        Incident("regression", roster[regressing].name, "a slow query shipped", changed_at, None)
+    )
+
+    # -- failures: -1 is up, else the message index (which also gives the category)
+    message = np.full((n_slots, sites), -1, dtype=np.int8)
+    blip_rate = rng.uniform(0.0002, 0.0015, sites)
+    blips = rng.random((n_slots, sites)) < blip_rate[None, :]
+    blip_kind = rng.choice(
+        np.array([_MESSAGE_OF["timeout"], _MESSAGE_OF["network"], _HTTP_502], dtype=np.int8),
+        size=(n_slots, sites),
+        p=[0.6, 0.3, 0.1],
+    )
+    message[blips] = blip_kind[blips]
+    message[rt >= TIMEOUT_MS] = _MESSAGE_OF["timeout"]
+
+    for k, (cause, category, shortest, longest) in enumerate(PLANNED_OUTAGES):
+        length = minutes(shortest, longest)
+        begin = at(rng.uniform(0.05, 0.95)) - length * 0.5
+        hit = _slots(starts, begin, length)
+        site = int(roles[k])
+        message[hit, site] = _HTTP_503 if category == "http_status" else _MESSAGE_OF[category]
+        incidents.append(
+            Incident("outage", roster[site].name, cause, *_span(starts, hit, step), category)
+        )
+    cause, category, shortest, longest = ONGOING_OUTAGE
+    begin = last - minutes(shortest, longest)
+    hit = starts >= begin
+    message[hit, int(roles[5])] = _NO_ROUTE
+    incidents.append(
+        Incident("outage", roster[int(roles[5])].name, cause, starts[hit][0], None, category)
+    )
+
+    flap_from = starts[slot(at(rng.uniform(0.15, 0.45)))]
+    flap_to = flap_from + (span_td * 0.3).floor(step)
+    flapping_slots = (starts >= flap_from) & (starts < flap_to)
+    flaps = flapping_slots & (rng.random(n_slots) < 0.3)
+    message[flaps, flapping] = rng.choice(
+        np.array([_HTTP_502, _MESSAGE_OF["timeout"]], dtype=np.int8), size=int(flaps.sum())
+    )
+    incidents.append(
+        Incident("flapping", roster[flapping].name, "a failing node behind the load balancer",
+                 flap_from, flap_to)
+    )  # fmt: skip
+
+    # -- what a down ping measured: the full timeout, a quick refusal, a fast error page...
+    down = message >= 0
+    category_of = np.array([_category(m) for m in range(len(_MESSAGES))], dtype=np.int8)
+    cat = np.where(down, category_of[np.maximum(message, 0)], -1)
+    failure_ms = np.select(
+        [
+            cat == _CATEGORY["timeout"],
+            cat == _CATEGORY["dns"],
+            cat == _CATEGORY["refused"],
+            cat == _CATEGORY["tls"],
+            cat == _CATEGORY["http_status"],
+        ],
+        [
+            TIMEOUT_MS + rng.integers(0, 12, (n_slots, sites)),
+            rng.uniform(5, 40, (n_slots, sites)),
+            rng.uniform(1, 3, (n_slots, sites)),
+            rng.uniform(30, 90, (n_slots, sites)),
+            np.minimum(rt, 400) * 0.3,
+        ],
+        default=rng.uniform(50, 2000, (n_slots, sites)),
+    )
+    rt_ms = np.maximum(1, np.rint(np.where(down, failure_ms, rt))).astype(np.int64)
+
+    # -- the collector: cycle lengths, overruns, its own gaps, the interrupted cycle
+    ran = np.ones(n_slots, dtype=bool)
+    for cause, frac_lo, frac_hi, shortest, longest in (
+        ("collector upgraded and restarted", 0.25, 0.35, 20, 40),
+        ("collector host down", 0.65, 0.75, 150, 240),
+    ):
+        length = minutes(shortest, longest)
+        off = _slots(starts, at(rng.uniform(frac_lo, frac_hi)), length)
+        ran &= ~off
+        gap_from, gap_to = _span(starts, off, step)
+        incidents.append(Incident("collector_gap", None, cause, gap_from, gap_to))
+    write_ms = rng.uniform(15, 60, n_slots)
+    stall = slot(at(rng.uniform(0.8, 0.9)))
+    stalled = np.arange(stall, min(stall + 12, n_slots), 4)  # three stalls in an hour
+    write_ms[stalled] = step.total_seconds() * 1000 * rng.uniform(1.05, 1.4, len(stalled))
+    work_ms = rt_ms.sum(axis=1) / CONCURRENCY + rt_ms.max(axis=1)
+    duration_ms = np.ceil(work_ms + write_ms).astype(np.int64)
+    start_us = starts.asi8
+    for late in np.flatnonzero(write_ms > step.total_seconds() * 1000).tolist():
+        # A fixed cadence skips the starts a cycle overran.
+        finished_us = start_us[late] + duration_ms[late] * 1000
+        ran[late + 1 :][start_us[late + 1 :] < finished_us] = False
+    offset_ms = rng.random((n_slots, sites)) * np.maximum(
+        0, duration_ms[:, None] - write_ms[:, None] - rt_ms
+    )
+    kept = np.broadcast_to(ran[:, None], (n_slots, sites)).copy()
+    # The host went down during the cycle before the long gap: it stored what it had probed.
+    interrupted = _last_before_gap(ran, incidents[-1].started_at, starts)
+    if interrupted >= 0:
+        cut = duration_ms[interrupted] * 0.4
+        kept[interrupted] = offset_ms[interrupted] < cut
+        duration_ms[interrupted] = int(cut)
+
+    pings = _pings_frame(roster, starts, kept, offset_ms, message, cat, rt_ms)
+    cycles = _cycles_frame(rng, starts, ran, kept, down, duration_ms, interrupted, sites)
+    return History(roster, pings, cycles, incidents, first, last, step)
+
+
+def check_history(sites: int, span: dt.timedelta, every: dt.timedelta) -> None:
+    """Raise ConfigError (naming the CLI option) when a history of these sizes is not offered."""
+    if not MIN_SITES <= sites <= MAX_SITES:
+        raise ConfigError(
+            f"--sites={sites}: a history needs {MIN_SITES} to {MAX_SITES} sites "
+            "(one per planned outage, one regressing, one flapping)"
+        )
+    if not MIN_SPAN <= span <= MAX_SPAN:
+        raise ConfigError(f"--history={_shown(span)}: use a span from 1d to 90d")
+    if not dt.timedelta(milliseconds=MIN_INTERVAL_MS) <= every <= MAX_EVERY:
+        raise ConfigError(f"--every={_shown(every)}: use an interval from 60s to 1h")
+    pings = sites * int(span / every)
+    if pings > MAX_PINGS:
+        raise ConfigError(
+            f"--sites={sites} --history={_shown(span)} --every={_shown(every)} make "
+            f"{pings:,} pings; the demo writes at most {MAX_PINGS:,}"
+        )
+
+
+def write_history(
+    db: Database | None = None,
+    history: str | dt.timedelta = "7d",
+    *,
+    sites: int = 50,
+    seed: int = 7,
+    every: str | dt.timedelta = "5m",
+    now: dt.datetime | None = None,
+) -> HistorySummary:
+    """Write a synthetic history reaching ``history`` back from ``now`` (default: the current
+    time), then refresh ``site_stats`` at ``now``.
+
+    ``history`` and ``every`` are durations ("7d", "5m") or timedeltas. The sites are registered
+    (inactive) under ``HISTORY_DOMAIN``; running it again replaces their pings and the history's
+    cycle rows, and removes history sites beyond ``sites``. Raises ConfigError for sizes out of
+    range, StoreError when the database fails.
+    """
+    span = (
+        history if isinstance(history, dt.timedelta) else parse_duration(history, name="--history")
+    )
+    interval = every if isinstance(every, dt.timedelta) else parse_duration(every, name="--every")
+    check_history(sites, span, interval)
+    database = default_db(db)
+    started = time.perf_counter()
+    at = now or dt.datetime.now(dt.UTC)
+    made = synthetic_history(sites, span=span, every=interval, seed=seed, end=at)
+    ids = _register(made.sites, database)
+    writer = Writer(database)
+    try:
+        for days, rows in _batches(made.pings, ids):
+            writer.write_rows(rows, days)
+    finally:
+        writer.close()
+    _write_cycles(made.cycles, database)
+    refresh_stats(at=at, db=database)
+    return HistorySummary(
+        sites=sites,
+        pings=len(made.pings),
+        cycles=len(made.cycles),
+        start=made.start,
+        end=made.end,
+        incidents=made.incidents,
+        write_s=time.perf_counter() - started,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _sites(rng: np.random.Generator, n: int) -> list[SyntheticSite]:
+    names = list(PROFILES)
+    # Every profile about equally often, in a seeded order.
+    profiles = [names[i] for i in rng.permutation(n) % len(names)]
+    roster = []
+    for i, profile in enumerate(profiles):
+        median_ms, _, words = PROFILES[profile]
+        name = f"{words[int(rng.integers(len(words)))]}-{i + 1:02d}"
+        roster.append(
+            SyntheticSite(
+                name=name,
+                url=f"https://{name}.{HISTORY_DOMAIN}/",
+                profile=profile,
+                median_ms=median_ms * float(rng.lognormal(0, 0.25)),
+            )
+        )
+    return roster
+
+
+def _category(message: int) -> int:
+    if message in (_HTTP_502, _HTTP_503):
+        return _CATEGORY["http_status"]
+    if message == _NO_ROUTE:
+        return _CATEGORY["network"]
+    return _CATEGORY[next(c for c, m in _MESSAGE_OF.items() if m == message)]
+
+
+def _slots(
+    starts: pd.DatetimeIndex, begin: pd.Timestamp, length: pd.Timedelta
+) -> npt.NDArray[np.bool_]:
+    """The slots starting in [begin, begin + length); at least one, however coarse the slots."""
+    hit = np.asarray((starts >= begin) & (starts < begin + length))
+    if not hit.any():
+        hit[min(int(starts.searchsorted(begin)), len(starts) - 1)] = True
+    return hit
+
+
+def _span(
+    starts: pd.DatetimeIndex, hit: npt.NDArray[np.bool_], step: pd.Timedelta
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first slot in ``hit`` and the slot after its last one."""
+    where = np.flatnonzero(hit)
+    return starts[where[0]], starts[where[-1]] + step
+
+
+def _last_before_gap(
+    ran: npt.NDArray[np.bool_], gap_from: pd.Timestamp, starts: pd.DatetimeIndex
+) -> int:
+    before = np.flatnonzero(ran & np.asarray(starts < gap_from))
+    return int(before[-1]) if len(before) else -1
+
+
+def _pings_frame(
+    roster: list[SyntheticSite],
+    starts: pd.DatetimeIndex,
+    kept: npt.NDArray[np.bool_],
+    offset_ms: npt.NDArray[np.float64],
+    message: npt.NDArray[np.int8],
+    cat: npt.NDArray[np.int8],
+    rt_ms: npt.NDArray[np.int64],
+) -> pd.DataFrame:
+    slot_idx, site_idx = np.nonzero(kept)
+    start_us = starts.as_unit("us").asi8[slot_idx]
+    checked_us = start_us + np.rint(offset_ms[slot_idx, site_idx] * 1000).astype(np.int64)
+    msg = message[slot_idx, site_idx]
+    category = cat[slot_idx, site_idx]
+    up = msg < 0
+    code = np.where(up, 200, np.where(msg == _HTTP_502, 502, np.where(msg == _HTTP_503, 503, 0)))
+    messages = np.array([None, *_MESSAGES], dtype=object)
+    return pd.DataFrame(
+        {
+            "site": pd.Categorical.from_codes(
+                site_idx, categories=pd.Index([s.name for s in roster])
+            ),
+            "checked_at": pd.to_datetime(checked_us, unit="us", utc=True),
+            "status": pd.Categorical(np.where(up, "up", "down"), categories=["up", "down"]),
+            "status_code": pd.arrays.IntegerArray(code.astype(np.int32), mask=code == 0),
+            "response_time_ms": pd.array(rt_ms[slot_idx, site_idx], dtype="Int32"),
+            "error_category": pd.Categorical.from_codes(
+                category.astype(np.int64), categories=pd.Index(list(ERROR_CATEGORIES))
+            ),
+            "error_message": messages[msg.astype(np.int64) + 1],
+            "location": HISTORY_LOCATION,
+            "region_code": HISTORY_REGION,
+        }
+    )
+
+
+def _cycles_frame(
+    rng: np.random.Generator,
+    starts: pd.DatetimeIndex,
+    ran: npt.NDArray[np.bool_],
+    kept: npt.NDArray[np.bool_],
+    down: npt.NDArray[np.bool_],
+    duration_ms: npt.NDArray[np.int64],
+    interrupted: int,
+    sites: int,
+) -> pd.DataFrame:
+    idx = np.flatnonzero(ran)
+    checked = kept[idx].sum(axis=1)
+    n_down = (down & kept)[idx].sum(axis=1)
+    started_at = pd.DatetimeIndex(starts[idx]).as_unit("us")
+    errors = np.full(len(idx), None, dtype=object)
+    if interrupted >= 0:
+        where = int(np.searchsorted(idx, interrupted))
+        errors[where] = f"interrupted after {checked[where]} of {sites} sites"
+    return pd.DataFrame(
+        {
+            "id": [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in idx],
+            "started_at": started_at,
+            "finished_at": started_at + pd.to_timedelta(duration_ms[idx], unit="ms"),
+            "location": HISTORY_LOCATION,
+            "region_code": HISTORY_REGION,
+            "sites_checked": checked.astype(np.int64),
+            "up": (checked - n_down).astype(np.int64),
+            "down": n_down.astype(np.int64),
+            "duration_ms": duration_ms[idx],
+            "dry_run": False,
+            "error": errors,
+        }
+    )
+
+
+def _register(roster: list[SyntheticSite], db: Database) -> list[uuid.UUID]:
+    """Upsert the history's sites (inactive), drop earlier history sites and the pings and cycle
+    rows of earlier histories. Returns the site ids in roster order."""
+    urls = [s.url for s in roster]
+    upsert_sites(
+        [
+            (
+                SiteSpec(url=s.url, name=s.name, is_active=False),
+                frozenset({"url", "name", "is_active"}),
+            )
+            for s in roster
+        ],
+        db=db,
+    )
+    with db.connect() as conn:
+        conn.execute(
+            "DELETE FROM sites WHERE url LIKE %s AND NOT (url = ANY(%s))",
+            (f"https://%.{HISTORY_DOMAIN}/", urls),
+        )
+        ids = {
+            r["url"]: r["id"]
+            for r in conn.execute("SELECT id, url FROM sites WHERE url = ANY(%s)", (urls,))
+        }
+        conn.execute("DELETE FROM pings WHERE site_id = ANY(%s)", (list(ids.values()),))
+        conn.execute("DELETE FROM monitoring_cycles WHERE location = %s", (HISTORY_LOCATION,))
+    return [ids[u] for u in urls]
+
+
+def _batches(
+    pings: pd.DataFrame, ids: list[uuid.UUID]
+) -> Iterator[tuple[set[dt.date], list[tuple[object, ...]]]]:
+    """Ping rows for COPY in time order, BATCH_ROWS at a time, with the UTC days they cover."""
+    site_ids = np.array(ids, dtype=object)
+    for start in range(0, len(pings), BATCH_ROWS):
+        part = pings.iloc[start : start + BATCH_ROWS]
+        columns = [
+            site_ids[part["site"].cat.codes.to_numpy()].tolist(),
+            list(part["checked_at"].dt.to_pydatetime()),
+            *(_plain(part[c]) for c in PING_COLUMNS[2:]),
+        ]
+        yield set(part["checked_at"].dt.date), list(zip(*columns, strict=True))
+
+
+def _plain(column: pd.Series) -> list[object]:
+    """A column as Python values for COPY, missing values as None."""
+    return [None if pd.isna(v) else v for v in column.astype(object).tolist()]
+
+
+def _write_cycles(cycles: pd.DataFrame, db: Database) -> None:
+    columns = list(cycles.columns)
+    copy_sql = f"COPY monitoring_cycles ({', '.join(columns)}) FROM STDIN"
+    rows = zip(*(_plain(cycles[c]) for c in columns), strict=True)
+    with db.connect() as conn, conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _utc(value: dt.datetime | pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _shown(delta: dt.timedelta) -> str:
+    seconds = delta.total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
