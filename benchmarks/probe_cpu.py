@@ -19,29 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import trio
 
-from uptimelab.bench import scratch_database
+from uptimelab.bench import bare_httpx_loop, scratch_database
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
 from uptimelab.db import connect
-from uptimelab.perf import _register, zoo_process
-
-
-async def bare_loop(urls: list[str], concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
-        queue = iter(urls)
-
-        async def worker() -> None:
-            for url in queue:
-                response = await client.get(url)
-                response.read()
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
+from uptimelab.perf import register_targets, zoo_process
 
 
 def cpu_of(fn: object) -> float:
@@ -70,8 +54,8 @@ def main() -> None:
         scratch_database(server) as tiny_db,
         tempfile.TemporaryDirectory() as data,
     ):
-        _register(db, targets)
-        _register(tiny_db, targets[:1])
+        register_targets(db, targets)
+        register_targets(tiny_db, targets[:1])
         urls = [t["url"] for t in targets]
 
         def collector(database: object, engine: str) -> Collector:
@@ -89,7 +73,7 @@ def main() -> None:
                 total = cpu_of(collector(db, engine).cycle)
                 per_ping[engine].append(1000 * (total - fixed) / (args.sites - 1))
             per_ping["bare"].append(
-                1000 * cpu_of(lambda: bare_loop(urls, args.concurrency)) / args.sites
+                1000 * cpu_of(lambda: bare_httpx_loop(urls, args.concurrency)) / args.sites
             )
     print(f"{args.sites} sites, concurrency {args.concurrency}, {args.repeat} rounds")
     for name, values in per_ping.items():

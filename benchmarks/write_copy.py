@@ -24,9 +24,9 @@ import psycopg
 from uptimelab.bench import scratch_database
 from uptimelab.config import Settings
 from uptimelab.db import connect
-from uptimelab.models import MonitoringCycle
+from uptimelab.models import PING_COLUMNS, MonitoringCycle
 from uptimelab.probe import PingResult
-from uptimelab.store import PING_COLUMNS, Writer, ping_row
+from uptimelab.store import Writer, ping_row
 
 
 def spread(values: list[float]) -> str:

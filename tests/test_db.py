@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -176,3 +179,43 @@ def test_an_up_ping_cannot_carry_an_error_category(db: Database) -> None:
                 "region_code) VALUES (%s, now(), 'up', 'dns', 'x', 'XX')",
                 (row["id"],),
             )
+
+
+@pytest.mark.slow
+def test_processes_share_the_embedded_database(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("UPTIMELAB_DATABASE_URL", "DATABASE_URL")
+    }
+    env["UPTIMELAB_DATA_DIR"] = str(tmp_path / "data")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            # Holds the embedded server open until its stdin closes.
+            "import sys, uptimelab as ul; print(ul.connect().url, flush=True); sys.stdin.read()",
+        ],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        url = holder.stdout.readline().strip()
+        other = subprocess.run(
+            [sys.executable, "-m", "uptimelab", "sites", "add", "https://shared.example/"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert other.returncode == 0, other.stderr
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT url FROM sites").fetchone()
+        assert row == ("https://shared.example/",)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(60)
+        assert holder.stdout is not None
+        holder.stdout.close()

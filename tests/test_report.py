@@ -1,5 +1,5 @@
 """The report: one self-contained HTML file with a plot per section, exports that round-trip, and
-the tables it shares with the notebooks."""
+the analysis tables (``uptimelab.analysis``) it shares with the notebooks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from uptimelab import plots, report, stats
+from uptimelab import analysis, plots, report, stats
 from uptimelab.cli._common import State
 from uptimelab.cli.report import report as report_command
 from uptimelab.db import Database, connect
@@ -105,7 +105,7 @@ def test_the_export_round_trips(
     written = report.write_report(tmp_path / "out", format=format, since="30d", db=db)
     assert [p.name for p in written] == [f"{n}.{format}" for n in ("pings", "outages", "stats")]
     back = report.read_export(tmp_path / "out", format)
-    source = report.export_tables(stats.load_pings(db, since="30d"), report.site_names(db))
+    source = report.export_tables(stats.load_pings(db, since="30d"), analysis.site_names(db))
     assert list(back) == ["pings", "outages", "stats"]
     for name, frame in source.items():
         pd.testing.assert_frame_equal(back[name], frame, check_exact=True)
@@ -157,7 +157,9 @@ def test_latency_shifts_flag_only_the_regressed_site(
 ) -> None:
     db, summary = seeded
     regression = next(i for i in summary.incidents if i.kind == "regression")
-    shifts = report.latency_shifts(stats.load_pings(db, since="8d"), names=report.site_names(db))
+    shifts = analysis.latency_shifts(
+        stats.load_pings(db, since="8d"), names=analysis.site_names(db)
+    )
     assert shifts["site"][shifts["regressed"]].tolist() == [regression.site]
     top = shifts.iloc[0]
     assert top["ratio"] == pytest.approx(2.2, rel=0.2)
@@ -169,7 +171,7 @@ def test_latency_shifts_flag_only_the_regressed_site(
 def test_latency_shifts_place_the_change_within_an_hour(seed: int) -> None:
     history = synthetic_history(12, seed=seed, end=T0)
     regression = next(i for i in history.incidents if i.kind == "regression")
-    shifts = report.latency_shifts(history.pings.rename(columns={"site": "site_id"}))
+    shifts = analysis.latency_shifts(history.pings.rename(columns={"site": "site_id"}))
     assert shifts.index[shifts["regressed"]].tolist() == [regression.site]
     changed = shifts.loc[str(regression.site), "changed_at"]
     assert abs(changed - regression.started_at) <= pd.Timedelta(hours=1)
@@ -193,7 +195,7 @@ def test_the_sla_table_counts_downtime_against_the_month_budget() -> None:
     pings = pd.concat(
         [pings_every_5_min(288, {10, 11, 12}, a), pings_every_5_min(288, set(range(10)), b)]
     )
-    sla = report.sla_table(pings, target=99.9, names={a: "a"}).set_index("site_id")
+    sla = analysis.sla_table(pings, target=99.9, names={a: "a"}).set_index("site_id")
     assert sla.loc[a, "month"] == "2026-04"
     assert sla.loc[a, "site"] == "a"
     assert sla.loc[b, "site"] == b
@@ -207,7 +209,7 @@ def test_the_sla_table_counts_downtime_against_the_month_budget() -> None:
     assert bool(sla.loc[b, "met"]) is False
     assert sla.index[0] == b  # most budget used first
     with pytest.raises(ValueError, match="between 0 and 100"):
-        report.sla_table(pings, target=100)
+        analysis.sla_table(pings, target=100)
 
 
 def cycle(start_min: float, duration_min: float) -> dict[str, Any]:
@@ -222,13 +224,13 @@ def cycle(start_min: float, duration_min: float) -> dict[str, Any]:
 def test_collector_gaps_are_idle_time_not_overruns() -> None:
     starts = [0, 5, 10, 20, 25, 60, 65]  # 10 -> 20: an overrun skipped 15; 25 -> 60: down
     cycles = pd.DataFrame([cycle(s, 6 if s == 10 else 0.5) for s in starts])
-    assert report.cycle_interval(cycles) == pd.Timedelta(minutes=5)
-    gaps = report.collector_gaps(cycles)
+    assert analysis.cycle_interval(cycles) == pd.Timedelta(minutes=5)
+    gaps = analysis.collector_gaps(cycles)
     assert len(gaps) == 1
     assert gaps.loc[0, "started_at"] == T0 + pd.Timedelta(minutes=25.5)
     assert gaps.loc[0, "ended_at"] == T0 + pd.Timedelta(minutes=60)
     assert gaps.loc[0, "missed_cycles"] == 7
-    later = report.collector_gaps(cycles, now=T0 + pd.Timedelta(hours=2))
+    later = analysis.collector_gaps(cycles, now=T0 + pd.Timedelta(hours=2))
     assert len(later) == 2
     assert pd.isna(later.loc[1, "ended_at"])
     assert later.loc[1, "duration"] == pd.Timedelta(minutes=120 - 65.5)
@@ -238,28 +240,28 @@ def test_perf_results_are_read_from_the_env_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "perf.json"
-    monkeypatch.setenv(report.PERF_JSON_ENV, str(path))
-    assert report.perf_results_path() == path
-    assert report.load_perf_results() is None
+    monkeypatch.setenv(analysis.PERF_JSON_ENV, str(path))
+    assert analysis.perf_results_path() == path
+    assert analysis.load_perf_results() is None
     measures = [{"name": "cycle / ideal", "median": 1.22, "min": 1.15, "max": 1.28},
                 {"name": "refresh", "median": 0.227, "unit": "s"}]  # fmt: skip
     path.write_text(json.dumps({"measures": measures}))
-    perf = report.load_perf_results()
+    perf = analysis.load_perf_results()
     assert perf is not None
     assert perf["measure"].tolist() == ["cycle / ideal", "refresh"]
     assert perf["unit"].tolist() == ["", "s"]
     assert np.isnan(perf.loc[1, "max"])
     path.write_text(json.dumps({"cycle_s": 2.1, "write_s": {"median": 0.015, "unit": "s"}}))
-    assert report.load_perf_results()["median"].tolist() == [2.1, 0.015]  # type: ignore[index]
+    assert analysis.load_perf_results()["median"].tolist() == [2.1, 0.015]  # type: ignore[index]
     path.write_text(json.dumps([{"name": "no median"}]))
     with pytest.raises(ValueError, match="no numeric median and no measured fields"):
-        report.load_perf_results()
+        analysis.load_perf_results()
 
 
 def test_perf_results_read_the_scenarios_uptimelab_perf_writes(tmp_path: Path) -> None:
     path = tmp_path / "perf.json"
     path.write_text(json.dumps(PERF_SCENARIOS))
-    perf = report.load_perf_results(path)
+    perf = analysis.load_perf_results(path)
     assert perf is not None
     small = perf.loc[perf["scenario"] == "small"].set_index("measure")
     # measures carry their unit in their name; sites, concurrency... describe the scenario
@@ -292,7 +294,7 @@ def test_html_tables_escape_values_and_mark_what_is_bad() -> None:
             "mttr": [pd.Timedelta(minutes=65), pd.NaT],
         }
     )
-    html = report.html_table(frame, percent=["uptime_24h"], target=99.9).html
+    html = analysis.html_table(frame, percent=["uptime_24h"], target=99.9).html
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
     assert html.count("font-weight:bold") == 2  # the down status and the uptime below target
@@ -300,7 +302,7 @@ def test_html_tables_escape_values_and_mark_what_is_bad() -> None:
     assert "2026-04-01 00:00" in html
     assert "1h05m" in html
     assert html.count("<td>–</td>") == 2
-    assert report.html_table(frame)._repr_html_() == report.html_table(frame).html
+    assert analysis.html_table(frame)._repr_html_() == analysis.html_table(frame).html
 
 
 def test_figures_need_no_backend_and_are_not_kept(

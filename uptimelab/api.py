@@ -65,9 +65,9 @@ from .errors import (
 from .health import health as health_report
 from .health import read_collector_state
 from .health import status as status_report
-from .models import ERROR_CATEGORIES, Site, SiteStats
+from .models import ERROR_CATEGORIES, Site
 from .probe import PingResult, Probeable
-from .site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats
+from .site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from .sites import MAX_URL_LENGTH, get_site, list_sites, redact
 from .spool import Spool
 
@@ -528,7 +528,7 @@ class _Api:
 
         def read() -> list[dict[str, Any]]:
             rows = site_stats(sort=sort, status=wanted_status, db=self.db)
-            return _stats_json(rows, list_sites(db=self.db))
+            return stats_records(rows, list_sites(db=self.db))
 
         return _JSON(await self._in_thread(read))
 
@@ -676,26 +676,10 @@ def _ping_json(ping: PingResult, site: Site) -> dict[str, Any]:
     }
 
 
-def _stats_json(rows: Sequence[SiteStats], sites: Sequence[Site]) -> list[dict[str, Any]]:
-    """Rows as ``uptimelab stats --format json`` prints them: the site's name and URL, then
-    every site_stats column but ``id`` and ``created_at``."""
-    by_id = {s.id: s for s in sites}
-    out = []
-    for row in rows:
-        site = by_id.get(row.site_id)
-        entry: dict[str, Any] = {
-            "name": site.name if site else None,
-            "url": redact(site.url) if site else None,
-        }
-        entry.update(row.model_dump(mode="json", exclude={"id", "created_at"}))
-        out.append(entry)
-    return out
-
-
 def _one_stats_json(db: Database, site_id: uuid.UUID) -> dict[str, Any] | None:
     """One site's stats as JSON, None when it has none yet; raises UnknownSiteError."""
     row = get_site_stats(site_id, db=db)
-    return None if row is None else _stats_json([row], [get_site(site_id, db=db)])[0]
+    return None if row is None else stats_records([row], [get_site(site_id, db=db)])[0]
 
 
 def _one_stats(site_id: uuid.UUID, row: dict[str, Any] | None) -> Response:

@@ -27,6 +27,28 @@ from .store import Writer
 Progress = Callable[[int, int], None]
 
 
+async def bare_httpx_loop(urls: list[str], concurrency: int) -> float:
+    """The bare library doing a cycle's work: trio + httpx, a fresh connection per request, the
+    body read, ``concurrency`` workers sharing one queue (a sliding window). Returns seconds."""
+    import httpx
+    import trio
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        queue = iter(urls)
+
+        async def worker() -> None:
+            for url in queue:
+                response = await client.get(url)
+                response.read()
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(worker)
+        return trio.current_time() - start
+
+
 @contextmanager
 def scratch_database(server: Database) -> Iterator[Database]:
     """A new database on ``server``'s PostgreSQL, migrated, and dropped afterwards."""

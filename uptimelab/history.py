@@ -37,10 +37,10 @@ import pandas as pd
 from .config import MIN_INTERVAL_MS, parse_duration
 from .db import Database, default_db
 from .errors import ConfigError
-from .models import ERROR_CATEGORIES
+from .models import ERROR_CATEGORIES, PING_COLUMNS
 from .site_stats import refresh_stats
 from .sites import SiteSpec, upsert_sites
-from .store import PING_COLUMNS, Writer
+from .store import Writer
 
 __all__ = [
     "HISTORY_DOMAIN",

@@ -12,6 +12,19 @@ import uuid
 from sqlalchemy import BigInteger, Column, DateTime
 from sqlmodel import Field, SQLModel
 
+# The columns of ``pings``, in the order the writer copies them.
+PING_COLUMNS = (
+    "site_id",
+    "checked_at",
+    "status",
+    "status_code",
+    "response_time_ms",
+    "error_category",
+    "error_message",
+    "location",
+    "region_code",
+)
+
 ERROR_CATEGORIES = (
     "dns",
     "refused",

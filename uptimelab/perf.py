@@ -124,7 +124,7 @@ def ideal_seconds(targets: list[dict[str, Any]], concurrency: int, timeout_ms: i
     return max(sum(times) / concurrency, max(times, default=0.0))
 
 
-def _register(db: Database, targets: list[dict[str, Any]]) -> None:
+def register_targets(db: Database, targets: list[dict[str, Any]]) -> None:
     with db.connect() as conn, conn.cursor().copy("COPY sites (url, name) FROM STDIN") as copy:
         for t in targets:
             copy.write_row((t["url"], t["name"]))
@@ -155,7 +155,7 @@ def run_scenario(
         scratch_database(server) as db,
         tempfile.TemporaryDirectory(prefix="uptimelab-perf-data-") as data_dir,
     ):
-        _register(db, targets)
+        register_targets(db, targets)
         settings = Settings.load(
             database_url=db.url,
             data_dir=Path(data_dir),

@@ -1,6 +1,6 @@
 """Figures for the notebooks and the report, one function a chart.
 
-Each function takes frames from :mod:`uptimelab.stats` or :mod:`uptimelab.report` and returns a
+Each function takes frames from :mod:`uptimelab.stats` or :mod:`uptimelab.analysis` and returns a
 :class:`matplotlib.figure.Figure`. Figures are made without pyplot: no backend is chosen, nothing
 is kept in a global registry (a figure is freed with its last reference, so there is nothing to
 close), and the report saves them as PNG. In Jupyter, run ``%matplotlib inline`` once and a figure
@@ -66,7 +66,7 @@ Names = Mapping[str, str] | None
 def worst_sites(
     fleet: pd.DataFrame, *, column: str = "uptime_7d", n: int = 10, target: float | None = None
 ) -> Figure:
-    """The ``n`` sites with the lowest ``column`` (percent) of ``fleet`` (``report.fleet_table``)
+    """The ``n`` sites with the lowest ``column`` (percent) of ``fleet`` (``analysis.fleet_table``)
     as bars, with the ``target`` line when given."""
     worst = fleet.nsmallest(n, column).iloc[::-1]
     fig, ax = _figure(0.8 + 0.3 * len(worst))
@@ -177,7 +177,7 @@ def response_time_distributions(pings: pd.DataFrame, *, names: Names = None) -> 
 
 def latency_shift(pings: pd.DataFrame, shift: pd.Series, *, names: Names = None) -> Figure:
     """One site's hourly median response time, with the change point found by
-    ``report.latency_shifts`` (``shift``, one of its rows) and the medians before and after."""
+    ``analysis.latency_shifts`` (``shift``, one of its rows) and the medians before and after."""
     site = str(shift.name)
     mine = pings.loc[(pings["site_id"].astype(str) == site).to_numpy()]
     up = mine.loc[(mine["status"] == "up").to_numpy(dtype=bool, na_value=False)]
@@ -273,7 +273,7 @@ def error_categories(pings: pd.DataFrame, *, freq: str = "6h") -> Figure:
 
 def error_budget(sla: pd.DataFrame, *, names: Names = None, month: str | None = None) -> Figure:
     """Error budget used per site in ``month`` (default: the latest in ``sla``, a
-    ``report.sla_table``); red beyond 100 %, bars cut at 200 % with the value written."""
+    ``analysis.sla_table``); red beyond 100 %, bars cut at 200 % with the value written."""
     month = month or str(sla["month"].max())
     rows = sla.loc[sla["month"] == month].sort_values("budget_used_pct")
     fig, ax = _figure(1.2 + 0.22 * len(rows))
@@ -348,7 +348,7 @@ def collector_timeline(
     cycles: pd.DataFrame, gaps: pd.DataFrame, *, interval: pd.Timedelta
 ) -> Figure:
     """Two lanes on one time axis: above, when the collector ran and its own gaps
-    (``report.collector_gaps``); below, the sites down in each cycle. A gap is missing data,
+    (``analysis.collector_gaps``); below, the sites down in each cycle. A gap is missing data,
     not site downtime, so it is drawn apart from it."""
     fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")
     lane, ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 4])
@@ -375,7 +375,7 @@ def collector_timeline(
 
 
 def perf_results(perf: pd.DataFrame) -> Figure:
-    """Performance measures (``report.load_perf_results``): the median as a bar and the min-max
+    """Performance measures (``analysis.load_perf_results``): the median as a bar and the min-max
     range as a whisker, one panel per unit, labelled by scenario and measure."""
     units = list(dict.fromkeys(perf["unit"].astype(str)))
     height = 1.0 + 0.3 * len(perf) + 0.5 * len(units)

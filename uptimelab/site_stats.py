@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .db import Database, default_db
 from .errors import ConfigError
-from .models import SiteStats
-from .sites import get_site
+from .models import Site, SiteStats
+from .sites import get_site, redact
 
 STATS_COLUMNS = tuple(SiteStats.model_fields)
 SORTABLE = tuple(c for c in STATS_COLUMNS if c not in ("id", "site_id"))
@@ -73,3 +75,19 @@ def get_site_stats(site: str | uuid.UUID, *, db: Database | None = None) -> Site
     with database.connect() as conn:
         row = conn.execute(f"{_SELECT} WHERE ss.site_id = %s", (found.id,)).fetchone()
     return None if row is None else SiteStats.model_validate(row)
+
+
+def stats_records(rows: Sequence[SiteStats], sites: Iterable[Site]) -> list[dict[str, Any]]:
+    """Rows as ``uptimelab stats --format json`` and ``GET /site-stats`` give them: the site's
+    name and URL (credentials redacted), then every site_stats column but id and created_at."""
+    by_id = {s.id: s for s in sites}
+    out = []
+    for row in rows:
+        site = by_id.get(row.site_id)
+        entry: dict[str, Any] = {
+            "name": site.name if site else None,
+            "url": redact(site.url) if site else None,
+        }
+        entry.update(row.model_dump(mode="json", exclude={"id", "created_at"}))
+        out.append(entry)
+    return out

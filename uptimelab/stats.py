@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from .models import ERROR_CATEGORIES
+from .models import ERROR_CATEGORIES, PING_COLUMNS
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -61,17 +61,6 @@ STATUS_CATEGORIES: Final = ("up", "down")
 STATUS_DTYPE: Final = pd.CategoricalDtype(list(STATUS_CATEGORIES))
 ERROR_DTYPE: Final = pd.CategoricalDtype(list(ERROR_CATEGORIES))
 
-PING_COLUMNS: Final = (
-    "site_id",
-    "checked_at",
-    "status",
-    "status_code",
-    "response_time_ms",
-    "error_category",
-    "error_message",
-    "location",
-    "region_code",
-)
 
 TimeBound = dt.datetime | pd.Timestamp | dt.timedelta | str
 

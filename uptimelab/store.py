@@ -38,7 +38,7 @@ from .breaker import CircuitBreaker
 from .config import Settings
 from .db import Database, migrate
 from .errors import StoreError
-from .models import MonitoringCycle
+from .models import PING_COLUMNS, MonitoringCycle
 from .probe import PingResult
 from .sites import ACTIVE_SITE_FIELDS, ActiveSite
 from .spool import PingRow, Spool, SpoolFullError
@@ -46,17 +46,6 @@ from .spool import PingRow, Spool, SpoolFullError
 log = logging.getLogger("uptimelab.store")
 T = TypeVar("T")
 
-PING_COLUMNS = (
-    "site_id",
-    "checked_at",
-    "status",
-    "status_code",
-    "response_time_ms",
-    "error_category",
-    "error_message",
-    "location",
-    "region_code",
-)
 CYCLE_COLUMNS = tuple(MonitoringCycle.model_fields)
 _COPY_PINGS = f"COPY pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
 _INSERT_CYCLE = (

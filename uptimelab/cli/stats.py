@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..config import parse_duration
 from ..models import Site, SiteStats
-from ..site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats
+from ..site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from ..sites import list_sites, redact
 from ._common import console, state
 
@@ -113,26 +113,12 @@ def _sites(ctx: typer.Context) -> dict[Any, Site]:
     return {s.id: s for s in list_sites(db=state(ctx).db())}
 
 
-def stats_rows(rows: Sequence[SiteStats], sites: dict[Any, Site]) -> list[dict[str, Any]]:
-    """Rows for json and csv output: every site_stats column plus the site's name and URL."""
-    out = []
-    for r in rows:
-        site = sites.get(r.site_id)
-        row: dict[str, Any] = {
-            "name": site.name if site else None,
-            "url": redact(site.url) if site else None,
-        }
-        row.update(r.model_dump(mode="json", exclude={"id", "created_at"}))
-        out.append(row)
-    return out
-
-
 def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site]) -> None:
     if format is Format.json:
-        typer.echo(json.dumps(stats_rows(rows, sites), indent=1))
+        typer.echo(json.dumps(stats_records(rows, sites.values()), indent=1))
         return
     if format is Format.csv:
-        data = stats_rows(rows, sites)
+        data = stats_records(rows, sites.values())
         buffer = io.StringIO()
         if data:
             writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
