@@ -126,22 +126,26 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
             writer.writerows(data)
         typer.echo(buffer.getvalue(), nl=False)
         return
-    table = Table(box=None, title="uptime % and mean response ms of up pings; - = no pings")
-    table.add_column("site", no_wrap=True, max_width=28, overflow="ellipsis")
-    for header in ("now", "1h %", "24h %", "7d %", "1h ms", "24h ms", "7d ms"):
-        table.add_column(header, justify="right")
-    table.add_column("last ping UTC", no_wrap=True)
+    table = Table(
+        box=None,
+        title="uptime % and mean ms of up pings (- = no pings; red = down now)",
+    )
+    table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
+    for header in ("up 1h", "up 24h", "up 7d", "ms 1h", "ms 24h", "ms 7d"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("last UTC", no_wrap=True)
+    today = dt.datetime.now(dt.UTC).date()
     for r in rows:
+        last = r.last_checked.astimezone(dt.UTC)
         table.add_row(
             _label(sites.get(r.site_id), r.site_id),
-            r.current_status,
             _pct(r.uptime_1h, r.pings_1h),
             _pct(r.uptime_24h, r.pings_24h),
             _pct(r.uptime_7d, r.pings_7d),
             str(r.avg_response_time_1h),
             str(r.avg_response_time_24h),
             str(r.avg_response_time_7d),
-            r.last_checked.astimezone(dt.UTC).strftime("%m-%d %H:%M"),
+            last.strftime("%H:%M" if last.date() == today else "%m-%d"),
             style="red" if r.current_status == "down" else None,
         )
     console.print(table)
@@ -154,4 +158,4 @@ def _label(site: Site | None, site_id: object) -> str:
 
 
 def _pct(value: float, pings: int) -> str:
-    return "-" if pings == 0 else f"{value:.2f}"
+    return "-" if pings == 0 else f"{value:.1f}"
