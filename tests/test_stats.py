@@ -16,22 +16,13 @@ from hypothesis import strategies as st
 
 from uptimelab import stats
 from uptimelab.db import Database
+from uptimelab.models import PING_COLUMNS
 
 T = pd.Timestamp("2024-05-01 12:00:00", tz="UTC")
 US = pd.Timedelta(microseconds=1)
 H = pd.Timedelta(hours=1)
 
-COLUMNS = [
-    "site_id",
-    "checked_at",
-    "status",
-    "status_code",
-    "response_time_ms",
-    "error_category",
-    "error_message",
-    "location",
-    "region_code",
-]
+COLUMNS = list(PING_COLUMNS)
 
 
 def frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
