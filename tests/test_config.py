@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from uptimelab.config import Settings
+from uptimelab.config import Settings, parse_duration
 from uptimelab.errors import ConfigError
 
 
@@ -66,3 +66,27 @@ def test_a_value_that_is_not_a_number_is_a_config_error(monkeypatch: pytest.Monk
     monkeypatch.setenv("MAX_CONCURRENT_PINGS", "lots")
     with pytest.raises(ConfigError, match=r"^MAX_CONCURRENT_PINGS='lots': "):
         Settings.load()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("60", 60),
+        ("60s", 60),
+        ("0.2s", 0.2),
+        ("5m", 300),
+        ("90min", 5400),
+        ("1h30m", 5400),
+        ("7d", 604_800),
+        ("2 weeks", 1_209_600),
+        ("250ms", 0.25),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0s", "5 months", "-1h", "1h-"])
+def test_a_bad_duration_names_the_option(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--every="):
+        parse_duration(text, name="--every")

@@ -186,7 +186,7 @@ def sla_table(
     """
     if not 0 < target < 100:
         raise ValueError(f"target must be a percentage between 0 and 100, got {target}")
-    checked = _utc(pings["checked_at"])
+    checked = stats.utc_series(pings["checked_at"])
     frame = pd.DataFrame(
         {
             "site_id": pings["site_id"].astype(str).array,
@@ -282,12 +282,12 @@ def collector_gaps(
         idle = following - ended
         for began, until in zip(ended[idle > every], following[idle > every], strict=True):
             rows.append((location, began, until))
-        if now is not None and _utc_ts(now) - ended.iloc[-1] > 2 * every:
+        if now is not None and stats.utc_timestamp(now) - ended.iloc[-1] > 2 * every:
             rows.append((location, ended.iloc[-1], pd.NaT))
     frame = pd.DataFrame(rows, columns=["location", "started_at", "ended_at"])
     for name in ("started_at", "ended_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True).dt.as_unit("us")
-    until = frame["ended_at"] if now is None else frame["ended_at"].fillna(_utc_ts(now))
+    until = frame["ended_at"] if now is None else frame["ended_at"].fillna(stats.utc_timestamp(now))
     frame["duration"] = until - frame["started_at"]
     missed = frame["duration"].dt.total_seconds() / every.total_seconds()
     frame["missed_cycles"] = missed.round().astype("Int64")
@@ -485,21 +485,8 @@ def _duration(value: str | dt.timedelta, name: str) -> dt.timedelta:
 
 def _start(since: str | dt.timedelta | dt.datetime) -> pd.Timestamp:
     if isinstance(since, dt.datetime):
-        return _utc_ts(since)
+        return stats.utc_timestamp(since)
     return pd.Timestamp.now(tz="UTC") - pd.Timedelta(_duration(since, "--since"))
-
-
-def _utc_ts(value: dt.datetime | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _utc(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        converted: pd.Series = column.dt.tz_convert("UTC")
-    else:
-        converted = column.dt.tz_localize("UTC")
-    return converted
 
 
 def _span(delta: pd.Timedelta) -> str:

@@ -176,16 +176,26 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_PIECE = (
+    r"(\d+(?:\.\d+)?)\s*"
+    r"(ms|weeks?|w|days?|d|hours?|h|minutes?|mins?|m|seconds?|secs?|s)?"
+)
+_DURATION = re.compile(rf"\s*(?:{_DURATION_PIECE}\s*)+", re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def parse_duration(text: str, *, name: str = "duration") -> dt.timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` (a bare number is seconds) as a timedelta.
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"``, ``"90min"``, ``"1h30m"`` (a bare number is
+    seconds) as a timedelta.
 
     Raises ConfigError naming ``name`` for anything else or for zero.
     """
-    match = _DURATION.match(str(text))
-    if not match or float(match.group(1)) <= 0:
+    text = str(text)
+    seconds = 0.0
+    if _DURATION.fullmatch(text):
+        for number, unit in re.findall(_DURATION_PIECE, text, flags=re.IGNORECASE):
+            unit = unit.lower()
+            seconds += float(number) * _UNIT_S[unit if unit == "ms" else (unit or "s")[0]]
+    if seconds <= 0:
         raise ConfigError(f"{name}={text!r}: use a positive duration like 60s, 5m, 1h or 7d")
-    return dt.timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2) or "s"])
+    return dt.timedelta(seconds=seconds)

@@ -127,7 +127,7 @@ def response_time_percentiles(
     """Percentiles ``q`` of the up pings' response times per ``freq`` period (log scale)."""
     frame = pd.DataFrame(
         {
-            "period": _utc(pings["checked_at"]).dt.floor(freq).array,
+            "period": stats.utc_series(pings["checked_at"]).dt.floor(freq).array,
             "status": pings["status"].array,
             "response_time_ms": pings["response_time_ms"].array,
         }
@@ -450,14 +450,6 @@ def _days(delta: pd.Timedelta) -> float:
 
 def _label(site: object, names: Names) -> str:
     return (names or {}).get(str(site), str(site))
-
-
-def _utc(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        converted: pd.Series = column.dt.tz_convert("UTC")
-    else:
-        converted = column.dt.tz_localize("UTC")
-    return converted
 
 
 def _naive(value: Any) -> pd.Timestamp:

@@ -21,7 +21,6 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
@@ -30,6 +29,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from .config import parse_duration
+from .errors import ConfigError
 from .models import ERROR_CATEGORIES, PING_COLUMNS
 
 if TYPE_CHECKING:
@@ -230,29 +231,13 @@ def _time_bound(value: TimeBound, now: pd.Timestamp) -> pd.Timestamp:
     """``value`` as a UTC timestamp; durations count back from ``now``. Raises ValueError."""
     if isinstance(value, dt.timedelta):
         return now - pd.Timedelta(value)
-    if isinstance(value, str):
-        duration = _parse_duration(value)
-        if duration is not None:
-            return now - duration
-    return _utc(value)
-
-
-_DURATION_PIECE = r"(\d+(?:\.\d+)?)\s*(weeks?|w|days?|d|hours?|h|minutes?|mins?|m|seconds?|secs?|s)"
-_DURATION = re.compile(rf"\s*(?:{_DURATION_PIECE}\s*)+", re.IGNORECASE)
-_DURATION_UNITS: Final = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-def _parse_duration(text: str) -> pd.Timedelta | None:
-    """``"7d"``, ``"90min"``, ``"1h30m"``... as a Timedelta; None when ``text`` is not one.
-
-    Parsed here rather than by ``pd.Timedelta``, which deprecates the lower-case ``"d"`` unit.
-    """
-    if not _DURATION.fullmatch(text):
-        return None
-    total = dt.timedelta()
-    for number, unit in re.findall(_DURATION_PIECE, text, flags=re.IGNORECASE):
-        total += dt.timedelta(**{_DURATION_UNITS[unit[0].lower()]: float(number)})
-    return pd.Timedelta(total)
+    # A bare number is a year to pandas, so only text with a unit is taken as a duration.
+    if isinstance(value, str) and any(c.isalpha() for c in value):
+        try:
+            return now - pd.Timedelta(parse_duration(value))
+        except ConfigError:
+            pass  # not a duration: a time, then
+    return utc_timestamp(value)
 
 
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
@@ -264,7 +249,7 @@ def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise ValueError(f"not a site id (UUID): {value!r}") from None
 
 
-def _utc(value: dt.datetime | pd.Timestamp | str) -> pd.Timestamp:
+def utc_timestamp(value: dt.datetime | pd.Timestamp | str) -> pd.Timestamp:
     """``value`` as a tz-aware UTC Timestamp (naive means UTC). Raises ValueError."""
     try:
         ts: Any = pd.Timestamp(value)
@@ -290,11 +275,16 @@ def _checked_at(pings: pd.DataFrame) -> pd.Series:
     col = pings["checked_at"]
     if not pd.api.types.is_datetime64_any_dtype(col.dtype):
         raise ValueError(f"checked_at must be datetime64, not {col.dtype}")
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        utc: pd.Series = col.dt.tz_convert("UTC")
+    return utc_series(col)
+
+
+def utc_series(column: pd.Series) -> pd.Series:
+    """A datetime64 column as tz-aware UTC (a naive column is taken as UTC)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        converted: pd.Series = column.dt.tz_convert("UTC")
     else:
-        utc = col.dt.tz_localize("UTC")
-    return utc
+        converted = column.dt.tz_localize("UTC")
+    return converted
 
 
 def _is_up(pings: pd.DataFrame) -> npt.NDArray[np.bool_]:
@@ -374,7 +364,7 @@ def window_stats(pings: pd.DataFrame, now: dt.datetime | pd.Timestamp | str) -> 
     not datetime64, a status is not 'up'/'down', or ``now`` is not a time.
     """
     _require(pings, "site_id", "checked_at", "status", "response_time_ms", "location")
-    t_now = _utc(now)
+    t_now = utc_timestamp(now)
     checked = _checked_at(pings)
     seen = (checked <= t_now).to_numpy(dtype=bool, na_value=False)
     frame = pings.loc[seen]
@@ -618,7 +608,7 @@ def reliability(
     """
     _require(pings, "site_id", "checked_at", "status", "error_category", "location")
     if now is not None:
-        keep = (_checked_at(pings) <= _utc(now)).to_numpy(dtype=bool, na_value=False)
+        keep = (_checked_at(pings) <= utc_timestamp(now)).to_numpy(dtype=bool, na_value=False)
         pings = pings.loc[keep]
     codes, sites = _site_uniques(pings)
     n = np.bincount(codes, minlength=len(sites)).astype(np.int64)
