@@ -12,8 +12,10 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -22,6 +24,8 @@ import trio
 
 from uptimelab.db import Database, connect
 from uptimelab.zoo import Zoo, ZooSpec, open_zoo
+
+T = TypeVar("T")
 
 TABLES = ("site_stats", "ping_rollup_hourly", "pings", "monitoring_cycles", "sites")
 
@@ -99,12 +103,13 @@ async def zoo() -> AsyncIterator[Zoo]:
         yield z
 
 
-class ThreadZoo:
-    """A zoo served by a trio run in a background thread, for tests that are not async."""
+class InTrioThread(Generic[T]):
+    """Enters an async context manager in a trio run of its own thread, for tests that are not
+    async (a zoo, a server); leaving the ``with`` exits it there and joins the thread."""
 
-    def __init__(self, spec: ZooSpec) -> None:
-        self.spec = spec
-        self.zoo: Zoo | None = None
+    def __init__(self, open_context: Callable[[], AbstractAsyncContextManager[T]]) -> None:
+        self._open = open_context
+        self._value: T | None = None
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
@@ -113,18 +118,24 @@ class ThreadZoo:
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
-        async with open_zoo(self.spec) as zoo:
-            self.zoo = zoo
+        async with self._open() as value:
+            self._value = value
             self._ready.set()
             await self._stop.wait()
 
-    def __enter__(self) -> Zoo:
+    def __enter__(self) -> T:
         self._thread.start()
-        assert self._ready.wait(10), "the zoo did not start"
-        assert self.zoo is not None
-        return self.zoo
+        assert self._ready.wait(15), "the background context did not start"
+        assert self._value is not None
+        return self._value
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None and self._stop is not None:
             trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-        self._thread.join(10)
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "the background context did not stop"
+
+
+def zoo_in_thread(spec: ZooSpec) -> InTrioThread[Zoo]:
+    """A zoo served from a background thread."""
+    return InTrioThread(lambda: open_zoo(spec))

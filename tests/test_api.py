@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ from uptimelab.errors import ConfigError
 from uptimelab.health import health, status
 from uptimelab.zoo import Zoo, ZooSpec
 
-from .conftest import ThreadZoo
+from .conftest import InTrioThread, zoo_in_thread
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -399,50 +398,28 @@ async def test_the_openapi_document_lists_exactly_the_routes(db: Database) -> No
     assert documented == served
 
 
-class ThreadServer:
-    """``serve()`` in a trio run of its own thread, on a free loopback port."""
-
-    def __init__(self, config: Settings, db: Database) -> None:
-        self.config = config
-        self.db = db
-        self.url = ""
-        self._ready = threading.Event()
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-
-    async def _main(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(
-                partial(serve, self.config, self.db, port=0, token=TOKEN, stop=self._stop)
-            )
-            self.url = urls[0]
-            self._ready.set()
-
-    def __enter__(self) -> str:
-        self._thread.start()
-        assert self._ready.wait(10), "the server did not start"
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None and self._stop is not None:
-            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-        self._thread.join(15)
-        assert not self._thread.is_alive(), "the server did not stop"
+@contextlib.asynccontextmanager
+async def serving(config: Settings, db: Database) -> AsyncIterator[str]:
+    """``serve()`` on a free loopback port until the block ends; yields its URL."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(partial(serve, config, db, port=0, token=TOKEN, stop=stop))
+        try:
+            yield urls[0]
+        finally:
+            stop.set()
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(db: Database) -> None:
     import schemathesis
     from schemathesis.generation.modes import GenerationMode
 
-    with ThreadZoo(ZooSpec.every_failure(duration_s=60)) as zoo:
+    with zoo_in_thread(ZooSpec.every_failure(duration_s=60)) as zoo:
         register(db, zoo, "ok", "status")
         config = load_settings(ping_timeout_ms=500)
         # A stored cycle first: health answers 200, and the sites have stats.
         ul.collect_once(db=db, ping_timeout_ms=500)
-        with ThreadServer(config, db) as url:
+        with InTrioThread(lambda: serving(config, db)) as url:
             schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
             document = httpx.get(f"{url}/openapi.json").json()
             tested = []
@@ -492,7 +469,7 @@ def test_serve_collect_runs_cycles_serves_stats_and_stops_cleanly_on_sigterm(
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {"MONITORING_INTERVAL_MS": "60000", "PING_TIMEOUT_MS": "2000"}
     env["UPTIMELAB_API_TOKEN"] = TOKEN
-    with ThreadZoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+    with zoo_in_thread(ZooSpec.uniform(3, duration_s=60)) as zoo:
         ids = {str(ul.add_site(t.url, db=db).id) for t in zoo.targets}
         proc = subprocess.Popen(
             [sys.executable, "-m", "uptimelab", "serve", "--port", str(port), "--collect"],

@@ -16,7 +16,7 @@ import uptimelab as ul
 from uptimelab.db import Database
 from uptimelab.zoo import ZooSpec
 
-from .conftest import ThreadZoo
+from .conftest import zoo_in_thread
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -117,7 +117,7 @@ def test_a_bad_setting_exits_2_naming_the_variable_and_writes_nothing(
 
 
 def test_collect_once_and_dry_run(db: Database) -> None:
-    with ThreadZoo(ZooSpec.every_failure(duration_s=60)) as zoo:
+    with zoo_in_thread(ZooSpec.every_failure(duration_s=60)) as zoo:
         for target in zoo.targets:
             ul.add_site(target.url, name=target.name, db=db)
         dry = run("collect", "--dry-run", "--ping-timeout-ms", "700")
@@ -134,7 +134,7 @@ def test_collect_once_and_dry_run(db: Database) -> None:
 
 def test_a_signal_during_a_cycle_still_stores_what_was_probed(db: Database) -> None:
     spec = ZooSpec.every_failure(duration_s=60)
-    with ThreadZoo(spec) as zoo:
+    with zoo_in_thread(spec) as zoo:
         fast = ["ok", "status", "refused", "redirect"]
         for name in [*fast, "hang"]:
             ul.add_site(zoo.url(name), name=name, db=db)

@@ -18,7 +18,7 @@ from uptimelab.errors import CycleInProgressError
 from uptimelab.sites import active_sites_slowest_first
 from uptimelab.zoo import Behaviour, Zoo, ZooSpec, open_zoo
 
-from .conftest import ThreadZoo
+from .conftest import zoo_in_thread
 
 
 def settings(**overrides: object) -> Settings:
@@ -177,7 +177,7 @@ def test_the_schedule_keeps_a_fixed_cadence_and_skips_missed_starts(
 
 
 def test_collect_once_works_where_an_asyncio_loop_is_running(db: Database) -> None:
-    with ThreadZoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+    with zoo_in_thread(ZooSpec.uniform(3, duration_s=60)) as zoo:
         register(db, zoo)
 
         async def notebook_cell() -> ul.CycleSummary:
@@ -190,7 +190,7 @@ def test_collect_once_works_where_an_asyncio_loop_is_running(db: Database) -> No
 
 
 def test_a_background_collector_reports_status_and_stops(db: Database) -> None:
-    with ThreadZoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+    with zoo_in_thread(ZooSpec.uniform(3, duration_s=60)) as zoo:
         register(db, zoo)
         collector = ul.start_collector(db=db, ping_timeout_ms=2000)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -150,6 +151,38 @@ async def test_credentials_go_to_the_same_origin_only(server: Scripted) -> None:
     assert ping.status == "up"
     assert b"Authorization: Basic Ym9iOnMzY3JldA==" in server.requests[0]
     assert b"Authorization" not in other.requests[0]
+
+
+async def test_every_ping_opens_a_fresh_connection_even_where_keep_alive_is_offered() -> None:
+    connections = 0
+
+    async def keep_alive(stream: trio.SocketStream) -> None:
+        # Answers every request on the connection and keeps it open, as a real server would.
+        nonlocal connections
+        connections += 1
+        async with stream:
+            buffer = b""
+            while True:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\r\n\r\n" in buffer:
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    assert b"Connection: close" in head or b"connection: close" in head.lower()
+                    await stream.send_all(ok(extra=b"Connection: keep-alive\r\n"))
+
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, keep_alive, 0, host="127.0.0.1")
+        )
+        url = f"http://127.0.0.1:{listener.socket.getsockname()[1]}/"
+        for engine in ("lean", "httpx"):
+            async with Prober(location="t", region_code="T", timeout_ms=2000, engine=engine) as p:
+                for _ in range(3):
+                    assert (await p.ping(site(url))).status == "up"
+        nursery.cancel_scope.cancel()
+    assert connections == 6
 
 
 async def test_head_reads_no_body_and_sends_the_host_header(server: Scripted) -> None:

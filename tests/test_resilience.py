@@ -35,7 +35,7 @@ from uptimelab.models import MonitoringCycle
 from uptimelab.spool import Spool, SpoolFullError
 from uptimelab.zoo import ZooSpec, open_zoo
 
-from .conftest import ThreadZoo
+from .conftest import zoo_in_thread
 
 
 class OwnPostgres:
@@ -226,7 +226,7 @@ def test_a_killed_collector_replays_its_spool_on_restart(
         "DB_RETRY_ATTEMPTS": "1",
         "PING_TIMEOUT_MS": "2000",
     }
-    with ThreadZoo(ZooSpec.uniform(4, duration_s=120)) as zoo:
+    with zoo_in_thread(ZooSpec.uniform(4, duration_s=120)) as zoo:
         for target in zoo.targets:
             ul.add_site(target.url, db=db)
         # A first run knows the sites (and keeps them), then the database goes away.
@@ -393,18 +393,29 @@ def test_status_and_health_commands(db: Database) -> None:
     assert "no cycle has finished yet" in healthy.stdout
 
 
-def test_json_logs_carry_component_and_category(db: Database, tmp_path: Path) -> None:
+def test_json_logs_carry_component_and_category(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from .test_cli import run
 
+    monkeypatch.setenv("DB_RETRY_ATTEMPTS", "2")
+    monkeypatch.setenv("DB_RETRY_DELAY_MS", "10")
     result = run(
-        "--log-format", "json", "--database-url", "postgresql://bob:pw@127.0.0.1:1/x", "status"
+        "--log-format",
+        "json",
+        "--database-url",
+        "postgresql://bob:pw@127.0.0.1:1/x",
+        "collect",
+        "--once",
     )
-    assert result.returncode == 0
-    # status on an unreachable database still answers; nothing was logged as plain text
-    for line in result.stderr.splitlines():
-        entry = json.loads(line)
-        assert "pw@" not in line
-        assert {"time", "level", "component", "message"} <= set(entry)
+    assert result.returncode == 1
+    *logged, last = result.stderr.splitlines()
+    assert last.startswith("error: ")  # the one-line error stays plain
+    entries = [json.loads(line) for line in logged]
+    assert entries, result.stderr
+    assert all({"time", "level", "component", "message"} <= set(e) for e in entries)
+    assert {"component": "store", "category": "retry"}.items() <= entries[0].items()
+    assert "pw@" not in result.stderr
 
 
 async def test_a_database_that_freezes_mid_session_is_abandoned_and_replayed(
