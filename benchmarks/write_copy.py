@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from uptimelab.bench import scratch_database
+from uptimelab.bench import placeholder_sites, scratch_database
 from uptimelab.config import Settings
 from uptimelab.db import connect
 from uptimelab.models import PING_COLUMNS, MonitoringCycle
@@ -44,15 +44,7 @@ def main() -> None:
     ours: list[float] = []
     bare: list[float] = []
     with scratch_database(server) as db, tempfile.TemporaryDirectory() as data:
-        with db.connect() as conn:
-            ids = [
-                r["id"]
-                for r in conn.execute(
-                    "INSERT INTO sites (url) SELECT 'http://w' || g || '.invalid/' "
-                    "FROM generate_series(1, %s) g RETURNING id",
-                    (args.sites,),
-                ).fetchall()
-            ]
+        ids = placeholder_sites(db, args.sites)
         writer = Writer(db, Settings.load(database_url=db.url, data_dir=Path(data)))
         at = dt.datetime.now(dt.UTC)
         with psycopg.connect(db.url, autocommit=True) as conn:

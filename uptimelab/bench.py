@@ -95,6 +95,17 @@ class StatsBenchResult:
     agree: bool
 
 
+def placeholder_sites(db: Database, count: int) -> list[uuid.UUID]:
+    """Register ``count`` sites under the reserved .invalid domain; returns their ids."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "INSERT INTO sites (url) SELECT 'http://bench-' || g || '.invalid/' "
+            "FROM generate_series(1, %s) AS g RETURNING id",
+            (count,),
+        ).fetchall()
+    return [r["id"] for r in rows]
+
+
 def history_rows(
     site_ids: list[uuid.UUID], day: dt.date, *, every_s: int, end: dt.datetime, seed: int
 ) -> tuple[list[PingRow], int]:
@@ -132,15 +143,7 @@ def bench_stats(
 ) -> StatsBenchResult:
     """Run the stats benchmark in a scratch database on ``server``."""
     with scratch_database(server) as db:
-        with db.connect() as conn:
-            ids = [
-                r["id"]
-                for r in conn.execute(
-                    "INSERT INTO sites (url) SELECT 'http://bench-' || g || '.invalid/' "
-                    "FROM generate_series(1, %s) AS g RETURNING id",
-                    (sites,),
-                ).fetchall()
-            ]
+        ids = placeholder_sites(db, sites)
         end = dt.datetime.now(dt.UTC).replace(microsecond=0)
         first_day = (end - dt.timedelta(days=days)).date()
         all_days = [first_day + dt.timedelta(d) for d in range((end.date() - first_day).days + 1)]
