@@ -11,8 +11,15 @@ import httpx
 import pytest
 import trio
 
-from uptimelab.models import Site
-from uptimelab.probe import BODY_CAP_BYTES, MAX_MESSAGE_CHARS, Prober, _clean, categorise
+from uptimelab.models import Ping, Site
+from uptimelab.probe import (
+    BODY_CAP_BYTES,
+    MAX_MESSAGE_CHARS,
+    PingResult,
+    Prober,
+    _clean,
+    categorise,
+)
 from uptimelab.zoo import Behaviour, Zoo
 
 
@@ -172,3 +179,11 @@ def test_a_malformed_response_through_mock_transport_is_protocol() -> None:
     with pytest.raises(httpx.RemoteProtocolError) as info:
         httpx.Client(transport=httpx.MockTransport(handler)).get("http://x.example/")
     assert categorise(info.value)[0] == "protocol"
+
+
+async def test_a_result_converts_to_the_sqlmodel_row(zoo: Zoo) -> None:
+    async with prober() as p:
+        result = await p.ping(site(zoo.url("status")))
+    record = result.as_record()
+    assert isinstance(record, Ping)
+    assert record.model_dump() == {f: getattr(result, f) for f in PingResult.__slots__}
