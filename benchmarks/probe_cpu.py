@@ -21,11 +21,11 @@ from pathlib import Path
 
 import trio
 
-from uptimelab.bench import bare_httpx_loop, scratch_database
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
-from uptimelab.db import connect
-from uptimelab.perf import register_targets, zoo_process
+from uptimelab.storage.database import connect
+from uptimelab.testing.bench import bare_httpx_loop, scratch_database
+from uptimelab.testing.perf import register_targets, zoo_process
 
 
 def cpu_of(fn: object) -> float:

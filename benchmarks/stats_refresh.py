@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from uptimelab.bench import bench_stats, describe
-from uptimelab.db import connect
+from uptimelab.storage.database import connect
+from uptimelab.testing.bench import bench_stats, describe
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import psycopg
 
-from uptimelab.bench import placeholder_sites, scratch_database
 from uptimelab.config import Settings
-from uptimelab.db import connect
-from uptimelab.models import PING_COLUMNS, MonitoringCycle
-from uptimelab.probe import PingResult
-from uptimelab.store import Writer, ping_row
+from uptimelab.domain.pings import PING_COLUMNS, PingResult
+from uptimelab.storage.database import connect
+from uptimelab.storage.models import MonitoringCycle
+from uptimelab.storage.writer import Writer, ping_row
+from uptimelab.testing.bench import placeholder_sites, scratch_database
 
 
 def spread(values: list[float]) -> str:

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 import trio
 
-from uptimelab.db import Database, connect
-from uptimelab.zoo import Zoo, ZooSpec, open_zoo
+from uptimelab.storage.database import Database, connect
+from uptimelab.testing.zoo import Zoo, ZooSpec, open_zoo
 
 T = TypeVar("T")
 

@@ -26,13 +26,13 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 import uptimelab as ul
-from uptimelab.api import api_token, check_bind, create_app, is_loopback, serve
+from uptimelab.api.app import api_token, check_bind, create_app, is_loopback, serve
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
-from uptimelab.db import Database
 from uptimelab.errors import ConfigError
-from uptimelab.health import health, status
-from uptimelab.zoo import Zoo, ZooSpec
+from uptimelab.ops.health import health, status
+from uptimelab.storage.database import Database
+from uptimelab.testing.zoo import Zoo, ZooSpec
 
 from .conftest import InTrioThread, zoo_in_thread
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import uptimelab as ul
-from uptimelab.db import Database
-from uptimelab.zoo import ZooSpec
+from uptimelab.storage.database import Database
+from uptimelab.testing.zoo import ZooSpec
 
 from .conftest import zoo_in_thread
 

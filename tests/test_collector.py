@@ -13,10 +13,10 @@ import trio
 import uptimelab as ul
 from uptimelab.collector import Collector, next_slot
 from uptimelab.config import Settings
-from uptimelab.db import Database
 from uptimelab.errors import CycleInProgressError
-from uptimelab.sites import active_sites_slowest_first
-from uptimelab.zoo import Behaviour, Zoo, ZooSpec, open_zoo
+from uptimelab.storage.database import Database
+from uptimelab.storage.sites import active_sites_slowest_first
+from uptimelab.testing.zoo import Behaviour, Zoo, ZooSpec, open_zoo
 
 from .conftest import zoo_in_thread
 

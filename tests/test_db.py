@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from sqlmodel import SQLModel
 
-import uptimelab.db as dbmod
-from uptimelab.db import Database, connect, mask_url, migration_files
+import uptimelab.storage.database as dbmod
+from uptimelab.domain.redaction import mask_url
 from uptimelab.errors import MigrationError
-from uptimelab.models import MonitoringCycle, Ping, PingRollupHourly, Site, SiteStats
+from uptimelab.storage.database import Database, connect, migration_files
+from uptimelab.storage.models import MonitoringCycle, Ping, PingRollupHourly, Site, SiteStats
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 import uptimelab as ul
 from uptimelab import stats
-from uptimelab.db import Database
 from uptimelab.errors import ConfigError
-from uptimelab.history import (
+from uptimelab.storage.database import Database
+from uptimelab.testing.history import (
     HISTORY_DOMAIN,
     REGRESSION_FACTOR,
     History,

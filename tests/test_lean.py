@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import trio
 
-from uptimelab.models import Site
 from uptimelab.probe import Prober
+from uptimelab.storage.models import Site
 
 Script = Callable[[bytes], bytes | None]  # request head -> what to send (None: send nothing)
 

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from uptimelab.db import connect
-from uptimelab.history import write_history
+from uptimelab.storage.database import connect
+from uptimelab.testing.history import write_history
 
 from .test_report import PERF_SCENARIOS
 

@@ -127,7 +127,7 @@ def test_a_wheel_installed_outside_the_repo_runs_db_init(
     names = sorted(p.name for p in (REPO / "sql").glob("*.sql"))
     assert f"applied {', '.join(names)}" in result.stdout
     where = subprocess.run(
-        [str(python), "-c", "import uptimelab.db as d; print(d.sql_dir())"],
+        [str(python), "-c", "import uptimelab.storage.database as d; print(d.sql_dir())"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uptimelab.db import Database
-from uptimelab.perf import ideal_seconds
+from uptimelab.storage.database import Database
+from uptimelab.testing.perf import ideal_seconds
 
 from .test_cli import run
 

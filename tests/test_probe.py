@@ -11,16 +11,11 @@ import httpx
 import pytest
 import trio
 
-from uptimelab.models import Ping, Site
-from uptimelab.probe import (
-    BODY_CAP_BYTES,
-    MAX_MESSAGE_CHARS,
-    PingResult,
-    Prober,
-    _clean,
-    categorise,
-)
-from uptimelab.zoo import Behaviour, Zoo
+from uptimelab.domain.pings import PingResult
+from uptimelab.probe import BODY_CAP_BYTES, Prober, categorise
+from uptimelab.probe.prober import MAX_MESSAGE_CHARS, _clean
+from uptimelab.storage.models import Ping, Site
+from uptimelab.testing.zoo import Behaviour, Zoo
 
 
 def site(url: str, **fields: object) -> Site:
@@ -184,6 +179,6 @@ def test_a_malformed_response_through_mock_transport_is_protocol() -> None:
 async def test_a_result_converts_to_the_sqlmodel_row(zoo: Zoo) -> None:
     async with prober() as p:
         result = await p.ping(site(zoo.url("status")))
-    record = result.as_record()
+    record = Ping.from_result(result)
     assert isinstance(record, Ping)
     assert record.model_dump() == {f: getattr(result, f) for f in PingResult.__slots__}

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from uptimelab import analysis, plots, report, stats
 from uptimelab.cli._common import State
 from uptimelab.cli.report import report as report_command
-from uptimelab.db import Database, connect
 from uptimelab.errors import ConfigError
-from uptimelab.history import HistorySummary, synthetic_history, write_history
+from uptimelab.storage.database import Database, connect
+from uptimelab.testing.history import HistorySummary, synthetic_history, write_history
 
 SECTIONS = ("fleet", "uptime", "latency", "outages", "sla", "collector")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -25,15 +25,16 @@ import pytest
 import trio
 
 import uptimelab as ul
-from uptimelab.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpenError, CircuitBreaker
 from uptimelab.collector import Collector
+from uptimelab.collector.state import read_collector_state
 from uptimelab.config import Settings
-from uptimelab.db import Database, connect
 from uptimelab.errors import StoreError
-from uptimelab.health import health, read_collector_state, status
-from uptimelab.models import MonitoringCycle
-from uptimelab.spool import Spool, SpoolFullError
-from uptimelab.zoo import ZooSpec, open_zoo
+from uptimelab.ops.health import health, status
+from uptimelab.storage.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpenError, CircuitBreaker
+from uptimelab.storage.database import Database, connect
+from uptimelab.storage.models import MonitoringCycle
+from uptimelab.storage.spool import Spool, SpoolFullError
+from uptimelab.testing.zoo import ZooSpec, open_zoo
 
 from .conftest import zoo_in_thread
 

@@ -22,8 +22,8 @@ import uptimelab as ul
 from uptimelab import stats
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
-from uptimelab.db import Database
-from uptimelab.zoo import ZooSpec, open_zoo
+from uptimelab.storage.database import Database
+from uptimelab.testing.zoo import ZooSpec, open_zoo
 
 from .test_cli import run
 from .test_stats import model

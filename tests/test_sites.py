@@ -9,9 +9,10 @@ import psycopg
 import pytest
 
 import uptimelab as ul
-from uptimelab.db import Database
+from uptimelab.domain.redaction import redact
+from uptimelab.domain.sites import parse_expected_status, status_expected, validate_url
 from uptimelab.errors import InvalidSiteFileError, InvalidURLError, SiteError, UnknownSiteError
-from uptimelab.sites import parse_expected_status, redact, status_expected, validate_url
+from uptimelab.storage.database import Database
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uptimelab import stats
-from uptimelab.db import Database
-from uptimelab.models import PING_COLUMNS
+from uptimelab.domain.pings import PING_COLUMNS
+from uptimelab.storage.database import Database
 
 T = pd.Timestamp("2024-05-01 12:00:00", tz="UTC")
 US = pd.Timedelta(microseconds=1)

@@ -13,13 +13,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import uptimelab.collector
-import uptimelab.probe
-import uptimelab.validate
+import uptimelab.collector.collector
+import uptimelab.ops.validate
+import uptimelab.probe.prober
 from uptimelab.cli._common import State
 from uptimelab.cli.validate import validate as validate_command
-from uptimelab.db import Database, migration_files
-from uptimelab.validate import Check, ValidationReport, validate
+from uptimelab.ops.validate import Check, ValidationReport, validate
+from uptimelab.storage.database import Database, migration_files
 
 CHECKS = ["database", "http client", "in-memory lock", "performance", "configuration"]
 NEWEST = max(version for version, _ in migration_files())
@@ -81,7 +81,7 @@ def test_a_database_without_the_schema_fails_and_says_what_to_run(
 def test_a_database_that_never_answers_fails_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(uptimelab.validate, "DATABASE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(uptimelab.ops.validate, "DATABASE_TIMEOUT_S", 0.5)
     # Accepts connections (the kernel does, from the backlog) and never says a word.
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
@@ -95,9 +95,9 @@ def test_a_database_that_never_answers_fails_at_the_deadline(
 def test_each_broken_part_fails_its_own_check_and_only_that_one(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(uptimelab.probe, "categorise", lambda exc: ("dns", "always dns"))
+    monkeypatch.setattr(uptimelab.probe.prober, "categorise", lambda exc: ("dns", "always dns"))
     # A reentrant lock lets a second trigger from the same thread through.
-    monkeypatch.setattr(uptimelab.collector, "_CYCLE_LOCK", threading.RLock())
+    monkeypatch.setattr(uptimelab.collector.collector, "_CYCLE_LOCK", threading.RLock())
     monkeypatch.setenv("MONITORING_INTERVAL_MS", "1000")
     report = validate(db=db)
     checks = by_name(report)

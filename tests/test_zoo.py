@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from uptimelab.zoo import (
+from uptimelab.testing.zoo import (
     EXPECTED_CATEGORY,
     Behaviour,
     TargetSpec,

@@ -10,15 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .collector import (
-    BackgroundCollector,
-    Collector,
-    CycleSummary,
-    collect_once,
-    start_collector,
-)
+from .collector import BackgroundCollector, Collector, CycleSummary, collect_once, start_collector
 from .config import Settings
-from .db import Database, connect
 from .errors import (
     ConfigError,
     CycleInProgressError,
@@ -30,10 +23,11 @@ from .errors import (
     UnknownSiteError,
     UptimelabError,
 )
-from .models import MonitoringCycle, Ping, Site, SiteStats
 from .probe import Prober, categorise
-from .site_stats import get_site_stats, refresh_stats, site_stats
-from .sites import (
+from .storage.database import Database, connect
+from .storage.models import MonitoringCycle, Ping, Site, SiteStats
+from .storage.site_stats import get_site_stats, refresh_stats, site_stats
+from .storage.sites import (
     ImportReport,
     add_site,
     disable_site,

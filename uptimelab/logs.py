@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from .sites import redact
+from .domain.redaction import redact
 
 _EXTRAS = ("component", "category", "site")
 

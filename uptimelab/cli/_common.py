@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ..config import help_for
-from ..db import Database, connect
+from ..storage.database import Database, connect
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

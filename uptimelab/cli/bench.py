@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from ..bench import bench_stats, describe
 from ..config import parse_duration
-from ..db import connect
+from ..storage.database import connect
+from ..testing.bench import bench_stats, describe
 from ._common import console, state
 
 app = typer.Typer(help="Benchmarks, run on demand (never part of the tests).", no_args_is_help=True)

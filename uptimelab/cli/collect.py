@@ -20,10 +20,11 @@ from rich.table import Table
 
 from ..collector import Collector, CycleSummary, run_until_signal
 from ..config import Settings
-from ..db import connect
-from ..models import Site
-from ..probe import PingResult, Probeable
-from ..sites import redact
+from ..domain.pings import PingResult
+from ..domain.redaction import redact
+from ..domain.sites import Probeable
+from ..storage.database import connect
+from ..storage.models import Site
 from ._common import console, setting_option, state
 
 
@@ -157,6 +158,6 @@ def collect(
 
 
 def _sites(ctx: typer.Context) -> list[Site]:
-    from ..sites import list_sites
+    from ..storage.sites import list_sites
 
     return list_sites(db=state(ctx).db())

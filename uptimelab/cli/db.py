@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..db import connect
+from ..storage.database import connect
 from ._common import console, state
 
 app = typer.Typer(help="The database: its URL and its schema.", no_args_is_help=True)

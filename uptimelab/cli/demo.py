@@ -9,15 +9,15 @@ import trio
 import typer
 from rich.table import Table
 
-from ..demo import run_demo
-from ..site_stats import site_stats
-from ..sites import list_sites
+from ..storage.site_stats import site_stats
+from ..storage.sites import list_sites
+from ..testing.demo import run_demo
 from ._common import console, state
 from .collect import reporter_for_terminal
 from .stats import Format, print_stats
 
 if TYPE_CHECKING:
-    from ..history import HistorySummary
+    from ..testing.history import HistorySummary
 
 ZOO_SITES = 40
 HISTORY_SITES = 50
@@ -53,7 +53,7 @@ def demo(
     db = state(ctx).db()
     where = "the embedded PostgreSQL" if db.embedded else db.masked_url
     if history is not None:
-        from ..history import write_history  # numpy and pandas, only when needed
+        from ..testing.history import write_history
 
         count = HISTORY_SITES if sites is None else sites
         print_history(write_history(db, history, sites=count, seed=seed, every=every), where)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from ..config import Settings
-from ..health import health as run_health
-from ..health import status as collect_status
+from ..ops.health import health as run_health
+from ..ops.health import status as collect_status
 from ._common import console, state
 
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document.")]

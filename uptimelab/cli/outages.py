@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ..config import parse_duration
-from ..sites import get_site, list_sites, redact
+from ..domain.redaction import redact
+from ..storage.sites import get_site, list_sites
 from ._common import console, state
 from .stats import Format, FormatOption
 
@@ -26,7 +27,7 @@ def outages(
     """List outages: runs of consecutive down pings, all locations merged, newest first."""
     import pandas as pd  # here, so that other commands start without pandas
 
-    from ..stats import load_outages
+    from ..analytics.pings import load_outages
 
     db = state(ctx).db()
     window = parse_duration(since, name="--since")

@@ -9,9 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..db import connect
 from ..errors import ConfigError
-from ..perf import MEMORY_STRESS_SITES, SCENARIOS, ScenarioResult, as_json, plot, run_scenario
+from ..storage.database import connect
+from ..testing.perf import (
+    MEMORY_STRESS_SITES,
+    SCENARIOS,
+    ScenarioResult,
+    as_json,
+    plot,
+    run_scenario,
+)
 from ._common import console, state
 
 

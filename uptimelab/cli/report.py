@@ -38,7 +38,7 @@ def report(
     ] = 99.9,
 ) -> None:
     """Write a report of the last --since: fleet, uptime, latency, outages, SLA, collector."""
-    from ..report import write_report  # here, so that other commands start without pandas
+    from ..report.html import write_report
 
     started = time.perf_counter()
     written = write_report(out, since=since, format=format.value, target=target, db=state(ctx).db())

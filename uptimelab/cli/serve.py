@@ -9,8 +9,8 @@ import trio
 import typer
 
 from ..config import Settings
-from ..db import connect
 from ..errors import UptimelabError, lone_exception
+from ..storage.database import connect
 from ._common import console, state
 from .collect import PlainReporter
 
@@ -34,7 +34,7 @@ def serve(
     POST endpoints need Authorization: Bearer $UPTIMELAB_API_TOKEN.
     """
     # Imported here: the server's dependencies are not needed by the other commands.
-    from .. import api
+    from ..api import app as api
 
     token = api.api_token()
     api.check_bind(host, port, token)

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .. import sites as lib
-from ..models import Site
-from ..sites import redact
+from ..domain.redaction import redact
+from ..storage import sites as lib
+from ..storage.models import Site
 from ._common import console, state
 
 app = typer.Typer(help="The sites to watch.", no_args_is_help=True)

@@ -16,9 +16,10 @@ import typer
 from rich.table import Table
 
 from ..config import parse_duration
-from ..models import Site, SiteStats
-from ..site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
-from ..sites import list_sites, redact
+from ..domain.redaction import redact
+from ..storage.models import Site, SiteStats
+from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
+from ..storage.sites import list_sites
 from ._common import console, state
 
 app = typer.Typer(

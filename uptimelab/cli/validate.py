@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..validate import Check, ValidationReport
-from ..validate import validate as run_validation
+from ..ops.validate import Check, ValidationReport
+from ..ops.validate import validate as run_validation
 from ._common import console, state
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import trio
 import typer
 
-from ..zoo import ZooSpec, open_zoo, realistic_spec
+from ..testing.zoo import ZooSpec, open_zoo, realistic_spec
 from ._common import console, state
 
 
@@ -62,7 +62,7 @@ def zoo(
                     json.dumps([dataclasses.asdict(t) for t in z.targets], indent=1, default=str)
                 )
             if register:
-                from ..demo import register_zoo
+                from ..testing.demo import register_zoo
 
                 register_zoo(z, state(ctx).db(), prefix="zoo-")
                 console.print(f"registered {len(z.targets)} sites")

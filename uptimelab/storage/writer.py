@@ -34,13 +34,13 @@ import trio
 from psycopg.rows import dict_row
 from stamina.instrumentation import RetryDetails
 
+from ..config import Settings
+from ..domain.pings import PING_COLUMNS, PingResult
+from ..domain.sites import ACTIVE_SITE_FIELDS, ActiveSite
+from ..errors import StoreError
 from .breaker import CircuitBreaker
-from .config import Settings
-from .db import Database, migrate
-from .errors import StoreError
-from .models import PING_COLUMNS, MonitoringCycle
-from .probe import PingResult
-from .sites import ACTIVE_SITE_FIELDS, ActiveSite
+from .database import Database, migrate
+from .models import MonitoringCycle
 from .spool import PingRow, Spool, SpoolFullError
 
 log = logging.getLogger("uptimelab.store")

@@ -12,29 +12,17 @@ import uuid
 from sqlalchemy import BigInteger, Column, DateTime
 from sqlmodel import Field, SQLModel
 
-# The columns of ``pings``, in the order the writer copies them.
-PING_COLUMNS = (
-    "site_id",
-    "checked_at",
-    "status",
-    "status_code",
-    "response_time_ms",
-    "error_category",
-    "error_message",
-    "location",
-    "region_code",
-)
+from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS, PingResult
 
-ERROR_CATEGORIES = (
-    "dns",
-    "refused",
-    "timeout",
-    "tls",
-    "network",
-    "protocol",
-    "http_status",
-    "too_many_redirects",
-)
+__all__ = [
+    "ERROR_CATEGORIES",
+    "PING_COLUMNS",
+    "MonitoringCycle",
+    "Ping",
+    "PingRollupHourly",
+    "Site",
+    "SiteStats",
+]
 
 
 def _tz(*, nullable: bool = False, primary_key: bool = False) -> Column:  # type: ignore[type-arg]
@@ -89,6 +77,11 @@ class Ping(SQLModel, table=True):
     error_message: str | None = None
     location: str = Field(primary_key=True)
     region_code: str
+
+    @classmethod
+    def from_result(cls, ping: PingResult) -> Ping:
+        """The SQLModel row of a probe's result."""
+        return cls(**{f: getattr(ping, f) for f in PingResult.__slots__})
 
 
 class MonitoringCycle(SQLModel, table=True):

@@ -17,82 +17,27 @@ There is no CORS category: CORS is a browser policy, and a server-side client ne
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import errno
 import http
-import socket
 import ssl
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
 
 import certifi
 import httpx
 import trio
 
-from . import __version__
-from .lean import REDIRECT_CODES, LeanClient, ResponseError, next_hop
-from .models import Ping
-from .sites import parse_expected_status, redact, status_expected
+from .._version import __version__
+from ..domain.pings import PingResult
+from ..domain.redaction import redact
+from ..domain.sites import Probeable, parse_expected_status, status_expected
+from . import httpx_engine
+from .categorise import categorise
+from .transport import BODY_CAP_BYTES, REDIRECT_CODES, LeanClient, ResponseError, next_hop
 
-BODY_CAP_BYTES = 64 * 1024
 ENGINES = ("lean", "httpx")
 MAX_MESSAGE_CHARS = 500
 USER_AGENT = f"uptimelab/{__version__} (uptime monitor)"
-
-_REFUSED_ERRNOS = {errno.ECONNREFUSED}
-_NETWORK_ERRNOS = {
-    errno.ECONNRESET,
-    errno.ECONNABORTED,
-    errno.EPIPE,
-    errno.ENETUNREACH,
-    errno.EHOSTUNREACH,
-    errno.ENETDOWN,
-    errno.EHOSTDOWN,
-}
-
-
-class Probeable(Protocol):
-    """What the probe needs of a site (a :class:`~uptimelab.models.Site` has it all)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def expected_status(self) -> str: ...
-    @property
-    def follow_redirects(self) -> bool: ...
-    @property
-    def max_redirects(self) -> int: ...
-    @property
-    def timeout_ms(self) -> int | None: ...
-
-
-@dataclass(slots=True)
-class PingResult:
-    """One ping, as the probe made it: the columns of ``pings``, in a small object (a cycle of
-    100 000 sites holds 100 000 of them)."""
-
-    site_id: uuid.UUID
-    checked_at: dt.datetime
-    status: str
-    status_code: int | None
-    response_time_ms: int | None
-    error_category: str | None
-    error_message: str | None
-    location: str
-    region_code: str
-
-    def as_record(self) -> Ping:
-        """The same ping as a SQLModel row."""
-        return Ping(**{f: getattr(self, f) for f in self.__slots__})
 
 
 class Prober:
@@ -197,7 +142,8 @@ class Prober:
             )
         if self.engine == "lean":
             return await self._fetch_lean(site, expected)
-        return await self._fetch_httpx(site, expected)
+        assert self._client is not None  # the httpx engine has a client
+        return await httpx_engine.fetch(self._client, site, expected)
 
     async def _fetch_lean(
         self, site: Probeable, expected: tuple[tuple[int, int], ...]
@@ -227,112 +173,6 @@ class Prober:
             reason = response.reason or _reason(code)
             return code, "http_status", f"HTTP {code} {reason} (expected {site.expected_status})"
 
-    async def _fetch_httpx(
-        self, site: Probeable, expected: tuple[tuple[int, int], ...]
-    ) -> tuple[int, str | None, str | None]:
-        client = self._client
-        assert client is not None  # the httpx engine has a client
-        request = client.build_request(site.method, site.url)
-        redirects = 0
-        while True:
-            response = await client.send(request, stream=True)
-            try:
-                next_request = response.next_request
-                if site.follow_redirects and next_request is not None:
-                    if redirects >= site.max_redirects:
-                        return (
-                            response.status_code,
-                            "too_many_redirects",
-                            f"more than {site.max_redirects} redirects "
-                            f"(last to {response.headers.get('location', '?')})",
-                        )
-                    redirects += 1
-                    request = next_request
-                    continue
-                await _read_capped(response)
-                code = response.status_code
-                if status_expected(code, expected):
-                    return code, None, None
-                return (
-                    code,
-                    "http_status",
-                    f"HTTP {code} {response.reason_phrase} (expected {site.expected_status})",
-                )
-            finally:
-                await response.aclose()
-
-
-async def _read_capped(response: httpx.Response) -> int:
-    """Read the body up to BODY_CAP_BYTES and stop: a 10 GB body costs no more than 64 KiB."""
-    read = 0
-    chunks = response.aiter_raw()
-    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
-        async for chunk in chunks:
-            read += len(chunk)
-            if read >= BODY_CAP_BYTES:
-                break
-    return read
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything behind it: causes, contexts and members of exception groups."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        for nxt in (current.__cause__, current.__context__):
-            if nxt is not None:
-                stack.append(nxt)
-
-
-def categorise(exc: BaseException) -> tuple[str, str]:
-    """The error category of a failed request and a short message.
-
-    httpx wraps transport failures (a refused connection and a bad certificate are both a
-    ConnectError), so this looks through the wrappers to the causes.
-    """
-    if isinstance(exc, ResponseError):
-        return exc.category, str(exc)
-    chain = list(_causes(exc))
-
-    def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
-        return next((e for e in chain if isinstance(e, kind)), None)
-
-    def with_errno(codes: set[int]) -> OSError | None:
-        return next((e for e in chain if isinstance(e, OSError) and e.errno in codes), None)
-
-    if (found := first(socket.gaierror)) is not None:
-        return "dns", f"name resolution failed: {_strerror(found)}"
-    if (found := first(ssl.SSLError)) is not None:
-        reason = getattr(found, "verify_message", None) or getattr(found, "reason", None)
-        return "tls", f"TLS failed: {reason or found}"
-    if (found := first(ConnectionRefusedError) or with_errno(_REFUSED_ERRNOS)) is not None:
-        return "refused", "connection refused"
-    if (found := first((httpx.TimeoutException, trio.TooSlowError, TimeoutError))) is not None:
-        return "timeout", f"timed out ({type(found).__name__})"
-    if (
-        found := first((ConnectionResetError, ConnectionAbortedError, BrokenPipeError))
-        or with_errno(_NETWORK_ERRNOS)
-    ) is not None:
-        return "network", f"connection failed: {_strerror(found)}"
-    if (found := first(httpx.RemoteProtocolError)) is not None:
-        text = str(found)
-        if "disconnected" in text or "peer closed" in text.lower():
-            # The server closed the connection before or during the response.
-            return "network", f"connection closed: {text}"
-        return "protocol", f"malformed HTTP response: {text}"
-    if (found := first(httpx.ProtocolError)) is not None:
-        return "protocol", f"HTTP protocol error: {found}"
-    if (found := first((httpx.NetworkError, OSError, trio.BrokenResourceError))) is not None:
-        return "network", f"connection failed: {_strerror(found)}"
-    return "network", f"{type(exc).__name__}: {exc}"
-
 
 def ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     """The client TLS context for ``verify``: certifi's CA bundle (as httpx), none, or the given."""
@@ -351,12 +191,6 @@ def _reason(code: int) -> str:
         return http.HTTPStatus(code).phrase
     except ValueError:
         return ""
-
-
-def _strerror(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 def _clean(message: str | None, url: str) -> str | None:

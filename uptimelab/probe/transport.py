@@ -22,6 +22,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import trio
 
+BODY_CAP_BYTES = 64 * 1024
 HEAD_LIMIT = 64 * 1024
 READ_SIZE = 64 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import StoreError
+from ..errors import StoreError
 
 log = logging.getLogger("uptimelab.breaker")
 T = TypeVar("T")

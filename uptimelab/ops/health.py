@@ -8,52 +8,20 @@ combine it with what the database says. Both work, reduced, when the database is
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
-from .config import Settings
-from .db import mask_url
-from .errors import UptimelabError
-from .spool import Spool
+from ..collector.state import read_collector_state
+from ..config import Settings
+from ..domain.redaction import mask_url
+from ..errors import UptimelabError
+from ..storage.spool import Spool
 
-if TYPE_CHECKING:
-    from .collector import Collector
-
-STATE_FILE = "collector-state.json"
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
-
-
-def write_collector_state(collector: Collector) -> None:
-    """Write the collector's status atomically to the data directory (best effort)."""
-    state = collector.status()
-    state["pid"] = os.getpid()
-    state["host"] = socket.gethostname()
-    state["updated_at"] = dt.datetime.now(dt.UTC).isoformat()
-    path = collector.settings.data_dir / STATE_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".part")
-        temporary.write_text(json.dumps(state, default=str, indent=1))
-        os.replace(temporary, path)
-    except OSError:
-        pass  # status is a convenience; the collector must not fail for it
-
-
-def read_collector_state(data_dir: Path) -> dict[str, Any] | None:
-    """The last state a collector published in ``data_dir``, or None."""
-    try:
-        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state
 
 
 def _database_facts(settings: Settings, url: str) -> dict[str, Any]:
@@ -131,7 +99,7 @@ def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
 def _database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
-    from .db import embedded_server
+    from ..storage.database import embedded_server
 
     return str(embedded_server(settings.data_dir).get_uri())
 

@@ -50,10 +50,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .collector import Collector, CycleSummary, QuietReporter, Reporter
-from .config import Settings
-from .db import Database
-from .errors import (
+from ..collector import Collector, CycleSummary, QuietReporter, Reporter
+from ..collector.state import read_collector_state
+from ..config import Settings
+from ..domain.pings import ERROR_CATEGORIES, PingResult
+from ..domain.redaction import redact
+from ..domain.sites import MAX_URL_LENGTH, Probeable
+from ..errors import (
     ConfigError,
     CycleInProgressError,
     SiteError,
@@ -62,14 +65,13 @@ from .errors import (
     UptimelabError,
     lone_exception,
 )
-from .health import health as health_report
-from .health import read_collector_state
-from .health import status as status_report
-from .models import ERROR_CATEGORIES, Site
-from .probe import PingResult, Probeable
-from .site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
-from .sites import MAX_URL_LENGTH, get_site, list_sites, redact
-from .spool import Spool
+from ..ops.health import health as health_report
+from ..ops.health import status as status_report
+from ..storage.database import Database
+from ..storage.models import Site
+from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
+from ..storage.sites import get_site, list_sites
+from ..storage.spool import Spool
 
 log = logging.getLogger("uptimelab.api")
 
@@ -851,7 +853,7 @@ _NULLABLE_INT = {"type": ["integer", "null"]}
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the endpoints (served at /openapi.json)."""
-    from . import __version__
+    from .. import __version__
 
     site_id = {
         "name": "siteId",

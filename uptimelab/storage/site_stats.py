@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .db import Database, default_db
-from .errors import ConfigError
+from ..domain.redaction import redact
+from ..errors import ConfigError
+from .database import Database, default_db
 from .models import Site, SiteStats
-from .sites import get_site, redact
+from .sites import get_site
 
 STATS_COLUMNS = tuple(SiteStats.model_fields)
 SORTABLE = tuple(c for c in STATS_COLUMNS if c not in ("id", "site_id"))

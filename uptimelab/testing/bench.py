@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from .db import Database, connect
-from .spool import PingRow
-from .store import Writer
+from ..storage.database import Database, connect
+from ..storage.spool import PingRow
+from ..storage.writer import Writer
 
 Progress = Callable[[int, int], None]
 

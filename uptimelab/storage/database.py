@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
 
-from .config import Settings
-from .errors import MigrationError, StoreError
+from ..config import Settings
+from ..domain.redaction import mask_url
+from ..errors import MigrationError, StoreError
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -38,17 +38,7 @@ def sql_dir() -> Path:
     packaged = Path(str(resources.files("uptimelab"))) / "sql"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "sql"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for display; never log a raw URL)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return Path(__file__).resolve().parents[2] / "sql"
 
 
 @dataclass

@@ -34,13 +34,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .config import MIN_INTERVAL_MS, parse_duration
-from .db import Database, default_db
-from .errors import ConfigError
-from .models import ERROR_CATEGORIES, PING_COLUMNS
-from .site_stats import refresh_stats
-from .sites import SiteSpec, upsert_sites
-from .store import Writer
+from ..config import MIN_INTERVAL_MS, parse_duration
+from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS
+from ..domain.sites import SiteSpec
+from ..errors import ConfigError
+from ..storage.database import Database, default_db
+from ..storage.site_stats import refresh_stats
+from ..storage.sites import upsert_sites
+from ..storage.writer import Writer
 
 __all__ = [
     "HISTORY_DOMAIN",

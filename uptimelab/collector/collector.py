@@ -18,24 +18,27 @@ import contextlib
 import datetime as dt
 import logging
 import math
-import signal
 import ssl
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import trio
 
-from .config import Settings
-from .db import Database, default_db
-from .errors import CycleInProgressError
-from .models import MonitoringCycle
-from .probe import PingResult, Probeable, Prober
-from .sites import ActiveSite, active_sites_slowest_first
-from .store import Writer
+from ..concurrency import stop_on_signals
+from ..config import Settings
+from ..domain.pings import PingResult
+from ..domain.sites import ActiveSite, Probeable
+from ..errors import CycleInProgressError
+from ..probe import Prober
+from ..storage.database import Database
+from ..storage.models import MonitoringCycle
+from ..storage.sites import active_sites_slowest_first
+from ..storage.writer import Writer
+from .state import write_collector_state
 
 log = logging.getLogger("uptimelab.collector")
 
@@ -374,9 +377,7 @@ class Collector:
     def write_state(self) -> None:
         """Publish this collector's state (breaker, spool, last cycle) for status and health,
         which may run in other processes."""
-        from .health import write_collector_state
-
-        write_collector_state(self)
+        write_collector_state(self.settings.data_dir, self.status())
 
 
 def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:
@@ -389,131 +390,12 @@ def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int
 async def run_until_signal(collector: Collector, **run_kwargs: Any) -> None:
     """Run ``collector`` until SIGINT or SIGTERM; the first signal stops it gracefully (the cycle
     writes what it probed), a second one cancels at once. Main thread only."""
+
+    def on_first(name: str) -> None:
+        collector.reporter.note(f"{name}: stopping after writing what was probed")
+        collector.stop()
+
     async with trio.open_nursery() as nursery:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-
-            async def watch() -> None:
-                async for signum in signals:
-                    if collector.stopping:
-                        nursery.cancel_scope.cancel()
-                        return
-                    collector.reporter.note(
-                        f"{signal.Signals(signum).name}: stopping after writing what was probed"
-                    )
-                    collector.stop()
-
-            nursery.start_soon(watch)
-            await collector.run(**run_kwargs)
-            nursery.cancel_scope.cancel()
-
-
-def _in_trio_thread(fn: Callable[[], Any]) -> Any:
-    """Run an async function under trio in a fresh thread and return its result.
-
-    Works wherever the caller is, including a Jupyter cell whose thread runs an asyncio loop.
-    """
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            result.append(trio.run(fn))
-        except BaseException as exc:  # handed to the caller's thread, re-raised there
-            error.append(exc)
-
-    thread = threading.Thread(target=main, name="uptimelab-collect-once", daemon=True)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
-
-
-def collect_once(
-    *,
-    dry_run: bool = False,
-    db: Database | None = None,
-    verify: ssl.SSLContext | bool = True,
-    reporter: Reporter | None = None,
-    **settings: Any,
-) -> CycleSummary:
-    """Run one cycle now and return its summary (the seed's POST /monitoring/trigger).
-
-    ``settings`` override the environment (``max_concurrent_pings=50``, ...). With ``dry_run`` the
-    results are returned and nothing is stored. Raises ConfigError, StoreError,
-    CycleInProgressError.
-    """
-    config = Settings.load(**settings)
-    collector = Collector(default_db(db), config, verify=verify, reporter=reporter)
-
-    async def one() -> CycleSummary:
-        return await collector.cycle(dry_run=dry_run)
-
-    summary: CycleSummary = _in_trio_thread(one)
-    return summary
-
-
-class BackgroundCollector:
-    """A collector running on its schedule in a background thread (for notebooks and services).
-
-    Created by :func:`start_collector`; :meth:`status` shows what it is doing, :meth:`stop` stops
-    it after the current ping and waits for the last write.
-    """
-
-    def __init__(self, collector: Collector) -> None:
-        self.collector = collector
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._ready = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="uptimelab-collector", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._token = trio.lowlevel.current_trio_token()
-            self._ready.set()
-            await self.collector.run()
-
-        try:
-            trio.run(main)
-        except (
-            BaseException
-        ) as exc:  # kept for status() and stop(); the thread must not die silently
-            self.error = exc
-            log.exception("the background collector failed")
-        finally:
-            self._ready.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def status(self) -> dict[str, Any]:
-        """The collector's status, plus whether the thread runs and its error if it died."""
-        status = self.collector.status()
-        status["running"] = self.running
-        status["error"] = None if self.error is None else repr(self.error)
-        return status
-
-    def stop(self, timeout: float | None = 60.0) -> None:
-        """Stop probing, let the cycle write what it probed, and wait for the thread."""
-        if self._token is not None and self.running:
-            with contextlib.suppress(trio.RunFinishedError):
-                trio.from_thread.run_sync(self.collector.stop, trio_token=self._token)
-        self._thread.join(timeout)
-
-
-def start_collector(
-    *,
-    db: Database | None = None,
-    verify: ssl.SSLContext | bool = True,
-    reporter: Reporter | None = None,
-    **settings: Any,
-) -> BackgroundCollector:
-    """Start a collector on its schedule in a background thread and return its handle.
-
-    ``c = ul.start_collector(monitoring_interval_ms=60_000)``; ``c.status()``; ``c.stop()``.
-    """
-    config = Settings.load(**settings)
-    return BackgroundCollector(Collector(default_db(db), config, verify=verify, reporter=reporter))
+        nursery.start_soon(stop_on_signals, on_first, nursery.cancel_scope)
+        await collector.run(**run_kwargs)
+        nursery.cancel_scope.cancel()

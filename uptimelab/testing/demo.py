@@ -14,10 +14,11 @@ import dataclasses
 import ssl
 from typing import Any
 
-from .collector import Collector, Reporter
-from .config import Settings
-from .db import Database
-from .sites import SiteSpec, upsert_sites
+from ..collector import Collector, Reporter
+from ..config import Settings
+from ..domain.sites import SiteSpec
+from ..storage.database import Database
+from ..storage.sites import upsert_sites
 from .zoo import Zoo, ZooSpec, open_zoo, realistic_spec
 
 DEMO_PORT = 18_080  # a stable port keeps the demo's URLs, and so its sites, the same across runs

@@ -24,13 +24,15 @@ from typing import Any
 import psycopg
 import trio
 
-from .collector import Collector, QuietReporter, Reporter, _in_trio_thread
-from .config import Settings
-from .db import Database, connect, migration_files
-from .errors import ConfigError, CycleInProgressError, UptimelabError
-from .models import Site
-from .probe import PingResult, Prober
-from .zoo import Behaviour, Target, TargetSpec, ZooSpec, open_zoo
+from ..collector import Collector, QuietReporter, Reporter
+from ..concurrency import run_in_trio_thread
+from ..config import Settings
+from ..domain.pings import PingResult
+from ..errors import ConfigError, CycleInProgressError, UptimelabError
+from ..probe import Prober
+from ..storage.database import Database, connect, migration_files
+from ..storage.models import Site
+from ..testing.zoo import Behaviour, Target, TargetSpec, ZooSpec, open_zoo
 
 DATABASE_TIMEOUT_S = 15.0
 """Deadline (seconds) of the database check: above libpq's 10 s connect timeout, whose message
@@ -111,7 +113,7 @@ def validate(
     async def run() -> ValidationReport:
         return await _run_checks(db, database_url, verify)
 
-    report: ValidationReport = _in_trio_thread(run)
+    report: ValidationReport = run_in_trio_thread(run)
     return report
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from ..errors import StoreError
 from .models import MonitoringCycle
 
 log = logging.getLogger("uptimelab.spool")

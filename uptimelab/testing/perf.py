@@ -26,10 +26,10 @@ from typing import Any
 
 import trio
 
+from ..collector import Collector, CycleSummary, QuietReporter
+from ..config import Settings
+from ..storage.database import Database
 from .bench import scratch_database
-from .collector import Collector, CycleSummary, QuietReporter
-from .config import Settings
-from .db import Database
 
 SCENARIOS = {"small": 5, "medium": 25, "large": 100}
 MEMORY_STRESS_SITES = 20_000

@@ -23,8 +23,9 @@ from typing import Any, Final
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import plots, stats
-from .analysis import (
+from ..analytics import pings as stats
+from ..analytics import plots
+from ..analytics.tables import (
     DEFAULT_TARGET,
     HtmlTable,
     _duration,
@@ -40,8 +41,8 @@ from .analysis import (
     site_summary,
     sla_table,
 )
-from .db import Database, default_db
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..storage.database import Database, default_db
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -159,7 +160,7 @@ def write_report(
 
 def render_html(data: PeriodData, *, target: float = DEFAULT_TARGET) -> str:
     """The report of ``data`` as one HTML document (plots as base64 PNGs, styles inline)."""
-    from . import __version__
+    from .. import __version__
 
     sections = [section(data, target) for section in _SECTIONS]
     period = f"{data.start:%Y-%m-%d %H:%M} to {data.end:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,1 @@
+"""The HTTP API: the seed's endpoints, Prometheus metrics, served by hypercorn on trio."""

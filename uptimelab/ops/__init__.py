@@ -1,0 +1,1 @@
+"""Operating uptimelab: status, health and validate."""
