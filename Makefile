@@ -19,12 +19,13 @@ demo: $(STAMP)
 
 ## make test: installs into .venv with the test extras, lints, then runs the whole suite.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check uptimelab tests benchmarks
 	$(BIN)/ruff format --check uptimelab tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cycle_order.py

@@ -160,7 +160,7 @@ def write_report(
 
 def render_html(data: PeriodData, *, target: float = DEFAULT_TARGET) -> str:
     """The report of ``data`` as one HTML document (plots as base64 PNGs, styles inline)."""
-    from .. import __version__
+    from .._version import __version__
 
     sections = [section(data, target) for section in _SECTIONS]
     period = f"{data.start:%Y-%m-%d %H:%M} to {data.end:%Y-%m-%d %H:%M} UTC"
