@@ -10,18 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-import trio
 
+from uptimelab.concurrency import trio_portal
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.zoo import Zoo, ZooSpec, open_zoo
 
@@ -103,39 +102,17 @@ async def zoo() -> AsyncIterator[Zoo]:
         yield z
 
 
-class InTrioThread(Generic[T]):
-    """Enters an async context manager in a trio run of its own thread, for tests that are not
-    async (a zoo, a server); leaving the ``with`` exits it there and joins the thread."""
-
-    def __init__(self, open_context: Callable[[], AbstractAsyncContextManager[T]]) -> None:
-        self._open = open_context
-        self._value: T | None = None
-        self._ready = threading.Event()
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-
-    async def _main(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = trio.Event()
-        async with self._open() as value:
-            self._value = value
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> T:
-        self._thread.start()
-        assert self._ready.wait(15), "the background context did not start"
-        assert self._value is not None
-        return self._value
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None and self._stop is not None:
-            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-        self._thread.join(15)
-        assert not self._thread.is_alive(), "the background context did not stop"
+@contextmanager
+def in_trio_thread(open_context: AbstractAsyncContextManager[T]) -> Iterator[T]:
+    """Enters an async context manager on trio in a thread of its own (the package's one thread
+    bridge), for tests that are not async (a zoo, a server); leaving the ``with`` exits it there."""
+    with (
+        trio_portal("uptimelab-test") as portal,
+        portal.wrap_async_context_manager(open_context) as value,
+    ):
+        yield value
 
 
-def zoo_in_thread(spec: ZooSpec) -> InTrioThread[Zoo]:
+def zoo_in_thread(spec: ZooSpec) -> AbstractContextManager[Zoo]:
     """A zoo served from a background thread."""
-    return InTrioThread(lambda: open_zoo(spec))
+    return in_trio_thread(open_zoo(spec))

@@ -34,7 +34,7 @@ from uptimelab.ops.health import health, status
 from uptimelab.storage.database import Database
 from uptimelab.testing.zoo import Zoo, ZooSpec
 
-from .conftest import InTrioThread, zoo_in_thread
+from .conftest import in_trio_thread, zoo_in_thread
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -419,7 +419,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(db: Database
         config = load_settings(ping_timeout_ms=500)
         # A stored cycle first: health answers 200, and the sites have stats.
         ul.collect_once(db=db, ping_timeout_ms=500)
-        with InTrioThread(lambda: serving(config, db)) as url:
+        with in_trio_thread(serving(config, db)) as url:
             schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
             document = httpx.get(f"{url}/openapi.json").json()
             tested = []

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
+import threading
 import uuid
 
 import pytest
 import trio
 
 import uptimelab as ul
-from uptimelab.collector import Collector, next_slot
+from uptimelab.collector import Collector, CycleSummary, QuietReporter, next_slot
 from uptimelab.config import Settings
+from uptimelab.domain.pings import PingResult
+from uptimelab.domain.sites import Probeable
 from uptimelab.errors import CycleInProgressError
 from uptimelab.storage.database import Database
 from uptimelab.storage.sites import active_sites_slowest_first
@@ -31,6 +33,34 @@ def settings(**overrides: object) -> Settings:
     }
     base.update(overrides)
     return Settings.load(**base)
+
+
+class Recorder(QuietReporter):
+    """Records pings as they are done; events for the cycle's start and the n-th ping."""
+
+    def __init__(self, wanted_pings: int = 0) -> None:
+        self.pings: list[PingResult] = []
+        self.started = trio.Event()
+        self.enough = trio.Event()
+        self.wanted = wanted_pings
+
+    def cycle_started(self, number: int, sites: int) -> None:
+        self.started.set()
+
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
+        self.pings.append(ping)
+        if len(self.pings) >= self.wanted:
+            self.enough.set()
+
+
+class ThreadRecorder(QuietReporter):
+    """For a collector in another thread: a threading event set when a cycle has finished."""
+
+    def __init__(self) -> None:
+        self.cycle_done = threading.Event()
+
+    def cycle_finished(self, summary: CycleSummary) -> None:
+        self.cycle_done.set()
 
 
 def register(db: Database, zoo: Zoo, *names: str) -> dict[uuid.UUID, str]:
@@ -83,16 +113,23 @@ async def test_concurrency_never_exceeds_the_limit_and_the_window_slides(db: Dat
 
 
 async def test_a_slow_site_does_not_hold_back_the_others(db: Database) -> None:
-    # A sliding window: while one slot waits on the slow site, the other keeps going.
-    spec = ZooSpec.uniform(20, latency_ms=50, duration_s=60)
+    # A sliding window: while one slot waits on the slow site, the other keeps going, so every
+    # fast site is done before the slow one (waves of two would finish the slow site second).
+    spec = ZooSpec.uniform(20, latency_ms=20, duration_s=60)
     async with open_zoo(spec) as fast_zoo, open_zoo(ZooSpec.uniform(1, latency_ms=1000)) as slow:
-        register(db, fast_zoo)
-        register(db, slow)
-        start = trio.current_time()
-        await Collector(db, settings(max_concurrent_pings=2, ping_timeout_ms=3000)).cycle()
-        took = trio.current_time() - start
-    # Waves of two would take 10 x ... + 1 s; a window takes max(1 s, 20 x 50 ms / 1) ~= 1 s.
-    assert took < 1.6
+        fast_ids = register(db, fast_zoo)
+        slow_ids = register(db, slow)
+        sites = ul.list_sites(db=db)
+        by_id = {s.id: s for s in sites}
+        order = [by_id[i] for i in [*slow_ids, *fast_ids]]  # the slow site starts first
+        reporter = Recorder()
+        collector = Collector(
+            db, settings(max_concurrent_pings=2, ping_timeout_ms=3000), reporter=reporter
+        )
+        await collector.cycle(sites=order)
+    done = [p.site_id for p in reporter.pings]
+    assert set(done[:20]) == set(fast_ids)
+    assert done[20] in slow_ids
 
 
 async def test_a_dry_run_writes_nothing_and_returns_every_result(db: Database, zoo: Zoo) -> None:
@@ -106,10 +143,11 @@ async def test_a_dry_run_writes_nothing_and_returns_every_result(db: Database, z
 
 async def test_a_second_trigger_during_a_cycle_is_refused(db: Database, zoo: Zoo) -> None:
     register(db, zoo, "hang", "ok")
-    collector = Collector(db, settings(ping_timeout_ms=800))
+    reporter = Recorder()
+    collector = Collector(db, settings(ping_timeout_ms=800), reporter=reporter)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(collector.cycle)
-        await trio.sleep(0.3)
+        await reporter.started.wait()
         with pytest.raises(CycleInProgressError, match="already running"):
             await Collector(db, settings()).cycle()
     assert count(db, "SELECT count(*) FROM monitoring_cycles") == 1
@@ -117,10 +155,11 @@ async def test_a_second_trigger_during_a_cycle_is_refused(db: Database, zoo: Zoo
 
 async def test_stop_during_a_cycle_keeps_what_was_probed(db: Database, zoo: Zoo) -> None:
     register(db, zoo, "ok", "status", "hang")
-    collector = Collector(db, settings(ping_timeout_ms=30_000))
+    reporter = Recorder(wanted_pings=2)
+    collector = Collector(db, settings(ping_timeout_ms=30_000), reporter=reporter)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(collector.run)
-        await trio.sleep(0.5)
+        await reporter.enough.wait()  # ok and status are in; the hang is in flight
         collector.stop()
     assert collector.last_summary is not None
     assert collector.last_summary.interrupted
@@ -192,12 +231,10 @@ def test_collect_once_works_where_an_asyncio_loop_is_running(db: Database) -> No
 def test_a_background_collector_reports_status_and_stops(db: Database) -> None:
     with zoo_in_thread(ZooSpec.uniform(3, duration_s=60)) as zoo:
         register(db, zoo)
-        collector = ul.start_collector(db=db, ping_timeout_ms=2000)
+        finished = ThreadRecorder()
+        collector = ul.start_collector(db=db, ping_timeout_ms=2000, reporter=finished)
         try:
-            for _ in range(100):
-                if collector.status()["cycles_run"] >= 1:
-                    break
-                time.sleep(0.05)
+            assert finished.cycle_done.wait(60), "no cycle finished"
             status = collector.status()
             assert status["running"] is True
             assert status["cycles_run"] == 1
