@@ -8,16 +8,15 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import InvalidURLError, SiteError
 from .redaction import redact
+from .urls import URLRuleError, normalise_url
 
 MAX_URL_LENGTH = 2048
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 _STATUS_ITEM = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 COLUMNS = (
     "name",
@@ -33,7 +32,8 @@ IGNORED_COLUMNS = ("id", "created_at", "updated_at")
 
 
 def validate_url(url: str) -> str:
-    """Return ``url`` if uptimelab can ping it; else raise InvalidURLError quoting it (redacted)."""
+    """The normal form of ``url`` (see :mod:`uptimelab.domain.urls`) if uptimelab can ping it;
+    else raise InvalidURLError quoting it (redacted) and naming the rule it breaks."""
 
     def bad(rule: str) -> InvalidURLError:
         shown = redact(url if len(url) <= 120 else url[:117] + "...")
@@ -43,22 +43,13 @@ def validate_url(url: str) -> str:
         raise bad("it is empty")
     if len(url) > MAX_URL_LENGTH:
         raise bad(f"it is longer than {MAX_URL_LENGTH} characters")
-    if _BAD_CHARS.search(url):
-        raise bad("it contains whitespace or control characters")
-    if "://" not in url:
-        raise bad("it has no scheme (start it with http:// or https://)")
     try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a port that is not a number or out of range
-    except ValueError as exc:
-        raise bad(str(exc)[:1].lower() + str(exc)[1:]) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise bad("the scheme must be http or https")
-    if not parts.hostname:
-        raise bad("it has no host")
-    if port == 0:
-        raise bad("port 0 cannot be pinged")
-    return url
+        normal = normalise_url(url)
+    except URLRuleError as exc:
+        raise bad(str(exc)) from None
+    if len(normal) > MAX_URL_LENGTH:
+        raise bad(f"its normal form is longer than {MAX_URL_LENGTH} characters")
+    return normal
 
 
 def parse_expected_status(spec: str) -> tuple[tuple[int, int], ...]:

@@ -23,6 +23,7 @@ from ..domain.sites import (
     SiteSpec,
     site_spec,
 )
+from ..domain.urls import URLRuleError, normalise_url
 from ..errors import InvalidSiteFileError, SiteError, StoreError, UnknownSiteError
 from .database import Database, default_db
 from .models import Site
@@ -129,6 +130,10 @@ def _key(site: str | uuid.UUID) -> tuple[Any, str]:
     try:
         return uuid.UUID(str(site)), "id"
     except ValueError:
+        pass
+    try:  # a URL is found in any spelling of it: sites are stored in the normal form
+        return normalise_url(str(site)), "url"
+    except URLRuleError:
         return str(site), "url"
 
 
