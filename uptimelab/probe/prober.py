@@ -160,7 +160,8 @@ class Prober:
                     return (
                         code,
                         "too_many_redirects",
-                        f"more than {site.max_redirects} redirects (last to {response.location})",
+                        f"more than {site.max_redirects} redirects "
+                        f"(last to {response.location.decode('latin-1')})",
                     )
                 redirects += 1
                 hop, method = next_hop(target, response.location, method, code)
