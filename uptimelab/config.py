@@ -1,8 +1,9 @@
 """Settings: every field with its default, its environment variable, its rule and its help text.
 
 Values come from, in order of precedence: explicit arguments (CLI options), the environment, the
-defaults below (the seed's). :func:`Settings.load` checks every rule and raises
-:class:`~uptimelab.errors.ConfigError` naming the variable and the rule it breaks.
+defaults below (the seed's). Every rule is a constraint or a validator of its field, with an upper
+bound as well as a lower one; :func:`Settings.load` raises :class:`~uptimelab.errors.ConfigError`,
+one line naming the variable, its value and the rule it breaks (a secret's value is never shown).
 """
 
 from __future__ import annotations
@@ -10,16 +11,34 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
 MIN_INTERVAL_MS = 60_000
+MAX_INTERVAL_MS = 86_400_000  # 24 h
 MAX_CONCURRENCY = 1000
+MAX_DB_WAIT_MS = 3_600_000  # 1 h: the longest retry delay or database deadline that makes sense
+MIB = 1 << 20
+MAX_SPOOL_BYTES = 1 << 40  # 1 TiB
+MAX_LOCATION_CHARS = 100
+MAX_REGION_CODE_CHARS = 32
+MIN_API_TOKEN_CHARS = 16
 
 
 def default_data_dir() -> Path:
@@ -27,152 +46,311 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("uptimelab")
 
 
+class RuleBroken(ValueError):
+    """A rule that a pydantic constraint cannot say: which field, its value as shown, the rule.
+
+    :meth:`Settings.load` turns it into the ConfigError's one line.
+    """
+
+    def __init__(self, field: str, shown: str, rule: str) -> None:
+        super().__init__(rule)
+        self.field, self.shown, self.rule = field, shown, rule
+
+
+def _blank_is_none(value: object) -> object:
+    # An empty variable (``UPTIMELAB_PERF_JSON=``) means the same as an unset one.
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def _data_dir_not_blank(value: object) -> object:
+    # Path("") is the current directory: an empty variable would put the database there.
+    if isinstance(value, str) and not value.strip():
+        raise RuleBroken(
+            "data_dir", _shown(value), "must not be empty (unset it for the per-user directory)"
+        )
+    return value
+
+
+Location = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LOCATION_CHARS)
+]
+RegionCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REGION_CODE_CHARS)
+]
+
+
 class Settings(BaseSettings):
-    """uptimelab's configuration. Construct it with :meth:`load` so that the rules are checked."""
+    """uptimelab's configuration. Construct it with :meth:`load`, which turns a broken rule into
+    one ConfigError line."""
 
     model_config = SettingsConfigDict(
         env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True, frozen=True
     )
 
-    database_url: str | None = Field(
+    database_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         validation_alias=AliasChoices("UPTIMELAB_DATABASE_URL", "DATABASE_URL"),
         description="PostgreSQL URL; unset means the embedded server in the data directory.",
     )
-    data_dir: Path = Field(
+    data_dir: Annotated[Path, BeforeValidator(_data_dir_not_blank)] = Field(
         default_factory=default_data_dir,
         validation_alias=AliasChoices("UPTIMELAB_DATA_DIR"),
-        description="Directory for the embedded database and local state.",
+        description="Directory for the embedded database and local state; not a file.",
+    )
+    perf_json: Annotated[Path | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        validation_alias=AliasChoices("UPTIMELAB_PERF_JSON"),
+        description="The `uptimelab perf --json` file that the notebooks and the report read; "
+        "unset means perf.json in the data directory.",
     )
     monitoring_interval_ms: int = Field(
         default=300_000,
-        description="Milliseconds between cycle starts (fixed cadence); at least 60000.",
+        ge=MIN_INTERVAL_MS,
+        le=MAX_INTERVAL_MS,
+        description="Milliseconds between cycle starts (fixed cadence); "
+        f"{MIN_INTERVAL_MS} (1 min) to {MAX_INTERVAL_MS} (24 h).",
     )
     ping_timeout_ms: int = Field(
         default=10_000,
+        gt=0,
+        le=MAX_INTERVAL_MS,
         description="Hard deadline of one ping in milliseconds; above 0 and below the interval.",
     )
-    monitoring_location: str = Field(
-        default="Unknown", description="Location stored with every ping; non-empty."
+    monitoring_location: Location = Field(
+        default="Unknown",
+        description=f"Location stored with every ping; 1 to {MAX_LOCATION_CHARS} characters.",
     )
-    monitoring_region_code: str = Field(
-        default="XX", description="Region code stored with every ping; non-empty."
+    monitoring_region_code: RegionCode = Field(
+        default="XX",
+        description=f"Region code stored with every ping; 1 to {MAX_REGION_CODE_CHARS} characters.",
     )
     max_concurrent_pings: int = Field(
-        default=10, description=f"Pings in flight at once, 1 to {MAX_CONCURRENCY}."
+        default=10,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description=f"Pings in flight at once, 1 to {MAX_CONCURRENCY}.",
     )
     db_retry_attempts: int = Field(
-        default=3, description="Attempts of a database operation before it fails; at least 1."
+        default=3,
+        ge=1,
+        le=100,
+        description="Attempts of a database operation before it fails; 1 to 100.",
     )
     db_retry_delay_ms: int = Field(
-        default=1000, description="First retry delay in milliseconds, doubled each retry; >= 0."
+        default=1000,
+        ge=0,
+        le=MAX_DB_WAIT_MS,
+        description="First retry delay in milliseconds, doubled each retry; "
+        f"0 to {MAX_DB_WAIT_MS} (1 h).",
     )
     db_timeout_ms: int = Field(
         default=15_000,
+        ge=100,
+        le=MAX_DB_WAIT_MS,
         description="Bound on connecting and on each statement or write, in milliseconds; "
-        "at least 100.",
+        f"100 to {MAX_DB_WAIT_MS} (1 h).",
     )
     breaker_failures: int = Field(
-        default=5, description="Consecutive failed database calls that open the breaker; >= 1."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Consecutive failed database calls that open the breaker; 1 to 1000.",
     )
     breaker_recovery_ms: int = Field(
         default=60_000,
-        description="Milliseconds an open breaker waits before one trial call; >= 0.",
+        ge=0,
+        le=MAX_INTERVAL_MS,
+        description="Milliseconds an open breaker waits before one trial call; "
+        f"0 to {MAX_INTERVAL_MS} (24 h).",
     )
     breaker_successes: int = Field(
-        default=2, description="Successful trial calls that close a half-open breaker; >= 1."
+        default=2,
+        ge=1,
+        le=100,
+        description="Successful trial calls that close a half-open breaker; 1 to 100.",
     )
-    probe_engine: str = Field(
+    probe_engine: Literal["lean", "httpx"] = Field(
         default="lean",
         description="HTTP client of the probe: lean (minimal, half the CPU) or httpx.",
     )
     spool_max_bytes: int = Field(
         default=1 << 30,
-        description="Cap on the local spool of unstored pings, in bytes; at least 1 MiB.",
+        ge=MIB,
+        le=MAX_SPOOL_BYTES,
+        description="Cap on the local spool of unstored pings, in bytes; 1 MiB to 1 TiB.",
     )
+    api_token: Annotated[
+        SecretStr | None,
+        BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
+    ] = Field(
+        default=None,
+        validation_alias=AliasChoices("UPTIMELAB_API_TOKEN"),
+        description="Bearer token of the API's POST endpoints (at least 16 characters); "
+        "needed to serve on an address other machines can reach.",
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_can_be_a_directory(cls, path: Path) -> Path:
+        return usable_directory(path)
+
+    @field_validator("perf_json")
+    @classmethod
+    def _perf_json_is_not_a_directory(cls, path: Path | None) -> Path | None:
+        if path is not None and path.expanduser().is_dir():
+            raise RuleBroken("perf_json", _shown(str(path)), "is a directory, not a file")
+        return None if path is None else path.expanduser()
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token_is_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_API_TOKEN_CHARS:
+            raise RuleBroken(
+                "api_token",
+                SECRET_SHOWN,
+                f"the token must be at least {MIN_API_TOKEN_CHARS} characters long",
+            )
+        return token
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Settings:
+        if self.ping_timeout_ms >= self.monitoring_interval_ms:
+            raise RuleBroken(
+                "ping_timeout_ms",
+                _shown(self.ping_timeout_ms),
+                "the ping timeout must be below the interval "
+                f"(MONITORING_INTERVAL_MS={self.monitoring_interval_ms})",
+            )
+        return self
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Read the environment, apply ``overrides`` (``None`` means "not given"), check the rules.
 
-        Raises ConfigError naming the variable and the rule on the first value that breaks one.
+        Raises ConfigError, one line naming the variable, its value and the rule, for the first
+        value that breaks a rule.
         """
         given = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(given) - set(cls.model_fields)
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         try:
-            settings = cls(**given)
+            return cls(**given)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            name = env_name(field) if field in cls.model_fields else field.upper()
-            raise ConfigError(f"{name}={_shown(err.get('input'))}: {err['msg'].lower()}") from None
-        settings.check()
-        return settings
+            raise ConfigError(_one_line(exc.errors()[0])) from None
 
-    def check(self) -> None:
-        """Raise ConfigError for the first rule this configuration breaks."""
-        rules: list[tuple[str, bool, str]] = [
-            (
-                "monitoring_interval_ms",
-                self.monitoring_interval_ms >= MIN_INTERVAL_MS,
-                f"the interval must be at least {MIN_INTERVAL_MS} ms (60 s)",
-            ),
-            ("ping_timeout_ms", self.ping_timeout_ms > 0, "the ping timeout must be above 0 ms"),
-            (
-                "ping_timeout_ms",
-                self.ping_timeout_ms < self.monitoring_interval_ms,
-                f"the ping timeout must be below the interval "
-                f"(MONITORING_INTERVAL_MS={self.monitoring_interval_ms})",
-            ),
-            (
-                "monitoring_location",
-                bool(self.monitoring_location.strip()),
-                "the location must not be empty",
-            ),
-            (
-                "monitoring_region_code",
-                bool(self.monitoring_region_code.strip()),
-                "the region code must not be empty",
-            ),
-            (
-                "max_concurrent_pings",
-                1 <= self.max_concurrent_pings <= MAX_CONCURRENCY,
-                f"concurrency must be from 1 to {MAX_CONCURRENCY}",
-            ),
-            ("db_retry_attempts", self.db_retry_attempts >= 1, "attempts must be at least 1"),
-            ("db_retry_delay_ms", self.db_retry_delay_ms >= 0, "the delay must not be negative"),
-            ("db_timeout_ms", self.db_timeout_ms >= 100, "the timeout must be at least 100 ms"),
-            ("breaker_failures", self.breaker_failures >= 1, "it must be at least 1"),
-            ("breaker_recovery_ms", self.breaker_recovery_ms >= 0, "it must not be negative"),
-            ("breaker_successes", self.breaker_successes >= 1, "it must be at least 1"),
-            ("spool_max_bytes", self.spool_max_bytes >= 1 << 20, "the cap must be at least 1 MiB"),
-            ("probe_engine", self.probe_engine in ("lean", "httpx"), "use lean or httpx"),
-        ]
-        for field, ok, rule in rules:
-            if not ok:
-                value = getattr(self, field)
-                raise ConfigError(f"{env_name(field)}={_shown(value)}: {rule}")
+
+def usable_directory(path: Path) -> Path:
+    """``path`` (``~`` expanded) if it is a directory or could be made one: not a file, and the
+    nearest existing ancestor a directory. Raises RuleBroken for the data directory otherwise.
+
+    Nothing is created; whether the directory is writable is found out when it is first used.
+    """
+    path = path.expanduser()
+    shown = _shown(str(path))
+    if "\0" in str(path):
+        raise RuleBroken("data_dir", shown, "not a usable path (it holds a NUL character)")
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        is_dir = existing is not None and existing.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RuleBroken("data_dir", shown, f"not a usable path ({reason})") from None
+    if existing is None:
+        raise RuleBroken("data_dir", shown, "none of its parents exists")
+    if not is_dir:
+        where = "it is" if existing == path else f"{existing} is"
+        raise RuleBroken("data_dir", shown, f"{where} a file, not a directory")
+    return path
+
+
+SECRET_SHOWN = "'**********'"  # a secret's value never reaches an error message
+
+_BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _one_line(err: ErrorDetails) -> str:
+    """``MONITORING_INTERVAL_MS=1000: must be from 60000 to 86400000 ms`` for a pydantic error."""
+    ctx = err.get("ctx") or {}
+    broken = ctx.get("error")
+    if isinstance(broken, RuleBroken):
+        return f"{env_name(broken.field)}={broken.shown}: {broken.rule}"
+    key = str(err["loc"][0]) if err["loc"] else "?"
+    field = _field_named(key)
+    if field is None:
+        return f"{key.upper()}={_shown(err.get('input'))}: {err['msg'][:1].lower()}{err['msg'][1:]}"
+    shown = SECRET_SHOWN if _is_secret(field) else _shown(err.get("input"))
+    kind = err["type"]
+    if kind in _BOUND_ERRORS:
+        rule = f"must be {_range(field)}"
+    elif kind.startswith("int_"):
+        rule = f"must be a whole number {_range(field)}"
+    elif kind == "string_too_short":
+        rule = "must not be empty"
+    elif kind == "string_too_long":
+        rule = f"must be at most {ctx['max_length']} characters"
+    elif kind == "literal_error":
+        rule = "use " + str(ctx["expected"]).replace("'", "")
+    else:
+        rule = err["msg"][:1].lower() + err["msg"][1:]
+    return f"{env_name(field)}={shown}: {rule}"
+
+
+def _field_named(key: str) -> str | None:
+    """The field that ``key`` (a field name, or any of its variables, in any case) sets."""
+    for name, info in Settings.model_fields.items():
+        if key.lower() in (name, *(a.lower() for a in _variables(info))):
+            return name
+    return None
+
+
+def _variables(info: FieldInfo) -> list[str]:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [alias] if isinstance(alias, str) else []
+
+
+def _is_secret(field: str) -> bool:
+    annotation = Settings.model_fields[field].annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _range(field: str) -> str:
+    """``from 1 to 1000``, ``above 0 and at most 86400000 ms``: the bounds of a numeric field."""
+    bounds: dict[str, int] = {}
+    for constraint in Settings.model_fields[field].metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            value = getattr(constraint, name, None)
+            if isinstance(value, int):
+                bounds[name] = value
+    unit = " ms" if field.endswith("_ms") else " bytes" if field.endswith("_bytes") else ""
+    if "ge" in bounds and "le" in bounds:
+        return f"from {bounds['ge']} to {bounds['le']}{unit}"
+    low = f"at least {bounds['ge']}" if "ge" in bounds else f"above {bounds.get('gt')}"
+    high = f"at most {bounds['le']}" if "le" in bounds else f"below {bounds.get('lt')}"
+    words = [w for w, k in ((low, ("ge", "gt")), (high, ("le", "lt"))) if set(k) & set(bounds)]
+    return " and ".join(words) + unit
 
 
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
-    return {"database_url": "UPTIMELAB_DATABASE_URL", "data_dir": "UPTIMELAB_DATA_DIR"}.get(
-        field, field.upper()
-    )
+    variables = _variables(Settings.model_fields[field])
+    return variables[0] if variables else field.upper()
 
 
 def help_for(field: str) -> str:
     """Help text for a CLI option that sets ``field``: the field's description and its variable."""
     info = Settings.model_fields[field]
-    default = info.get_default(call_default_factory=False)
+    default = None if info.default_factory else info.get_default()
     shown_default = "" if default is None else f" [default {default}]"
     return f"{info.description} Env: {env_name(field)}.{shown_default}"
 
 
 def _shown(value: object) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    # A whole number shows as the shell would set it; any other text in quotes.
+    plain = not isinstance(value, str) or re.fullmatch(r"[+-]?[0-9]+", value)
+    text = str(value) if plain else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
