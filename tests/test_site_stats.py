@@ -282,7 +282,7 @@ def test_the_stats_commands(db: Database) -> None:
     assert unknown.stderr.startswith("error: no site with url")
     bad_sort = run("stats", "--sort", "colour")
     assert bad_sort.returncode == 2
-    assert bad_sort.stderr.startswith("error: --sort='colour'")
+    assert bad_sort.stderr.startswith("error: --sort: sort key 'colour' is not one of ")
     outages = json.loads(run("outages", "--format", "json", "--since", "1h").stdout)
     assert len(outages) == 1
     assert outages[0]["pings_down"] == 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import enum
 import io
 import json
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 import trio
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from ..config import parse_duration
 from ..domain.redaction import redact
+from ..errors import ConfigError
 from ..storage.models import Site, SiteStats
 from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from ..storage.sites import list_sites
@@ -53,7 +55,9 @@ def stats(
     if ctx.invoked_subcommand is not None:
         return
     db = state(ctx).db()
-    print_stats(site_stats(sort=sort, status=status, db=db), format, _sites(ctx))
+    with flag_errors("--sort", "--status"):
+        rows = site_stats(sort=sort, status=status, db=db)
+    print_stats(rows, format, _sites(ctx))
 
 
 @app.command("show")
@@ -108,6 +112,24 @@ def refresh(
                     await trio.sleep_until(start + n * interval)
 
     trio.run(scheduled)
+
+
+@contextlib.contextmanager
+def flag_errors(*flags: str) -> Iterator[None]:
+    """Put the option's name before a library ConfigError about one of ``flags``' values.
+
+    The library speaks of its parameters, and the CLI's options carry the same names: a
+    ConfigError about a parameter starts with that parameter's name ("sort key 'x' is not one of
+    ..."), which this turns into "--sort: sort key 'x' is not one of ...". Other errors pass.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        for flag in flags:
+            if text.startswith(flag.removeprefix("--").replace("-", "_") + " "):
+                raise ConfigError(f"{flag}: {text}") from exc
+        raise
 
 
 def _sites(ctx: typer.Context) -> dict[Any, Site]:

@@ -56,9 +56,11 @@ def site_stats(
     descending = sort.startswith("-")
     column = sort.lstrip("-")
     if column not in SORTABLE:
-        raise ConfigError(f"--sort={sort!r}: sort by one of {', '.join(SORTABLE)}")
+        raise ConfigError(
+            f"sort key {sort!r} is not one of {', '.join(SORTABLE)} ('-' first for descending)"
+        )
     if status not in (None, "up", "down"):
-        raise ConfigError(f"--status={status!r}: use up or down")
+        raise ConfigError(f"status {status!r} is not up or down")
     where = "" if status is None else "WHERE ss.current_status = %(status)s"
     order = f"ss.{column} {'DESC' if descending else 'ASC'}, ss.site_id"
     with default_db(db).connect() as conn:
