@@ -1,7 +1,34 @@
 """``uptimelab.analysis``: the tables the notebooks and the report share.
 
-A public face, re-exports only: the functions live in :mod:`uptimelab.analytics`.
+A public face, re-exports only: the functions live in :mod:`uptimelab.analytics` (``tables``:
+per-site tables; ``latency``; ``collector_health``: cycles, gaps, perf results) and
+:mod:`uptimelab.report.html_table`.
 """
 
-from .analytics.tables import *  # noqa: F403
-from .analytics.tables import __all__ as __all__
+from .analytics.collector_health import (
+    PERF_JSON_ENV,
+    collector_gaps,
+    cycle_interval,
+    load_cycles,
+    load_perf_results,
+    perf_results_path,
+)
+from .analytics.latency import latency_shifts
+from .analytics.tables import fleet_table, site_names, site_summary, sla_table
+from .report.html_table import HtmlTable, html_table
+
+__all__ = [
+    "HtmlTable",
+    "PERF_JSON_ENV",
+    "collector_gaps",
+    "cycle_interval",
+    "fleet_table",
+    "html_table",
+    "latency_shifts",
+    "load_cycles",
+    "load_perf_results",
+    "perf_results_path",
+    "site_names",
+    "site_summary",
+    "sla_table",
+]

@@ -1,7 +1,29 @@
 """``uptimelab.stats`` (``ul.stats``): the pandas API over pings, for notebooks.
 
-A public face, re-exports only: the functions live in :mod:`uptimelab.analytics`.
+A public face, re-exports only: the functions live in :mod:`uptimelab.analytics` (``frames``:
+the pings frame's dtypes; ``loaders``; ``windows``: sliding windows and calendar series;
+``latency``; ``outages``).
 """
 
-from .analytics.pings import *  # noqa: F403
-from .analytics.pings import __all__ as __all__
+from .analytics.frames import ERROR_DTYPE, STATUS_CATEGORIES, STATUS_DTYPE
+from .analytics.latency import response_time_quantiles
+from .analytics.loaders import load_outages, load_pings
+from .analytics.outages import outages, reliability
+from .analytics.windows import WINDOWS, error_breakdown, uptime_series, window_stats
+from .domain.pings import ERROR_CATEGORIES
+
+__all__ = [
+    "ERROR_CATEGORIES",
+    "ERROR_DTYPE",
+    "STATUS_CATEGORIES",
+    "STATUS_DTYPE",
+    "WINDOWS",
+    "error_breakdown",
+    "load_outages",
+    "load_pings",
+    "outages",
+    "reliability",
+    "response_time_quantiles",
+    "uptime_series",
+    "window_stats",
+]

@@ -11,6 +11,7 @@ from rich.table import Table
 from ..config import parse_duration
 from ..domain.redaction import redact
 from ..storage.sites import get_site, list_sites
+from ..text import span
 from ._common import console, state
 from .stats import Format, FormatOption
 
@@ -27,7 +28,7 @@ def outages(
     """List outages: runs of consecutive down pings, all locations merged, newest first."""
     import pandas as pd  # here, so that other commands start without pandas
 
-    from ..analytics.pings import load_outages
+    from ..analytics.loaders import load_outages
 
     db = state(ctx).db()
     window = parse_duration(since, name="--since")
@@ -46,7 +47,7 @@ def outages(
     )
     for row in found.to_dict("records"):
         ended = "ongoing" if pd.isna(row["ended_at"]) else _when(row["ended_at"])
-        duration = "" if pd.isna(row["duration"]) else _span(row["duration"])
+        duration = "" if pd.isna(row["duration"]) else span(row["duration"])
         table.add_row(
             names.get(str(row["site_id"]), str(row["site_id"])),
             _when(row["started_at"]),
@@ -62,10 +63,3 @@ def outages(
 
 def _when(at: pd.Timestamp) -> str:
     return at.tz_convert(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _span(delta: pd.Timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

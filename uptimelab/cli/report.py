@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from ..config import parse_duration
 from ._common import console, state
+from .stats import flag_errors
 
 
 class ReportFormat(enum.StrEnum):
@@ -38,10 +40,14 @@ def report(
     ] = 99.9,
 ) -> None:
     """Write a report of the last --since: fleet, uptime, latency, outages, SLA, collector."""
-    from ..report.html import write_report
+    from ..report import write_report
 
+    period = parse_duration(since, name="--since")
     started = time.perf_counter()
-    written = write_report(out, since=since, format=format.value, target=target, db=state(ctx).db())
+    with flag_errors("--out", "--format", "--target"):
+        written = write_report(
+            out, since=period, format=format.value, target=target, db=state(ctx).db()
+        )
     elapsed = time.perf_counter() - started
     for path in written:
         console.print(f"wrote {path} ({_size(path.stat().st_size)})", markup=False)

@@ -1,0 +1,42 @@
+"""Short text for people: a duration in a few characters, a message on one line.
+
+Pure helpers at the bottom of the package, beside ``config`` and ``errors``: anyone may import them,
+and they import nothing of ours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = ["one_line", "span"]
+
+
+def span(delta: dt.timedelta) -> str:
+    """``delta`` (a timedelta or pandas Timedelta, not negative) in its largest units, trailing
+    zero units dropped: ``2d03h10m``, ``1h05m``, ``1h``, ``3m05s``, ``5m``, ``42s``.
+
+    Days and hours are shown to the minute, minutes to the second; the rest is cut off.
+    """
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        parts = [(days, "d"), (hours, "h"), (minutes, "m")]
+    elif hours:
+        parts = [(hours, "h"), (minutes, "m")]
+    elif minutes:
+        parts = [(minutes, "m"), (secs, "s")]
+    else:
+        return f"{secs}s"
+    while parts[-1][0] == 0:
+        parts.pop()
+    (first, unit), *more = parts
+    return f"{first}{unit}" + "".join(f"{n:02d}{u}" for n, u in more)
+
+
+def one_line(text: object, limit: int = 200) -> str:
+    """``str(text)`` with every run of whitespace (newlines too) as one space, cut to ``limit``
+    characters (the last three then "...")."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
