@@ -110,7 +110,7 @@ def render_html(data: PeriodData, *, target: float = DEFAULT_TARGET) -> str:
 
     sections = [section(data, target) for section in _SECTIONS]
     toc = _template("toc_entry")
-    return _template("report").substitute(
+    return _template("document").substitute(
         period=html.escape(f"{data.start:%Y-%m-%d %H:%M} to {data.end:%Y-%m-%d %H:%M} UTC"),
         pings=f"{len(data.pings):,}",
         sites=data.pings["site_id"].nunique(),
