@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ..config import Settings
+from ..domain.state import Status
 from ..ops.health import health as run_health
 from ..ops.health import status as collect_status
 from ._common import console, state
@@ -19,7 +19,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Configuration, recent cycles, sites, breaker, spool, errors (GET /monitoring/status)."""
     report = collect_status(Settings.load(database_url=state(ctx).database_url))
     if as_json:
-        typer.echo(json.dumps(report, default=str, indent=1))
+        typer.echo(report.model_dump_json(indent=1))
         return
     _print_status(report)
 
@@ -28,7 +28,7 @@ def health(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """One line per check; exit code 0 healthy, 1 degraded, 2 unhealthy (GET /monitoring/health)."""
     report = run_health(Settings.load(database_url=state(ctx).database_url))
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), default=str, indent=1))
+        typer.echo(report.model_dump_json(indent=1))
     else:
         for check in report.checks:
             console.print(
@@ -40,9 +40,9 @@ def health(ctx: typer.Context, as_json: JsonOption = False) -> None:
     raise typer.Exit(report.exit_code)
 
 
-def _print_status(report: dict[str, Any]) -> None:
+def _print_status(report: Status) -> None:
     out = console.print
-    config = report["config"]
+    config = report.config
     out(
         f"config: interval {config['monitoring_interval_ms']} ms, timeout "
         f"{config['ping_timeout_ms']} ms, concurrency {config['max_concurrent_pings']}, "
@@ -51,37 +51,38 @@ def _print_status(report: dict[str, Any]) -> None:
         markup=False,
         soft_wrap=True,
     )
-    db = report["database"]
-    if not db.get("reachable"):
-        out(f"database: UNREACHABLE ({db.get('error')})", markup=False, soft_wrap=True)
+    db = report.database
+    if not db.reachable:
+        out(f"database: UNREACHABLE ({db.error})", markup=False, soft_wrap=True)
     else:
-        c = db["cycles_24h"]
-        rate = "-" if c["success_rate"] is None else f"{100 * c['success_rate']:.1f} %"
-        out(
-            f"cycles (24 h): {c['cycles']}, success {rate}, mean {c['mean_duration_ms']} ms, "
-            f"max {c['max_duration_ms']} ms, overruns {c['overruns']}",
-            markup=False,
-        )
-        out(f"sites: {db['sites']['active']} active of {db['sites']['total']}", markup=False)
-        last = db.get("last_cycle")
+        if db.cycles_24h is not None:
+            c = db.cycles_24h
+            rate = "-" if c.success_rate is None else f"{100 * c.success_rate:.1f} %"
+            out(
+                f"cycles (24 h): {c.cycles}, success {rate}, mean {c.mean_duration_ms} ms, "
+                f"max {c.max_duration_ms} ms, overruns {c.overruns}",
+                markup=False,
+            )
+        if db.sites is not None:
+            out(f"sites: {db.sites.active} active of {db.sites.total}", markup=False)
+        last = db.last_cycle
         if last:
             out(
-                f"last cycle: {last['started_at']:%Y-%m-%d %H:%M:%S} UTC, "
-                f"{last['sites_checked']} sites, {last['up']} up, {last['down']} down, "
-                f"{last['duration_ms']} ms; by category {last.get('pings_by_category', {})}",
+                f"last cycle: {last.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{last.sites_checked} sites, {last.up} up, {last.down} down, "
+                f"{last.duration_ms} ms; by category {last.pings_by_category}",
                 markup=False,
                 soft_wrap=True,
             )
-        out(f"pings table: {db['pings_table_bytes'] / 1e6:.1f} MB", markup=False)
-    breaker = report["breaker"]
-    out(f"breaker: {breaker.get('state')}", markup=False)
-    spool = report["spool"]
-    full = " FULL, pings dropped: " + str(spool["dropped_pings"]) if spool.get("full") else ""
-    out(f"spool: {spool['segments']} cycle(s), {spool['bytes']} bytes{full}", markup=False)
-    errors = report["errors_24h"]
+        out(f"pings table: {(db.pings_table_bytes or 0) / 1e6:.1f} MB", markup=False)
+    out(f"breaker: {report.breaker.state}", markup=False)
+    spool = report.spool
+    full = f" FULL, pings dropped: {spool.dropped_pings}" if spool.full else ""
+    out(f"spool: {spool.segments} cycle(s), {spool.bytes} bytes{full}", markup=False)
+    errors = report.errors_24h
     out(
-        f"errors (24 h): by category {errors['by_category'] or '{}'}; "
-        f"by component {errors['by_component'] or '{}'}",
+        f"errors (24 h): by category {errors.by_category or '{}'}; "
+        f"by component {errors.by_component or '{}'}",
         markup=False,
         soft_wrap=True,
     )

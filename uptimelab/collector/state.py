@@ -1,39 +1,52 @@
 """The collector's published state: a small JSON file in the data directory, written after every
-cycle, read by ``status`` and ``health`` (which may run in other processes)."""
+cycle, read by ``status`` and ``health`` (which may run in other processes).
+
+Its shape is :class:`~uptimelab.domain.state.CollectorState`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from ..domain.state import CollectorState
 
 STATE_FILE = "collector-state.json"
 
 
-def write_collector_state(data_dir: Path, state: dict[str, Any]) -> None:
-    """Publish a collector's status atomically in ``data_dir`` (best effort), for ``status`` and
-    ``health``, which may run in other processes."""
-    state = dict(state)
-    state["pid"] = os.getpid()
-    state["host"] = socket.gethostname()
-    state["updated_at"] = dt.datetime.now(dt.UTC).isoformat()
+def write_collector_state(
+    data_dir: Path, state: CollectorState | Mapping[str, Any]
+) -> CollectorState:
+    """Publish a collector's state atomically in ``data_dir`` (best effort: a failed write is
+    not an error), stamped with this process and the time. Returns what was published."""
+    published = CollectorState.model_validate(state).model_copy(
+        update={
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+    )
     path = data_dir / STATE_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".part")
-        temporary.write_text(json.dumps(state, default=str, indent=1))
+        temporary.write_text(published.model_dump_json(indent=1))
         os.replace(temporary, path)
     except OSError:
         pass  # status is a convenience; the collector must not fail for it
+    return published
 
 
-def read_collector_state(data_dir: Path) -> dict[str, Any] | None:
-    """The last state a collector published in ``data_dir``, or None."""
+def read_collector_state(data_dir: Path) -> CollectorState | None:
+    """The last state a collector published in ``data_dir``; None when there is none or it
+    cannot be read."""
     try:
-        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
+        return CollectorState.model_validate_json((data_dir / STATE_FILE).read_bytes())
+    except (OSError, ValidationError):
         return None
-    return state

@@ -59,19 +59,23 @@ class Database:
         return mask_url(self.url)
 
     @contextlib.contextmanager
-    def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    def connect(
+        self, *, autocommit: bool = False, timeout_ms: int | None = None
+    ) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """A new psycopg connection (rows as dicts), committed on success, closed after.
 
+        ``timeout_ms`` bounds connecting and each statement (default: 10 s and 300 s).
         Raises StoreError when the database cannot be reached.
         """
+        connect_s = CONNECT_TIMEOUT_S if timeout_ms is None else max(1, -(-timeout_ms // 1000))
         try:
             conn = psycopg.connect(
                 self.url,
                 autocommit=autocommit,
-                connect_timeout=CONNECT_TIMEOUT_S,
+                connect_timeout=connect_s,
                 # Bounded, so that a stuck server cannot hang a command forever; generous, since
                 # the reference stats over a big history take seconds.
-                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                options=f"-c statement_timeout={timeout_ms or STATEMENT_TIMEOUT_MS}",
                 row_factory=dict_row,
             )
         except psycopg.OperationalError as exc:

@@ -1,0 +1,140 @@
+"""Read-only queries for status, health and metrics: cycles, sites, errors, the latest pings.
+
+Each function opens one connection (``Database.connect``, the one connection policy), with
+``timeout_ms`` bounding connecting and each statement, and raises StoreError when the database
+cannot be reached or does not answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from ..domain.state import CycleCounts, DatabaseStatus, LastCycle, SiteCounts
+from ..errors import StoreError
+from .database import Database
+
+_CYCLES_24H = """
+SELECT count(*) AS cycles,
+       count(*) FILTER (WHERE error IS NULL) AS succeeded,
+       round(avg(duration_ms)) AS mean_duration_ms,
+       max(duration_ms) AS max_duration_ms,
+       count(*) FILTER (WHERE duration_ms > %s) AS overruns
+  FROM monitoring_cycles
+ WHERE started_at > now() - interval '24 hours' AND NOT dry_run
+"""
+_SITES = "SELECT count(*) FILTER (WHERE is_active) AS active, count(*) AS total FROM sites"
+_LAST_CYCLE = """
+SELECT id, started_at, finished_at, location, sites_checked, up, down, duration_ms, error
+  FROM monitoring_cycles WHERE NOT dry_run ORDER BY started_at DESC LIMIT 1
+"""
+_PINGS_OF_CYCLE = """
+SELECT status, coalesce(error_category, 'none') AS category, count(*) AS n
+  FROM pings WHERE location = %s AND checked_at >= %s AND checked_at <= %s
+ GROUP BY 1, 2
+"""
+_ERRORS_24H = """
+SELECT error_category, count(*) AS n FROM pings
+ WHERE checked_at > now() - interval '24 hours' AND error_category IS NOT NULL
+ GROUP BY 1 ORDER BY 2 DESC
+"""
+_FAILED_CYCLES_24H = """
+SELECT count(*) AS n FROM monitoring_cycles
+ WHERE started_at > now() - interval '24 hours' AND error IS NOT NULL
+   AND error NOT LIKE 'interrupted%'
+"""
+_PINGS_TABLE_BYTES = """
+SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) AS bytes
+  FROM pg_inherits WHERE inhparent = 'pings'::regclass
+"""
+_LAST_FINISHED = "SELECT max(finished_at) AS at FROM monitoring_cycles WHERE NOT dry_run"
+_SITE_METRICS = """
+SELECT s.id AS site_id, coalesce(s.name, '') AS name, s.url,
+       ss.current_status, ss.last_checked,
+       ss.uptime_1h, ss.uptime_24h, ss.uptime_7d, ss.pings_1h, ss.pings_24h, ss.pings_7d,
+       latest.response_time_ms
+  FROM site_stats AS ss
+  JOIN sites AS s ON s.id = ss.site_id
+  LEFT JOIN LATERAL (
+        SELECT p.response_time_ms FROM pings AS p
+         WHERE p.site_id = ss.site_id AND p.checked_at = ss.last_checked
+         ORDER BY p.location COLLATE "C" DESC
+         LIMIT 1) AS latest ON true
+ WHERE s.is_active
+ ORDER BY s.id
+"""
+# The latest ping is the one site_stats names (refreshed after every stored cycle): a primary
+# key lookup per site, where "the newest ping of each site" would scan a window of pings.
+
+
+@contextmanager
+def _reading(db: Database, timeout_ms: int | None) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        with db.connect(timeout_ms=timeout_ms) as conn:
+            yield conn
+    except psycopg.Error as exc:
+        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise StoreError(f"the database did not answer: {text}") from exc
+
+
+def status_facts(
+    db: Database, *, interval_ms: int, timeout_ms: int | None = None
+) -> DatabaseStatus:
+    """What ``uptimelab status`` reads from the database: cycles of the last 24 hours (those
+    longer than ``interval_ms`` are overruns), sites, the last cycle and its pings, errors by
+    category, failed cycles, and the size of the pings table."""
+    with _reading(db, timeout_ms) as conn:
+        counts = conn.execute(_CYCLES_24H, (interval_ms,)).fetchone() or {}
+        cycles = int(counts.get("cycles") or 0)
+        succeeded = int(counts.get("succeeded") or 0)
+        mean = counts.get("mean_duration_ms")
+        sites = conn.execute(_SITES).fetchone() or {"active": 0, "total": 0}
+        last = conn.execute(_LAST_CYCLE).fetchone()
+        if last is not None and last["finished_at"] is not None:
+            rows = conn.execute(
+                _PINGS_OF_CYCLE, (last["location"], last["started_at"], last["finished_at"])
+            ).fetchall()
+            by_status: dict[str, int] = {}
+            for r in rows:
+                by_status[r["status"]] = by_status.get(r["status"], 0) + int(r["n"])
+            last["pings_by_status"] = by_status
+            last["pings_by_category"] = {
+                r["category"]: int(r["n"]) for r in rows if r["category"] != "none"
+            }
+        errors = {r["error_category"]: int(r["n"]) for r in conn.execute(_ERRORS_24H)}
+        failed = conn.execute(_FAILED_CYCLES_24H).fetchone()
+        size = conn.execute(_PINGS_TABLE_BYTES).fetchone()
+    return DatabaseStatus(
+        reachable=True,
+        cycles_24h=CycleCounts(
+            cycles=cycles,
+            succeeded=succeeded,
+            mean_duration_ms=None if mean is None else int(mean),
+            max_duration_ms=counts.get("max_duration_ms"),
+            overruns=int(counts.get("overruns") or 0),
+            success_rate=round(succeeded / cycles, 4) if cycles else None,
+        ),
+        sites=SiteCounts.model_validate(sites),
+        last_cycle=None if last is None else LastCycle.model_validate(last),
+        errors_24h_by_category=errors,
+        failed_cycles_24h=int(failed["n"]) if failed else 0,
+        pings_table_bytes=int(size["bytes"]) if size else 0,
+    )
+
+
+def last_finished_cycle(db: Database, *, timeout_ms: int | None = None) -> dt.datetime | None:
+    """When the newest stored (not dry-run) cycle finished; None before the first."""
+    with _reading(db, timeout_ms) as conn:
+        row = conn.execute(_LAST_FINISHED).fetchone()
+    return None if row is None else row["at"]
+
+
+def site_metrics(db: Database, *, timeout_ms: int | None = None) -> list[dict[str, Any]]:
+    """Per active site with stats: id, name, URL (as stored: redact before showing it), current
+    status, last check, uptime and ping count per window, and the latest response time (ms)."""
+    with _reading(db, timeout_ms) as conn:
+        return conn.execute(_SITE_METRICS).fetchall()
