@@ -32,6 +32,7 @@ from uptimelab.errors import StoreError
 from uptimelab.ops.health import health, status
 from uptimelab.storage.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpenError, CircuitBreaker
 from uptimelab.storage.database import Database, connect
+from uptimelab.storage.local_state import remember
 from uptimelab.storage.models import MonitoringCycle
 from uptimelab.storage.spool import Spool, SpoolFullError
 from uptimelab.testing.zoo import ZooSpec, open_zoo
@@ -244,7 +245,8 @@ def test_a_killed_collector_replays_its_spool_on_restart(
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        spool = tmp_path / "spool"
+        # The spool belongs to the database the first run reached (its identity's folder).
+        (spool,) = tmp_path.glob("databases/*/spool")
         deadline = time.monotonic() + 30
         while not list(spool.glob("*.spool")) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -295,9 +297,9 @@ async def test_a_database_that_never_answers_does_not_hold_up_the_cycle(tmp_path
         async with open_zoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
             now = dt.datetime.now(dt.UTC)
             sites = [ul.Site(url=t.url, created_at=now, updated_at=now) for t in zoo.targets]
-            (tmp_path / "sites-cache.json").write_text(
-                json.dumps([s.model_dump(mode="json") for s in sites])
-            )
+            # What an earlier run against this database left: its identity and its sites.
+            local = remember(tmp_path, db.url, str(uuid.uuid4()))
+            local.sites_cache.write_text(json.dumps([s.model_dump(mode="json") for s in sites]))
             collector = Collector(db, settings)
             # A guard against a hang, not a figure: the client-side deadlines end the write.
             with trio.fail_after(120):
@@ -307,7 +309,7 @@ async def test_a_database_that_never_answers_does_not_hold_up_the_cycle(tmp_path
         silent.close()
     assert summary.sites_checked == 3
     assert summary.stored == "spooled"
-    assert len(list((tmp_path / "spool").glob("*.spool"))) == 1
+    assert len(list(local.spool_dir.glob("*.spool"))) == 1
 
 
 # -- health and status -------------------------------------------------------------------------
@@ -370,7 +372,7 @@ async def test_status_reports_cycles_breaker_spool_and_errors(db: Database, tmp_
         collector = Collector(db, settings)
         async with collector.session():
             await collector.cycle()
-    report = status(settings)
+    report = status(settings).model_dump(mode="json")
     assert report["database"]["reachable"] is True
     assert report["database"]["cycles_24h"]["cycles"] == 1
     assert report["database"]["sites"] == {"active": 3, "total": 3}

@@ -99,13 +99,39 @@ def ping_line(site: Probeable, ping: PingResult) -> str:
 
 def summary_line(summary: CycleSummary) -> str:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_category.items()))
-    stored = "dry run, nothing stored" if summary.dry_run else "stored"
+    stored = outcome_text(summary)
     extra = f"; {summary.error}" if summary.error else ""
     return (
         f"cycle done in {summary.duration_ms / 1000:.2f} s: {summary.sites_checked} site(s), "
         f"{summary.up} up, {summary.down} down{' (' + kinds + ')' if kinds else ''}; "
         f"{stored}{extra}"
     )
+
+
+def outcome_text(summary: CycleSummary) -> str:
+    """Where the cycle's pings went, as it happened: "spooled" is not "stored"."""
+    if summary.dry_run:
+        return "dry run, nothing stored"
+    orphans = f" ({summary.orphans} of deleted sites dropped)" if summary.orphans else ""
+    waiting = (
+        f"; {summary.spool_waiting} cycle(s) wait in the spool" if summary.spool_waiting else ""
+    )
+    text = {
+        "stored": "stored",
+        "spooled": "spooled: the database is unavailable, they will be stored when it is back",
+        "dropped": "DROPPED: the spool is full, these pings are lost",
+        "quarantined": "quarantined: the database refused them (see `uptimelab health`)",
+    }.get(summary.stored or "", "not stored")
+    return f"{text}{orphans}{waiting}"
+
+
+def cycle_failed(collector: Collector, *, dry_run: bool) -> bool:
+    """Whether a one-off cycle failed: a collector fault always; and for a real run, any ping
+    that is not in the database (spooled, dropped, quarantined, of a deleted site)."""
+    summary = collector.last_summary
+    if collector.cycles_failed or summary is None or summary.faults:
+        return True
+    return not dry_run and (summary.stored != "stored" or summary.orphans > 0)
 
 
 def results_table(summary: CycleSummary, sites: dict[uuid.UUID, Site]) -> Table:
@@ -136,7 +162,11 @@ def collect(
     monitoring_region_code: Annotated[str | None, setting_option("monitoring_region_code")] = None,
     max_concurrent_pings: Annotated[int | None, setting_option("max_concurrent_pings")] = None,
 ) -> None:
-    """Ping every active site on a schedule until SIGINT or SIGTERM, and store every ping."""
+    """Ping every active site on a schedule until SIGINT or SIGTERM, and store every ping.
+
+    With --once the exit code is 0 when every ping was stored, 1 when any was not (spooled,
+    dropped, quarantined) or the collector failed; a down site is not a failure. A dry run
+    exits 1 only when the collector failed."""
     settings = Settings.load(
         database_url=state(ctx).database_url,
         monitoring_interval_ms=monitoring_interval_ms,
@@ -155,6 +185,8 @@ def collect(
     if dry_run and collector.last_summary is not None:
         by_id = {s.id: s for s in _sites(ctx)}
         console.print(results_table(collector.last_summary, by_id))
+    if (once or dry_run) and cycle_failed(collector, dry_run=dry_run):
+        raise typer.Exit(1)
 
 
 def _sites(ctx: typer.Context) -> list[Site]:

@@ -66,7 +66,11 @@ class CycleSummary:
     error: str | None = None
     by_category: dict[str, int] = field(default_factory=dict)
     pings: list[PingResult] = field(default_factory=list, repr=False)
-    stored: str | None = None  # "stored", "spooled" or "dropped"; None for a dry run
+    # Where the pings went: "stored", "spooled", "dropped" or "quarantined"; None for a dry run.
+    stored: str | None = None
+    orphans: int = 0  # pings left out because their site was deleted during the cycle
+    faults: int = 0  # sites that got no ping because our own client failed (a collector fault)
+    spool_waiting: int = 0  # cycles waiting in the spool after this one
 
     def record(self) -> MonitoringCycle:
         """The monitoring_cycles row of this cycle."""
@@ -190,6 +194,8 @@ class Collector:
                 "duration_ms": last.duration_ms,
                 "interrupted": last.interrupted,
                 "stored": last.stored,
+                "orphans": last.orphans,
+                "spool_waiting": last.spool_waiting,
                 "error": last.error,
             },
             "store": None if self._writer is None else self._writer.snapshot(),
@@ -336,7 +342,10 @@ class Collector:
             pings=pings,
         )
         if not dry_run and self._writer is not None:
-            summary.stored = await self._writer.store_cycle(summary.record(), pings)
+            result = await self._writer.store_cycle(summary.record(), pings)
+            summary.stored = result.outcome
+            summary.orphans = result.orphans
+            summary.spool_waiting = result.waiting
         self.cycles_run += 1
         self.last_summary = summary
         self.running_since = None
@@ -377,7 +386,9 @@ class Collector:
     def write_state(self) -> None:
         """Publish this collector's state (breaker, spool, last cycle) for status and health,
         which may run in other processes."""
-        write_collector_state(self.settings.data_dir, self.status())
+        local = None if self._writer is None else self._writer.local
+        if local is not None:  # the state belongs to one database, like the spool
+            write_collector_state(local.directory, self.status())
 
 
 def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:

@@ -61,17 +61,31 @@ class CircuitBreaker:
         self.since = dt.datetime.now(dt.UTC)
         self.transitions: list[Transition] = []
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` through the breaker. Raises BreakerOpenError without calling it when open;
-        a StoreError from ``fn`` counts as a failure and is re-raised."""
+    def call(self, fn: Callable[[], T], *, answered: tuple[type[StoreError], ...] = ()) -> T:
+        """Run ``fn`` through the breaker. Raises BreakerOpenError without calling it when open.
+
+        A StoreError from ``fn`` counts as a failure and is re-raised, except the ``answered``
+        kinds (the database answered: a refusal of the data is no outage), which count as a
+        success. Any other exception leaves the counts alone but frees a half-open trial slot,
+        so that the next call can try again."""
         self._before()
         try:
             result = fn()
+        except answered:
+            self.record_success()
+            raise
         except StoreError as exc:
             self.record_failure(str(exc))
             raise
+        except BaseException:
+            self._release_trial()
+            raise
         self.record_success()
         return result
+
+    def _release_trial(self) -> None:
+        with self._lock:
+            self._trial_in_flight = False
 
     def _before(self) -> None:
         with self._lock:

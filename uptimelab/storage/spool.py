@@ -1,14 +1,19 @@
 """The spool: cycles that could not be stored yet, kept durably on local disk.
 
-Each cycle is one segment file in ``<data dir>/spool``: written to a temporary name, flushed and
-fsynced, then renamed (and the directory fsynced), so a segment is either whole or absent, even
-after SIGKILL or a power cut. Names sort in time order; replay takes the oldest first and deletes
-a segment only after its transaction committed. Reaching the size cap is a loud error, never a
-silent drop.
+Each cycle is one segment file in the spool folder of its database's local state
+(``<data dir>/databases/<identity>/spool``): written to a temporary name, flushed and fsynced,
+then renamed (and the directory fsynced), so a segment is either whole or absent, even after
+SIGKILL or a power cut. Names sort in time order and carry the cycle's id, so several collectors
+of one database on one box write segments of their own; replay takes the oldest first under a
+lock between processes and deletes a segment only after its transaction committed. A segment
+that can never be stored (damaged, or refused by the database for its data) is moved to
+``quarantine/`` and is loud in health; it never blocks the segments after it. Reaching the size
+cap is a loud error, never a silent drop. Files are private (0600 in 0700 folders).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .local_state import exclusive, fsync_directory, private_dir, stale_partials, write_private
 from .models import MonitoringCycle
 
 log = logging.getLogger("uptimelab.spool")
@@ -80,6 +86,7 @@ class Spool:
             "full": self.full_since is not None,
             "full_since": None if self.full_since is None else self.full_since.isoformat(),
             "dropped_pings": self.dropped_pings,
+            "quarantined": self.quarantined(),
         }
 
     def append(self, cycle: MonitoringCycle, rows: Sequence[PingRow]) -> Segment:
@@ -106,16 +113,10 @@ class Spool:
                     f"{len(rows)} pings were dropped"
                 )
             self.full_since = None
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
             stamp = cycle.started_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
             final = self.directory / f"{stamp}-{cycle.id}.spool"
-            temporary = final.with_suffix(".part")
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-            _fsync_directory(self.directory)
+            write_private(final, data, durable=True)
         log.warning(
             "spooled %d pings of cycle %s (%d bytes)",
             len(rows),
@@ -126,8 +127,9 @@ class Spool:
         return Segment(final, len(data))
 
     @staticmethod
-    def read(segment: Segment) -> tuple[MonitoringCycle, list[PingRow]]:
-        """The cycle and ping rows of a segment. Raises StoreError for a damaged one."""
+    def read(segment: Segment) -> tuple[MonitoringCycle, list[PingRow]] | None:
+        """The cycle and ping rows of a segment; None when it is gone (another collector of the
+        same database replayed it). Raises StoreError for a damaged one."""
         try:
             with open(segment.path, encoding="utf-8") as handle:
                 head = json.loads(handle.readline())
@@ -136,6 +138,8 @@ class Spool:
                 for line in handle:
                     site_id, at, *rest = json.loads(line)
                     rows.append((uuid.UUID(site_id), dt.datetime.fromisoformat(at), *rest))
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"spool segment {segment.path.name} is damaged: {exc}") from exc
         return cycle, rows
@@ -143,30 +147,42 @@ class Spool:
     def remove(self, segment: Segment) -> None:
         """Delete a segment once its cycle is committed."""
         segment.path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
-    def quarantine(self, segment: Segment) -> None:
-        """Move a damaged segment aside (kept for a human), so replay can go on."""
-        target = self.directory / "damaged"
-        target.mkdir(exist_ok=True)
-        os.replace(segment.path, target / segment.path.name)
+    def quarantine(self, segment: Segment, reason: str) -> None:
+        """Move a segment that can never be stored aside (kept for a human, counted in health),
+        so that replay goes on with the segments after it."""
+        target = self.quarantine_dir
+        private_dir(target)
+        with contextlib.suppress(FileNotFoundError):  # another collector moved it first
+            os.replace(segment.path, target / segment.path.name)
+            write_private(target / f"{segment.path.stem}.reason", reason.encode())
         log.error(
-            "moved damaged spool segment %s to %s",
+            "quarantined spool segment %s in %s: %s",
             segment.path.name,
             target,
-            extra={"component": "spool", "category": "damaged"},
+            reason,
+            extra={"component": "spool", "category": "quarantined"},
         )
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.directory / "quarantine"
+
+    def quarantined(self) -> int:
+        """How many segments wait in quarantine."""
+        if not self.quarantine_dir.is_dir():
+            return 0
+        return sum(1 for _ in self.quarantine_dir.glob("*.spool"))
+
+    def replay_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """Held while replaying: between collectors of the same database on one box, one
+        replays at a time (the others go on spooling). Yields whether it was taken."""
+        private_dir(self.directory)
+        return exclusive(self.directory / ".replay.lock", wait=False)
 
     def clean_partials(self) -> None:
         """Remove temporary files left by a crash in the middle of an append."""
         if self.directory.is_dir():
-            for part in self.directory.glob("*.part"):
+            for part in stale_partials(self.directory):
                 part.unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,50 +1,47 @@
 """The writer: cycles into PostgreSQL with COPY, behind retries and a circuit breaker, with a spool.
 
-psycopg's async API runs only on asyncio, so the trio collector hands each whole cycle to a worker
-thread: one hop per cycle, never per ping. Every database call goes through a circuit breaker and
-is retried with exponential backoff (stamina) while the database is unavailable; each has a
-bounded time (connect timeout, statement timeout, and a client-side deadline that aborts a
-connection whose server stopped answering). What cannot be stored goes to the spool and is
-replayed, in order and idempotently, once the database is back: no ping is lost, none is stored
-twice.
+Every database call goes through :class:`~uptimelab.storage.resilience.Resilient` (breaker,
+retries, deadlines). What cannot be stored because the database is away goes to the spool of
+this database's local state and is replayed, in order and idempotently, once it is back: no ping
+is lost, none is stored twice. What the database refuses for its data is never retried forever:
+pings of sites deleted meanwhile are dropped and counted, anything else is quarantined. The
+outcome of each write says which of these happened.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
-import os
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import psycopg
-import stamina
-import stamina.instrumentation
 import trio
-from psycopg.rows import dict_row
-from stamina.instrumentation import RetryDetails
 
 from ..config import Settings
 from ..domain.pings import PING_COLUMNS, PingResult
-from ..domain.sites import ACTIVE_SITE_FIELDS, ActiveSite
+from ..domain.sites import ActiveSite
 from ..errors import StoreError
-from .breaker import CircuitBreaker
+from .breaker import BreakerOpenError
 from .database import Database, migrate
+from .local_state import (
+    LocalState,
+    load_sites,
+    read_identity,
+    remember,
+    remembered,
+    save_sites,
+)
 from .models import MonitoringCycle
-from .spool import PingRow, Spool, SpoolFullError
+from .resilience import Resilient, StoreDataError, StoreUnavailableError
+from .spool import PingRow, Segment, Spool, SpoolFullError
 
 log = logging.getLogger("uptimelab.store")
-T = TypeVar("T")
 
 CYCLE_COLUMNS = tuple(MonitoringCycle.model_fields)
 _COPY_PINGS = f"COPY pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
@@ -53,33 +50,47 @@ _INSERT_CYCLE = (
     f"VALUES ({', '.join(f'%({c})s' for c in CYCLE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
 # A replayed cycle may already be stored (its commit may have happened just before the client
-# lost the connection): stage it, then insert what is not there yet.
+# lost the connection), and its sites may have been deleted since: stage it, then insert what is
+# not there yet, for the sites that still exist.
 _STAGE = "CREATE TEMP TABLE IF NOT EXISTS uptimelab_staged_pings (LIKE pings) ON COMMIT DELETE ROWS"
 _COPY_STAGED = f"COPY uptimelab_staged_pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
+_COUNT_ORPHANS = (
+    "SELECT count(*) AS n FROM uptimelab_staged_pings s "
+    "WHERE NOT EXISTS (SELECT 1 FROM sites WHERE sites.id = s.site_id)"
+)
 _INSERT_STAGED = (
     f"INSERT INTO pings ({', '.join(PING_COLUMNS)}) "
-    f"SELECT {', '.join(PING_COLUMNS)} FROM uptimelab_staged_pings ON CONFLICT DO NOTHING"
+    f"SELECT {', '.join(PING_COLUMNS)} FROM uptimelab_staged_pings s "
+    "WHERE EXISTS (SELECT 1 FROM sites WHERE sites.id = s.site_id) ON CONFLICT DO NOTHING"
 )
 
-Outcome = Literal["stored", "spooled", "dropped"]
+Outcome = Literal["stored", "spooled", "dropped", "quarantined"]
+_TRANSIENT = (StoreUnavailableError, BreakerOpenError)
 
 
-def _log_retry(details: RetryDetails) -> None:
-    log.warning(
-        "database call failed, retry %d in %.1f s: %s",
-        details.retry_num,
-        details.wait_for,
-        details.caused_by,
-        extra={"component": "store", "category": "retry"},
-    )
+@dataclass
+class StoreResult:
+    """What became of one cycle's pings.
+
+    ``outcome``: ``stored`` (in the database), ``spooled`` (on disk, to be replayed),
+    ``dropped`` (the spool was full: lost, loudly) or ``quarantined`` (refused by the database
+    for its data, kept on disk for a human). ``orphans``: pings not stored because their site
+    was deleted meanwhile. ``waiting``: segments still in the spool afterwards.
+    """
+
+    outcome: Outcome
+    orphans: int = 0
+    waiting: int = 0
 
 
-# stamina's default hook logs a bare "stamina.retry_scheduled"; say what failed instead.
-stamina.instrumentation.set_on_retry_hooks([_log_retry])
+@dataclass
+class Replay:
+    """What one replay did: the segments stored, their orphaned pings, and whether another
+    collector of this database held the replay."""
 
-
-class StoreUnavailableError(StoreError):
-    """The database could not be reached or stopped answering (retried, counted by the breaker)."""
+    stored: list[str] = field(default_factory=list)
+    orphans: int = 0
+    busy: bool = False
 
 
 def ping_row(p: PingResult) -> PingRow:
@@ -103,31 +114,26 @@ def days_of(rows: Iterable[PingRow]) -> set[dt.date]:
 
 
 class Writer:
-    """The store of one collector: writes, reads it needs, the breaker and the spool.
+    """The store of one collector: writes, the reads it needs, the breaker and the spool.
 
-    Blocking work runs in worker threads under one CapacityLimiter; ``async`` methods are for the
-    trio side. Status readers may call :meth:`snapshot` from any thread.
+    Blocking work runs in worker threads (one hop per cycle); ``async`` methods are for the
+    trio side. Status readers may call :meth:`snapshot` from any thread. Local state (spool,
+    site cache) is known once :meth:`open` has learnt which database this is.
     """
 
     def __init__(self, db: Database, settings: Settings | None = None) -> None:
         self.db = db
         self.settings = settings or Settings.load(database_url=db.url)
-        s = self.settings
-        self.breaker = CircuitBreaker(
-            failures=s.breaker_failures,
-            recovery_s=s.breaker_recovery_ms / 1000,
-            successes=s.breaker_successes,
-        )
-        self.spool = Spool(s.data_dir / "spool", max_bytes=s.spool_max_bytes)
-        self.timeout_s = s.db_timeout_ms / 1000
+        self.store = Resilient(db.url, self.settings)
+        self.breaker = self.store.breaker
+        self.local: LocalState | None = None
+        self.spool: Spool | None = None
         self.last_write_s = 0.0
         self.last_refresh_s = 0.0
+        self.orphaned_pings = 0
         self.errors: list[dict[str, str]] = []
-        self._conn: psycopg.Connection[Any] | None = None
         self._partitions: set[dt.date] = set()
-        self._limiter = trio.CapacityLimiter(1)
         self._files = trio.CapacityLimiter(1)
-        self._lock = threading.Lock()
         self._sites_cache: list[ActiveSite] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,18 +148,21 @@ class Writer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self.close, limiter=self._limiter)
+        await self.store.aclose()
 
     async def open(self) -> None:
-        """Connect now (an unreachable database is reported before any probe is sent), and
-        replay what an earlier run left in the spool. With the database down, a collector that
-        knows its sites from an earlier run goes on (spooling); one that does not fails here.
+        """Connect now (an unreachable database is reported before any probe is sent), learn
+        which database this is, and replay what an earlier run left in its spool. With the
+        database down, a collector that knows its sites from an earlier run against the same
+        database goes on (spooling); one that does not fails here with StoreError.
         """
-        self.spool.clean_partials()
+        data_dir = self.settings.data_dir
         try:
-            await self._run(self._ping_database)
+            identity = await self.store.run(self._connect)
         except StoreError:
+            known = remembered(data_dir, self.db.url)
+            if known is not None:
+                self._attach(known)
             if self._cached_sites() is None:
                 raise
             log.warning(
@@ -162,84 +171,137 @@ class Writer:
                 extra={"component": "store", "category": "unavailable"},
             )
             return
+        self._attach(remember(data_dir, self.db.url, identity))
         await self.replay()
+
+    def _attach(self, local: LocalState) -> None:
+        self.local = local
+        self.spool = Spool(local.spool_dir, max_bytes=self.settings.spool_max_bytes)
+        self.spool.clean_partials()
+
+    def _connect(self) -> str:
+        """Reach the database, bring its schema up to date (a collector started while the
+        database was down migrates here, once it is back) and read its identity."""
+        conn = self.store.connection()
+        migrate(conn)
+        return read_identity(conn)
 
     def close(self) -> None:
         """Close the connection (blocking)."""
-        if self._lock.acquire(timeout=self.timeout_s):
-            try:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
-            finally:
-                self._lock.release()
+        self.store.close()
 
     # -- the cycle path ----------------------------------------------------------------------
 
-    async def store_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> Outcome:
+    async def store_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> StoreResult:
         """Store a cycle (pings and cycle row in one transaction), or spool it.
 
         Shielded: a cancelled collector still finishes the write it started. A backlog in the
-        spool is replayed first, so that cycles reach the database in order. Returns where the
-        cycle went; ``dropped`` only when the spool is full (a loud error is logged).
+        spool is replayed first, so that cycles reach the database in order.
         """
         rows = [ping_row(p) for p in pings]
         with trio.CancelScope(shield=True):
-            outcome = await self._store_or_spool(cycle, rows)
-        return outcome
+            result = await self._store_or_spool(cycle, rows)
+        result.waiting = 0 if self.spool is None else len(self.spool.segments())
+        return result
 
-    async def _store_or_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> Outcome:
-        if not self.spool.segments():
+    async def _store_or_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> StoreResult:
+        spool = self._spool()
+        if not spool.segments():
             try:
-                await self._run(lambda: self._write(cycle, rows, replay=False))
-            except StoreError as exc:
+                orphans = await self._write_now(cycle, rows)
+            except _TRANSIENT as exc:
                 self._note("store", "write", exc)
                 return await self._to_spool(cycle, rows)
-            await self._refresh_stats(list({r[0] for r in rows}))
-            return "stored"
-        outcome = await self._to_spool(cycle, rows)
-        await self.replay()
-        return "stored" if not self.spool.segments() and outcome == "spooled" else outcome
-
-    async def replay(self) -> int:
-        """Store spooled cycles, oldest first, each deleted after its commit. Stops at the first
-        failure (the rest waits for the next try). Returns the cycles replayed."""
-        done = 0
-        sites: set[uuid.UUID] = set()
-        with trio.CancelScope(shield=True):
-            for segment in self.spool.segments():
-                try:
-                    cycle, rows = await trio.to_thread.run_sync(
-                        self.spool.read, segment, limiter=self._files
-                    )
-                except StoreError as exc:
-                    self._note("spool", "damaged", exc)
-                    self.spool.quarantine(segment)
-                    continue
-                try:
-                    await self._run(functools.partial(self._write, cycle, rows, replay=True))
-                except StoreError as exc:
-                    self._note("store", "replay", exc)
-                    break
-                self.spool.remove(segment)
-                sites.update(r[0] for r in rows)
-                done += 1
-            if done:
-                log.info(
-                    "replayed %d spooled cycle(s)",
-                    done,
-                    extra={"component": "spool", "category": "replay"},
+            except StoreError as exc:
+                self._note("store", "refused", exc)
+                segment = await trio.to_thread.run_sync(
+                    spool.append, cycle, rows, limiter=self._files
                 )
-                await self._refresh_stats(list(sites))
+                spool.quarantine(segment, str(exc))
+                return StoreResult("quarantined")
+            await self._refresh_stats(list({r[0] for r in rows}))
+            return StoreResult("stored", orphans=orphans)
+        spooled = await self._to_spool(cycle, rows)
+        replay = await self.replay()
+        if spooled.outcome == "spooled" and any(str(cycle.id) in name for name in replay.stored):
+            return StoreResult("stored", orphans=replay.orphans)
+        return spooled
+
+    async def _write_now(self, cycle: MonitoringCycle, rows: list[PingRow]) -> int:
+        """COPY straight into pings; when the database refuses the data (a site deleted while
+        the cycle ran), once more through the staged path, which drops and counts orphans."""
+        try:
+            await self.store.run(lambda: self._write(cycle, rows, replay=False))
+        except StoreDataError:
+            return await self.store.run(lambda: self._write(cycle, rows, replay=True))
+        return 0
+
+    async def replay(self) -> Replay:
+        """Store spooled cycles, oldest first, each deleted after its commit. A transient fault
+        stops it (the rest waits for the next try); a segment the database refuses, or one that
+        is damaged, is quarantined and the next one goes on. Another collector of the same
+        database replaying meanwhile makes this a no-op."""
+        done = Replay()
+        spool = self.spool
+        if spool is None:
+            return done
+        sites: set[uuid.UUID] = set()
+        with trio.CancelScope(shield=True), spool.replay_lock() as mine:
+            if not mine:
+                done.busy = True
+                return done
+            for segment in spool.segments():
+                if not await self._replay_segment(spool, segment, done, sites):
+                    break
+        if done.stored:
+            log.info(
+                "replayed %d spooled cycle(s)",
+                len(done.stored),
+                extra={"component": "spool", "category": "replay"},
+            )
+            await self._refresh_stats(list(sites))
         return done
 
-    async def _to_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> Outcome:
+    async def _replay_segment(
+        self, spool: Spool, segment: Segment, done: Replay, sites: set[uuid.UUID]
+    ) -> bool:
+        """Replay one segment; False when a transient fault says to stop for now."""
         try:
-            await trio.to_thread.run_sync(self.spool.append, cycle, rows, limiter=self._files)
+            read = await trio.to_thread.run_sync(spool.read, segment, limiter=self._files)
+        except StoreError as exc:
+            self._note("spool", "damaged", exc)
+            spool.quarantine(segment, str(exc))
+            return True
+        if read is None:  # another collector stored it meanwhile
+            return True
+        cycle, rows = read
+        try:
+            orphans = await self.store.run(functools.partial(self._write, cycle, rows, replay=True))
+        except _TRANSIENT as exc:
+            self._note("store", "replay", exc)
+            return False
+        except StoreError as exc:
+            self._note("store", "refused", exc)
+            spool.quarantine(segment, str(exc))
+            return True
+        spool.remove(segment)
+        sites.update(r[0] for r in rows)
+        done.stored.append(segment.path.name)
+        done.orphans += orphans
+        return True
+
+    async def _to_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> StoreResult:
+        try:
+            await trio.to_thread.run_sync(self._spool().append, cycle, rows, limiter=self._files)
         except SpoolFullError as exc:
             self._note("spool", "full", exc)
-            return "dropped"
-        return "spooled"
+            return StoreResult("dropped")
+        return StoreResult("spooled")
+
+    def _spool(self) -> Spool:
+        if self.spool is None:
+            raise StoreError("the writer is not open: no database was reached yet")
+        return self.spool
 
     async def _refresh_stats(self, site_ids: list[uuid.UUID]) -> None:
         """Upsert site_stats for these sites. The pings are committed already: a failure is
@@ -248,8 +310,8 @@ class Writer:
             return
         started = time.perf_counter()
         try:
-            await self._run(
-                lambda: self._in_transaction(
+            await self.store.run(
+                lambda: self.store.in_transaction(
                     lambda conn: conn.execute(
                         "SELECT uptimelab_refresh_site_stats(now(), %s)", (site_ids,)
                     )
@@ -266,10 +328,10 @@ class Writer:
         self, query: Callable[[psycopg.Connection[Any]], list[ActiveSite]]
     ) -> list[ActiveSite]:
         """Run ``query`` for the active sites; with the database unavailable, the last known list
-        (kept on disk too, so that a restarted collector can go on). Raises StoreError when there
-        is none."""
+        of this database (kept on disk too, so that a restarted collector can go on). Raises
+        StoreError when there is none."""
         try:
-            sites = await self._run(lambda: self._in_transaction(query))
+            sites = await self.store.run(lambda: self.store.in_transaction(query))
         except StoreError as exc:
             cached = self._cached_sites()
             if cached is None:
@@ -279,164 +341,68 @@ class Writer:
         await trio.to_thread.run_sync(self._cache_sites, sites, limiter=self._files)
         return sites
 
-    def _cache_path(self) -> Path:
-        return self.settings.data_dir / "sites-cache.json"
-
     def _cache_sites(self, sites: list[ActiveSite]) -> None:
-        if self._sites_cache == sites:
-            return
-        self._sites_cache = sites
-        path = self._cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".part")
-        temporary.write_text(json.dumps([dataclasses.asdict(s) for s in sites], default=str))
-        os.replace(temporary, path)
+        if self._sites_cache != sites and self.local is not None:
+            self._sites_cache = sites
+            save_sites(self.local, sites)
 
     def _cached_sites(self) -> list[ActiveSite] | None:
-        if self._sites_cache is None:
-            try:
-                raw = json.loads(self._cache_path().read_text())
-                self._sites_cache = [
-                    ActiveSite(
-                        **{k: r[k] for k in ACTIVE_SITE_FIELDS if k in r}
-                        | {"id": uuid.UUID(r["id"])}
-                    )
-                    for r in raw
-                ]
-            except (OSError, ValueError, TypeError, KeyError):
-                return None
+        if self._sites_cache is None and self.local is not None:
+            self._sites_cache = load_sites(self.local)
         return self._sites_cache
 
     # -- the blocking half -------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        """Run a blocking database operation in a thread: through the breaker, retried with
-        backoff, and abandoned (its connection aborted) past the deadline."""
-        s = self.settings
-        attempts = s.db_retry_attempts
-        delays = sum(s.db_retry_delay_ms / 1000 * 2**k for k in range(attempts - 1))
-        deadline = self.timeout_s * attempts + delays + 1
-
-        def attempt_all() -> T:
-            for attempt in stamina.retry_context(
-                on=StoreUnavailableError,
-                attempts=attempts,
-                timeout=deadline,
-                wait_initial=s.db_retry_delay_ms / 1000,
-                wait_max=max(s.db_retry_delay_ms / 1000 * 2 ** (attempts - 1), 0.001),
-                wait_jitter=0,
-                wait_exp_base=2,
-            ):
-                with attempt:
-                    return self.breaker.call(lambda: self._locked(fn))
-            raise AssertionError("unreachable: stamina re-raises the last error")
-
-        result: list[T] = []
-        with trio.move_on_after(deadline) as scope:
-            result.append(
-                await trio.to_thread.run_sync(
-                    attempt_all, limiter=self._limiter, abandon_on_cancel=True
-                )
-            )
-        if scope.cancelled_caught:
-            self._abort_connection()
-            self.breaker.record_failure("no answer before the deadline")
-            raise StoreUnavailableError(f"the database did not answer within {deadline:.1f} s")
-        return result[0]
-
-    def _locked(self, fn: Callable[[], T]) -> T:
-        if not self._lock.acquire(timeout=self.timeout_s):
-            raise StoreUnavailableError("an earlier database call is still stuck")
-        try:
-            return fn()
-        except psycopg.OperationalError as exc:
-            self._drop_connection()
-            raise StoreUnavailableError(f"database unavailable: {_one_line(exc)}") from exc
-        except psycopg.Error as exc:
-            self._drop_connection()
-            raise StoreError(f"database error: {_one_line(exc)}") from exc
-        finally:
-            self._lock.release()
-
-    def _ping_database(self) -> None:
-        """Reach the database and bring its schema up to date (a collector started while the
-        database was down migrates here, once it is back)."""
-        migrate(self._connection())
-
-    def _in_transaction(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        conn = self._connection()
-        with conn.transaction():
-            return fn(conn)
-
-    def _write(self, cycle: MonitoringCycle, rows: Sequence[PingRow], *, replay: bool) -> None:
-        """One transaction: COPY the pings (staged and deduplicated for a replay) and the cycle
-        row. Partitions are made first, in short transactions of their own."""
+    def _write(self, cycle: MonitoringCycle, rows: Sequence[PingRow], *, replay: bool) -> int:
+        """One transaction: COPY the pings (staged, deduplicated and without orphans for a
+        replay) and the cycle row. Partitions are made first, in short transactions of their
+        own. Returns the orphaned pings (of sites that no longer exist) that were left out."""
         started = time.perf_counter()
-        conn = self._connection()
+        conn = self.store.connection()
         self._ensure_partitions(conn, days_of(rows) | _today_and_tomorrow())
+        orphans = 0
         with conn.transaction(), conn.cursor() as cur:
             if replay:
                 cur.execute(_STAGE)
                 _copy_rows(cur, _COPY_STAGED, rows)
+                found = cur.execute(_COUNT_ORPHANS).fetchone()
+                orphans = int(found["n"]) if found else 0
                 cur.execute(_INSERT_STAGED)
             else:
                 _copy_rows(cur, _COPY_PINGS, rows)
             cur.execute(_INSERT_CYCLE, cycle.model_dump())
         self.last_write_s = time.perf_counter() - started
+        if orphans:
+            self.orphaned_pings += orphans
+            log.warning(
+                "dropped %d pings of cycle %s: their sites were deleted",
+                orphans,
+                cycle.id,
+                extra={"component": "store", "category": "orphans"},
+            )
+        return orphans
 
     def write_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> None:
         """Blocking, no breaker or spool: store one cycle now (history writers, benchmarks)."""
-        self._locked(lambda: self._write(cycle, [ping_row(p) for p in pings], replay=False))
+        self.store.locked(lambda: self._write(cycle, [ping_row(p) for p in pings], replay=False))
 
     def write_rows(self, rows: Sequence[PingRow], days: set[dt.date]) -> None:
         """Blocking, no breaker or spool: store ping rows (tuples in PING_COLUMNS order, e.g. a
         history import) in one transaction, through the same COPY as a cycle."""
 
         def write() -> None:
-            conn = self._connection()
+            conn = self.store.connection()
             self._ensure_partitions(conn, days)
             with conn.transaction(), conn.cursor() as cur:
                 _copy_rows(cur, _COPY_PINGS, rows)
 
-        self._locked(write)
+        self.store.locked(write)
 
     def _ensure_partitions(self, conn: psycopg.Connection[Any], days: set[dt.date]) -> None:
         for day in sorted(days - self._partitions):
             with conn.transaction():
                 conn.execute("SELECT uptimelab_ensure_pings_partition(%s)", (day,))
             self._partitions.add(day)
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            timeout_ms = self.settings.db_timeout_ms
-            self._conn = psycopg.connect(
-                self.db.url,
-                autocommit=True,  # transactions are explicit: conn.transaction()
-                connect_timeout=max(1, round(timeout_ms / 1000)),
-                options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-                keepalives=1,
-                keepalives_idle=30,
-                row_factory=dict_row,
-            )
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
-
-    def _abort_connection(self) -> None:
-        """Shut down the socket of a connection whose server stopped answering, so that the
-        thread blocked on it wakes up with an error (psycopg cannot be interrupted otherwise)."""
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, psycopg.Error):
-            pass
 
     # -- status ------------------------------------------------------------------------------
 
@@ -459,12 +425,13 @@ class Writer:
         ]
 
     def snapshot(self) -> dict[str, Any]:
-        """Breaker, spool backlog and recent errors, for status and health."""
+        """Breaker, spool backlog, orphaned pings and recent errors, for status and health."""
         return {
             "last_write_s": round(self.last_write_s, 4),
             "last_refresh_s": round(self.last_refresh_s, 4),
             "breaker": self.breaker.snapshot(),
-            "spool": self.spool.backlog(),
+            "spool": None if self.spool is None else self.spool.backlog(),
+            "orphaned_pings": self.orphaned_pings,
             "errors": list(self.errors),
         }
 
@@ -478,7 +445,3 @@ def _copy_rows(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[PingRow]
 def _today_and_tomorrow() -> set[dt.date]:
     today = dt.datetime.now(dt.UTC).date()
     return {today, today + dt.timedelta(days=1)}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
