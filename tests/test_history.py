@@ -156,10 +156,25 @@ def test_any_span_and_interval_in_range_plants_everything(
 @pytest.mark.parametrize(
     ("sites", "span", "every", "message"),
     [
-        (7, WEEK, dt.timedelta(minutes=5), "--sites=7: a history needs 8 to 2000 sites"),
-        (12, dt.timedelta(hours=5), dt.timedelta(minutes=5), "--history=5h: use a span from 1d"),
-        (12, WEEK, dt.timedelta(seconds=10), "--every=10s: use an interval from 60s to 1h"),
-        (2000, dt.timedelta(days=90), dt.timedelta(minutes=1), "the demo writes at most"),
+        (
+            7,
+            WEEK,
+            dt.timedelta(minutes=5),
+            "^sites 7 is not within 8 to 2000: ",
+        ),
+        (
+            12,
+            dt.timedelta(hours=5),
+            dt.timedelta(minutes=5),
+            "^history 5h is not a span within 1d ",
+        ),
+        (12, WEEK, dt.timedelta(seconds=10), "^every 10s is not an interval within 1m to 1h$"),
+        (
+            2000,
+            dt.timedelta(days=90),
+            dt.timedelta(minutes=1),
+            "a history holds at most 5,000,000",
+        ),
     ],
 )
 def test_sizes_out_of_range_are_config_errors(
@@ -199,6 +214,6 @@ def test_demo_history_command(db: Database) -> None:
     bad = run("demo", "--history", "1d", "--sites", "3")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: --sites=3: a history needs 8 to 2000 sites "
-        "(one per planned outage, one regressing, one flapping)"
+        "error: --sites: sites 3 is not within 8 to 2000: a history needs one site per planned "
+        "outage, one regressing and one flapping"
     ]

@@ -14,7 +14,7 @@ from ..storage.sites import list_sites
 from ..testing.demo import run_demo
 from ._common import console, state
 from .collect import reporter_for_terminal
-from .stats import Format, print_stats
+from .stats import Format, flag_errors, print_stats
 
 if TYPE_CHECKING:
     from ..testing.history import HistorySummary
@@ -56,7 +56,9 @@ def demo(
         from ..testing.history import write_history
 
         count = HISTORY_SITES if sites is None else sites
-        print_history(write_history(db, history, sites=count, seed=seed, every=every), where)
+        with flag_errors("--sites", "--history", "--every"):
+            summary = write_history(db, history, sites=count, seed=seed, every=every)
+        print_history(summary, where)
         return
     count = ZOO_SITES if sites is None else sites
     console.print(

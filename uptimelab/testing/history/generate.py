@@ -1,32 +1,10 @@
-"""A synthetic history: a realistic week (or any span) of pings and cycles, in seconds.
-
-``uptimelab demo --history 7d`` calls :func:`write_history`, so that the notebooks and the report
-have data on a fresh machine without waiting a week. :func:`synthetic_history` is the pure part:
-the same ``seed``, span, interval and end give the same history, ping for ping.
-
-What the history holds, so that every chart has something to show:
-
-* sites of five latency profiles (a CDN, APIs, apps, a far-away mirror, a slow CMS), each with a
-  daily pattern (slower at its busy hours, less so at weekends) and a rare slow spike;
-* rare one-ping failures (timeouts, resets, a 502) on every site;
-* six planned outages of different lengths and causes, one on each of six sites, the last one
-  still going on at the end;
-* one site whose latency regresses (x2.2) mid-span, and one site that flaps for a while;
-* the collector's own life: a cycle row per cycle, a short and a long gap where the collector was
-  down (no cycles, no pings: not site downtime), the cycle interrupted before the long gap, and a
-  spell of slow database writes whose cycles overrun the interval and skip the next start.
-
-The pings go through :class:`uptimelab.store.Writer` (the collector's COPY path), in transactions
-of ``BATCH_ROWS`` rows; the sites are registered inactive, since their ``.example`` URLs cannot be
-pinged.
-"""
+"""The pure part of the synthetic history: the same ``seed``, span, interval and end give the same
+sites, pings, cycles and planted incidents, ping for ping (see :mod:`uptimelab.testing.history`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,24 +12,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ..config import MIN_INTERVAL_MS, parse_duration
-from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS
-from ..domain.sites import SiteSpec
-from ..errors import ConfigError
-from ..storage.database import Database, default_db
-from ..storage.site_stats import refresh_stats
-from ..storage.sites import upsert_sites
-from ..storage.writer import Writer
-
-__all__ = [
-    "HISTORY_DOMAIN",
-    "HISTORY_LOCATION",
-    "History",
-    "HistorySummary",
-    "Incident",
-    "synthetic_history",
-    "write_history",
-]
+from ...analytics.frames import utc_timestamp
+from ...config import MIN_INTERVAL_MS
+from ...domain.pings import ERROR_CATEGORIES
+from ...errors import ConfigError
+from ...text import span as shown
 
 HISTORY_LOCATION: Final = "demo-history"
 HISTORY_REGION: Final = "ZZ"
@@ -61,7 +26,6 @@ CONCURRENCY: Final = 10
 MIN_SITES: Final = 8  # one per planned outage, one regressing, one flapping
 MAX_SITES: Final = 2000
 MAX_PINGS: Final = 5_000_000
-BATCH_ROWS: Final = 100_000  # one COPY transaction: about a second, well within the write timeout
 MIN_SPAN: Final = dt.timedelta(days=1)
 MAX_SPAN: Final = dt.timedelta(days=90)
 MAX_EVERY: Final = dt.timedelta(hours=1)
@@ -143,19 +107,6 @@ class History:
     every: pd.Timedelta
 
 
-@dataclass(frozen=True)
-class HistorySummary:
-    """What :func:`write_history` wrote, and how long it took (seconds)."""
-
-    sites: int
-    pings: int
-    cycles: int
-    start: pd.Timestamp
-    end: pd.Timestamp
-    incidents: list[Incident]
-    write_s: float
-
-
 def synthetic_history(
     sites: int = 50,
     *,
@@ -172,7 +123,7 @@ def synthetic_history(
     check_history(sites, span, every)
     rng = np.random.default_rng(seed)
     step = pd.Timedelta(every)
-    last = _utc(end).floor(step)
+    last = utc_timestamp(end).floor(step)
     n_slots = int(pd.Timedelta(span) // step)
     starts = pd.date_range(end=last, periods=n_slots, freq=step).as_unit("us")
     first = starts[0]
@@ -229,7 +180,7 @@ def synthetic_history(
         site = int(roles[k])
         message[hit, site] = _HTTP_503 if category == "http_status" else _MESSAGE_OF[category]
         incidents.append(
-            Incident("outage", roster[site].name, cause, *_span(starts, hit, step), category)
+            Incident("outage", roster[site].name, cause, *_slot_bounds(starts, hit, step), category)
         )
     cause, category, shortest, longest = ONGOING_OUTAGE
     begin = last - minutes(shortest, longest)
@@ -283,7 +234,7 @@ def synthetic_history(
         length = minutes(shortest, longest)
         off = _slots(starts, at(rng.uniform(frac_lo, frac_hi)), length)
         ran &= ~off
-        gap_from, gap_to = _span(starts, off, step)
+        gap_from, gap_to = _slot_bounds(starts, off, step)
         incidents.append(Incident("collector_gap", None, cause, gap_from, gap_to))
     write_ms = rng.uniform(15, 60, n_slots)
     stall = slot(at(rng.uniform(0.8, 0.9)))
@@ -313,71 +264,28 @@ def synthetic_history(
 
 
 def check_history(sites: int, span: dt.timedelta, every: dt.timedelta) -> None:
-    """Raise ConfigError (naming the CLI option) when a history of these sizes is not offered."""
+    """Raise ConfigError when a history of ``sites`` sites over ``span``, one cycle every
+    ``every``, is not offered (the message speaks of the values; a CLI adds its option names)."""
     if not MIN_SITES <= sites <= MAX_SITES:
         raise ConfigError(
-            f"--sites={sites}: a history needs {MIN_SITES} to {MAX_SITES} sites "
-            "(one per planned outage, one regressing, one flapping)"
+            f"sites {sites} is not within {MIN_SITES} to {MAX_SITES}: a history needs one site "
+            "per planned outage, one regressing and one flapping"
         )
     if not MIN_SPAN <= span <= MAX_SPAN:
-        raise ConfigError(f"--history={_shown(span)}: use a span from 1d to 90d")
-    if not dt.timedelta(milliseconds=MIN_INTERVAL_MS) <= every <= MAX_EVERY:
-        raise ConfigError(f"--every={_shown(every)}: use an interval from 60s to 1h")
+        raise ConfigError(
+            f"history {shown(span)} is not a span within {shown(MIN_SPAN)} to {shown(MAX_SPAN)}"
+        )
+    least = dt.timedelta(milliseconds=MIN_INTERVAL_MS)
+    if not least <= every <= MAX_EVERY:
+        raise ConfigError(
+            f"every {shown(every)} is not an interval within {shown(least)} to {shown(MAX_EVERY)}"
+        )
     pings = sites * int(span / every)
     if pings > MAX_PINGS:
         raise ConfigError(
-            f"--sites={sites} --history={_shown(span)} --every={_shown(every)} make "
-            f"{pings:,} pings; the demo writes at most {MAX_PINGS:,}"
+            f"{sites} sites over {shown(span)} every {shown(every)} make {pings:,} pings; "
+            f"a history holds at most {MAX_PINGS:,}"
         )
-
-
-def write_history(
-    db: Database | None = None,
-    history: str | dt.timedelta = "7d",
-    *,
-    sites: int = 50,
-    seed: int = 7,
-    every: str | dt.timedelta = "5m",
-    now: dt.datetime | None = None,
-) -> HistorySummary:
-    """Write a synthetic history reaching ``history`` back from ``now`` (default: the current
-    time), then refresh ``site_stats`` at ``now``.
-
-    ``history`` and ``every`` are durations ("7d", "5m") or timedeltas. The sites are registered
-    (inactive) under ``HISTORY_DOMAIN``; running it again replaces their pings and the history's
-    cycle rows, and removes history sites beyond ``sites``. Raises ConfigError for sizes out of
-    range, StoreError when the database fails.
-    """
-    span = (
-        history if isinstance(history, dt.timedelta) else parse_duration(history, name="--history")
-    )
-    interval = every if isinstance(every, dt.timedelta) else parse_duration(every, name="--every")
-    check_history(sites, span, interval)
-    database = default_db(db)
-    started = time.perf_counter()
-    at = now or dt.datetime.now(dt.UTC)
-    made = synthetic_history(sites, span=span, every=interval, seed=seed, end=at)
-    ids = _register(made.sites, database)
-    writer = Writer(database)
-    try:
-        for days, rows in _batches(made.pings, ids):
-            writer.write_rows(rows, days)
-    finally:
-        writer.close()
-    _write_cycles(made.cycles, database)
-    refresh_stats(at=at, db=database)
-    return HistorySummary(
-        sites=sites,
-        pings=len(made.pings),
-        cycles=len(made.cycles),
-        start=made.start,
-        end=made.end,
-        incidents=made.incidents,
-        write_s=time.perf_counter() - started,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 def _sites(rng: np.random.Generator, n: int) -> list[SyntheticSite]:
@@ -417,7 +325,7 @@ def _slots(
     return hit
 
 
-def _span(
+def _slot_bounds(
     starts: pd.DatetimeIndex, hit: npt.NDArray[np.bool_], step: pd.Timedelta
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first slot in ``hit`` and the slot after its last one."""
@@ -501,73 +409,3 @@ def _cycles_frame(
             "error": errors,
         }
     )
-
-
-def _register(roster: list[SyntheticSite], db: Database) -> list[uuid.UUID]:
-    """Upsert the history's sites (inactive), drop earlier history sites and the pings and cycle
-    rows of earlier histories. Returns the site ids in roster order."""
-    urls = [s.url for s in roster]
-    upsert_sites(
-        [
-            (
-                SiteSpec(url=s.url, name=s.name, is_active=False),
-                frozenset({"url", "name", "is_active"}),
-            )
-            for s in roster
-        ],
-        db=db,
-    )
-    with db.connect() as conn:
-        conn.execute(
-            "DELETE FROM sites WHERE url LIKE %s AND NOT (url = ANY(%s))",
-            (f"https://%.{HISTORY_DOMAIN}/", urls),
-        )
-        ids = {
-            r["url"]: r["id"]
-            for r in conn.execute("SELECT id, url FROM sites WHERE url = ANY(%s)", (urls,))
-        }
-        conn.execute("DELETE FROM pings WHERE site_id = ANY(%s)", (list(ids.values()),))
-        conn.execute("DELETE FROM monitoring_cycles WHERE location = %s", (HISTORY_LOCATION,))
-    return [ids[u] for u in urls]
-
-
-def _batches(
-    pings: pd.DataFrame, ids: list[uuid.UUID]
-) -> Iterator[tuple[set[dt.date], list[tuple[object, ...]]]]:
-    """Ping rows for COPY in time order, BATCH_ROWS at a time, with the UTC days they cover."""
-    site_ids = np.array(ids, dtype=object)
-    for start in range(0, len(pings), BATCH_ROWS):
-        part = pings.iloc[start : start + BATCH_ROWS]
-        columns = [
-            site_ids[part["site"].cat.codes.to_numpy()].tolist(),
-            list(part["checked_at"].dt.to_pydatetime()),
-            *(_plain(part[c]) for c in PING_COLUMNS[2:]),
-        ]
-        yield set(part["checked_at"].dt.date), list(zip(*columns, strict=True))
-
-
-def _plain(column: pd.Series) -> list[object]:
-    """A column as Python values for COPY, missing values as None."""
-    return [None if pd.isna(v) else v for v in column.astype(object).tolist()]
-
-
-def _write_cycles(cycles: pd.DataFrame, db: Database) -> None:
-    columns = list(cycles.columns)
-    copy_sql = f"COPY monitoring_cycles ({', '.join(columns)}) FROM STDIN"
-    rows = zip(*(_plain(cycles[c]) for c in columns), strict=True)
-    with db.connect() as conn, conn.cursor() as cur, cur.copy(copy_sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _utc(value: dt.datetime | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _shown(delta: dt.timedelta) -> str:
-    seconds = delta.total_seconds()
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
