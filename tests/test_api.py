@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,17 +17,20 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import trio
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 import uptimelab as ul
-from uptimelab.api.app import api_token, check_bind, create_app, is_loopback, serve
+from uptimelab.api.app import create_app
+from uptimelab.api.auth import MAX_BODY_BYTES
+from uptimelab.api.server import check_bind, is_loopback, serve
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
 from uptimelab.errors import ConfigError
@@ -47,12 +51,13 @@ def load_settings(**overrides: Any) -> Settings:
         "ping_timeout_ms": 1000,
         "monitoring_location": "Lab",
         "monitoring_region_code": "LB",
+        "api_token": TOKEN,
     }
     return Settings.load(**(base | overrides))
 
 
 @contextlib.asynccontextmanager
-async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, and a client that calls it in-process."""
     async with (
         app.router.lifespan_context(app),
@@ -88,10 +93,10 @@ def assert_error(response: httpx.Response, code: int, text: str = "") -> None:
 async def test_status_and_health_answer_what_the_cli_prints(db: Database, zoo: Zoo) -> None:
     register(db, zoo, "ok")
     config = load_settings()
-    async with running(create_app(config, db, token=TOKEN)) as client:
+    async with running(create_app(config, db)) as client:
         answer = await client.get("/monitoring/status")
         assert answer.status_code == 200
-        assert answer.json() == json.loads(json.dumps(status(config), default=str))
+        assert answer.json() == status(config).model_dump(mode="json")
 
         # No cycle has finished yet: unhealthy, 503, the same checks as `uptimelab health`.
         unhealthy = await client.get("/monitoring/health")
@@ -114,7 +119,7 @@ async def test_a_trigger_answers_202_with_the_cycle_id_and_409_while_it_runs(
     register(db, zoo, "ok", "hang")  # hang holds the cycle for the 1 s ping timeout
     config = load_settings()
     collector = Collector(db, config)
-    async with running(create_app(config, db, collector=collector, token=TOKEN)) as client:
+    async with running(create_app(config, db, collector=collector)) as client:
         started = await client.post("/monitoring/trigger", headers=AUTH)
         assert started.status_code == 202, started.text
         cycle_id = uuid.UUID(started.json()["cycle_id"])
@@ -151,14 +156,14 @@ async def test_post_endpoints_need_the_token(db: Database) -> None:
         {"Authorization": "Bearer"},
         {"Authorization": f"Bearer {TOKEN}x"},
     ]
-    async with running(create_app(config, db, token=TOKEN)) as client:
+    async with running(create_app(config, db)) as client:
         for path in POSTS:
             for headers in wrong:
                 answer = await client.post(path, headers=headers)
                 assert_error(answer, 401)
                 assert answer.headers["www-authenticate"].startswith("Bearer")
     # With no token configured, no header opens them.
-    async with running(create_app(config, db)) as client:
+    async with running(create_app(load_settings(api_token=""), db)) as client:
         for path in POSTS:
             assert_error(await client.post(path, headers=AUTH), 401, "UPTIMELAB_API_TOKEN")
     assert count(db, "SELECT count(*) FROM monitoring_cycles") == 0
@@ -168,7 +173,7 @@ async def test_a_dry_run_returns_each_result_and_stores_nothing(db: Database, zo
     ids = register(db, zoo, "ok", "status", "refused")
     ul.disable_site(ids["refused"], db=db)
     config = load_settings()
-    async with running(create_app(config, db, token=TOKEN)) as client:
+    async with running(create_app(config, db)) as client:
         every = await client.post("/monitoring/test", headers=AUTH)
         assert every.status_code == 200, every.text
         body = every.json()
@@ -218,7 +223,7 @@ async def test_site_stats_list_show_and_refresh(db: Database, zoo: Zoo) -> None:
     ul.disable_site(quiet.id, db=db)
     config = load_settings()
     await Collector(db, config).cycle()
-    async with running(create_app(config, db, token=TOKEN)) as client:
+    async with running(create_app(config, db)) as client:
         every = await client.get("/site-stats")
         assert every.status_code == 200
         rows = every.json()
@@ -285,7 +290,7 @@ async def test_metrics_per_site_per_cycle_breaker_and_spool(db: Database, zoo: Z
     ids = register(db, zoo, "ok", "status", "refused")
     config = load_settings()
     collector = Collector(db, config)
-    app = create_app(config, db, collector=collector, token=TOKEN)
+    app = create_app(config, db, collector=collector)
     create_app(config, db)  # a second app has its own registry
     async with running(app) as client:
         await collector.cycle()
@@ -315,7 +320,7 @@ async def test_metrics_per_site_per_cycle_breaker_and_spool(db: Database, zoo: Z
 
 async def test_errors_are_json_and_an_unreachable_database_is_503(db: Database) -> None:
     config = load_settings()
-    async with running(create_app(config, db, token=TOKEN)) as client:
+    async with running(create_app(config, db)) as client:
         assert_error(await client.get("/nowhere"), 404)
         wrong_method = await client.delete("/site-stats")
         assert_error(wrong_method, 405)
@@ -324,7 +329,7 @@ async def test_errors_are_json_and_an_unreachable_database_is_503(db: Database) 
     offline = load_settings(
         database_url=away.url, db_timeout_ms=500, db_retry_attempts=1, db_retry_delay_ms=0
     )
-    async with running(create_app(offline, away, token=TOKEN)) as client:
+    async with running(create_app(offline, away)) as client:
         assert_error(await client.get("/site-stats"), 503, "cannot connect")
         assert_error(await client.get(f"/site-stats/{uuid.uuid4()}"), 503)
         assert_error(await client.post("/monitoring/test", headers=AUTH), 503)
@@ -344,6 +349,74 @@ async def test_a_loopback_app_answers_only_loopback_host_names(db: Database) -> 
             assert_error(await client.get("/openapi.json", headers={"Host": host}), 400)
 
 
+async def test_a_body_over_the_cap_is_refused_even_without_a_content_length(db: Database) -> None:
+    async def blanks() -> AsyncIterator[bytes]:
+        # Blank: were it read whole, it would be no body at all, and a dry run of every site.
+        for _ in range(MAX_BODY_BYTES // 1024 + 1):
+            yield b" " * 1024
+
+    async with running(create_app(load_settings(), db)) as client:
+        answer = await client.post("/monitoring/test", headers=AUTH, content=blanks())
+    assert "content-length" not in answer.request.headers
+    assert_error(answer, 413, str(MAX_BODY_BYTES))
+
+
+async def test_a_huge_content_length_is_refused_before_the_body_is_sent(db: Database) -> None:
+    async with serving(load_settings(), db) as url:
+        where = urlsplit(url)
+        assert where.hostname is not None
+        assert where.port is not None
+        request = (
+            "POST /monitoring/test HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000000000\r\n\r\n"
+        )
+        answer = b""
+        with trio.fail_after(60):  # a hang guard: the server would wait for the body forever
+            async with await trio.open_tcp_stream(where.hostname, where.port) as stream:
+                await stream.send_all(request.encode())
+                while b"\r\n\r\n" not in answer:
+                    chunk = await stream.receive_some()
+                    assert chunk, answer
+                    answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+
+
+async def test_head_answers_like_get_without_a_body(db: Database) -> None:
+    async with running(create_app(load_settings(), db)) as client:
+        got = await client.get("/openapi.json")
+        head = await client.head("/openapi.json")
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(got.content))
+        refused = await client.head("/monitoring/trigger")
+        assert (refused.status_code, refused.headers["allow"]) == (405, "POST")
+
+
+async def test_the_docs_are_served_from_packaged_assets_behind_the_host_guard(
+    db: Database,
+) -> None:
+    app = create_app(load_settings(), db, allowed_hosts={"127.0.0.1"})
+    async with running(app) as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert not re.search(r"https?:|//[a-z]", page.text), "an absolute URL in the page"
+        assets = re.findall(r"""(?:src|href)="([^"]+)"|url: '([^']+)'""", page.text)
+        urls = {a or b for a, b in assets}
+        assert {"/docs/assets/swagger-ui-bundle.js", "/openapi.json"} <= urls
+        for url in urls:
+            assert url.startswith("/"), url
+            answer = await client.get(url)
+            assert answer.status_code == 200, url
+            assert answer.content, url
+        outside = await client.get("/docs", headers={"Host": "attacker.example"})
+        assert_error(outside, 400)
+        assets_outside = await client.get(
+            "/docs/assets/swagger-ui.css", headers={"Host": "attacker.example"}
+        )
+        assert_error(assets_outside, 400)
+
+
 def test_binding_beyond_loopback_needs_a_token() -> None:
     for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
         assert is_loopback(host)
@@ -355,11 +428,26 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
         check_bind(host, 8080, TOKEN)
     with pytest.raises(ConfigError, match="port"):
         check_bind("127.0.0.1", 70000, None)
-    assert api_token({}) is None
-    assert api_token({"UPTIMELAB_API_TOKEN": " "}) is None
-    assert api_token({"UPTIMELAB_API_TOKEN": TOKEN}) == TOKEN
-    with pytest.raises(ConfigError, match="at least 16"):
-        api_token({"UPTIMELAB_API_TOKEN": "short"})
+    assert load_settings(api_token=" ").api_token is None
+    token = load_settings().api_token
+    assert token is not None
+    assert token.get_secret_value() == TOKEN
+    with pytest.raises(ConfigError, match="at least 16") as refused:
+        load_settings(api_token="short-token")
+    assert "short-token" not in str(refused.value)
+
+
+def test_the_token_is_read_from_the_environment_and_never_shown(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPTIMELAB_API_TOKEN", TOKEN)
+    config = Settings.load(database_url=db.url)
+    token = config.api_token
+    assert token is not None
+    assert token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(config)
+    assert TOKEN not in status(config).model_dump_json()
+    assert "api_token" not in status(config).config
 
 
 def test_serve_refuses_a_public_address_without_a_token(db: Database) -> None:
@@ -391,11 +479,25 @@ async def test_the_openapi_document_lists_exactly_the_routes(db: Database) -> No
     served = {
         (route.path, method)
         for route in app.routes
-        if isinstance(route, Route)
+        if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods or ()
         if method != "HEAD"
     }
     assert documented == served
+
+
+async def test_every_error_answer_is_documented_as_the_one_error_shape(db: Database) -> None:
+    async with running(create_app(load_settings(), db)) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in json.dumps(document)
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for code, response in operation["responses"].items():
+                if code.startswith(("4", "5")) and not path.startswith("/monitoring/health"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == error, (method, path, code)
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 @contextlib.asynccontextmanager
@@ -403,7 +505,7 @@ async def serving(config: Settings, db: Database) -> AsyncIterator[str]:
     """``serve()`` on a free loopback port until the block ends; yields its URL."""
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        urls = await nursery.start(partial(serve, config, db, port=0, token=TOKEN, stop=stop))
+        urls = await nursery.start(partial(serve, config, db, port=0, stop=stop))
         try:
             yield urls[0]
         finally:

@@ -9,7 +9,7 @@ import trio
 import typer
 
 from ..config import Settings
-from ..errors import UptimelabError, lone_exception
+from ..errors import ConfigError, UptimelabError, lone_exception
 from ..storage.database import connect
 from ._common import console, state
 from .collect import PlainReporter
@@ -34,25 +34,20 @@ def serve(
     POST endpoints need Authorization: Bearer $UPTIMELAB_API_TOKEN.
     """
     # Imported here: the server's dependencies are not needed by the other commands.
-    from ..api import app as api
+    from ..api import server
 
-    token = api.api_token()
-    api.check_bind(host, port, token)
     settings = Settings.load(database_url=state(ctx).database_url)
+    try:
+        server.check_bind(host, port, settings.api_token)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from None  # the library names values; we add the flag
     # Like `collect`, the collector starts without the database and spools; the API alone
     # only reads, so it needs the database (migrated) from the start.
     db = connect(state(ctx).database_url, migrate=not collect)
     reporter = PlainReporter() if collect else None
 
     run = partial(
-        api.serve,
-        settings,
-        db,
-        host=host,
-        port=port,
-        collect=collect,
-        token=token,
-        reporter=reporter,
+        server.serve, settings, db, host=host, port=port, collect=collect, reporter=reporter
     )
 
     async def main() -> None:
@@ -60,9 +55,9 @@ def serve(
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(run)
                 console.print(f"serving on {', '.join(urls)}", markup=False, soft_wrap=True)
-                if token is None:
+                if settings.api_token is None:
                     console.print(
-                        f"POST endpoints answer 401: set {api.API_TOKEN_ENV} to enable them",
+                        "POST endpoints answer 401: set UPTIMELAB_API_TOKEN to enable them",
                         markup=False,
                         soft_wrap=True,
                     )
