@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from ..config import parse_duration
 from ._common import console, state
 from .stats import flag_errors
 
@@ -42,11 +41,10 @@ def report(
     """Write a report of the last --since: fleet, uptime, latency, outages, SLA, collector."""
     from ..report import write_report
 
-    period = parse_duration(since, name="--since")
     started = time.perf_counter()
-    with flag_errors("--out", "--format", "--target"):
+    with flag_errors("--out", "--since", "--format", "--target"):
         written = write_report(
-            out, since=period, format=format.value, target=target, db=state(ctx).db()
+            out, since=since, format=format.value, target=target, db=state(ctx).db()
         )
     elapsed = time.perf_counter() - started
     for path in written:

@@ -116,18 +116,23 @@ def refresh(
 
 @contextlib.contextmanager
 def flag_errors(*flags: str) -> Iterator[None]:
-    """Put the option's name before a library ConfigError about one of ``flags``' values.
+    """Name the option in a library ConfigError about the value of one of ``flags``.
 
-    The library speaks of its parameters, and the CLI's options carry the same names: a
-    ConfigError about a parameter starts with that parameter's name ("sort key 'x' is not one of
-    ..."), which this turns into "--sort: sort key 'x' is not one of ...". Other errors pass.
+    The CLI's options carry the library's parameter names, and the library's ConfigError about a
+    parameter starts with that name: "sort key 'x' is not one of ..." becomes "--sort: sort key
+    'x' is not one of ...", and "since='7x': use a positive duration ..." (from
+    ``parse_duration``) becomes "--since='7x': use a positive duration ...". Others pass as
+    they are.
     """
     try:
         yield
     except ConfigError as exc:
         text = str(exc)
         for flag in flags:
-            if text.startswith(flag.removeprefix("--").replace("-", "_") + " "):
+            name = flag.removeprefix("--").replace("-", "_")
+            if text.startswith(name + "="):
+                raise ConfigError(flag + text.removeprefix(name)) from exc
+            if text.startswith(name + " "):
                 raise ConfigError(f"{flag}: {text}") from exc
         raise
 
