@@ -32,7 +32,7 @@ from uptimelab.errors import StoreError
 from uptimelab.ops.health import health, status
 from uptimelab.storage.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpenError, CircuitBreaker
 from uptimelab.storage.database import Database, connect
-from uptimelab.storage.local_state import remember
+from uptimelab.storage.local_state import remember, remembered
 from uptimelab.storage.models import MonitoringCycle
 from uptimelab.storage.spool import Spool, SpoolFullError
 from uptimelab.testing.zoo import ZooSpec, open_zoo
@@ -381,7 +381,9 @@ async def test_status_reports_cycles_breaker_spool_and_errors(db: Database, tmp_
     assert report["breaker"]["state"] == CLOSED
     assert report["spool"]["segments"] == 0
     assert report["database"]["pings_table_bytes"] > 0
-    assert read_collector_state(tmp_path) is not None
+    local = remembered(tmp_path, db.url)  # the state is kept in the database's own folder
+    assert local is not None
+    assert read_collector_state(local.directory) is not None
 
 
 def test_status_and_health_commands(db: Database) -> None:

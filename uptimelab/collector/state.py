@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..domain.state import CollectorState
+from ..storage.local_state import private_dir, write_private
 
 STATE_FILE = "collector-state.json"
 
@@ -34,10 +35,8 @@ def write_collector_state(
     )
     path = data_dir / STATE_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".part")
-        temporary.write_text(published.model_dump_json(indent=1))
-        os.replace(temporary, path)
+        private_dir(path.parent)
+        write_private(path, published.model_dump_json(indent=1).encode())
     except OSError:
         pass  # status is a convenience; the collector must not fail for it
     return published

@@ -1,23 +1,106 @@
-"""Redaction: credentials never reach output, logs, metrics or answers."""
+"""Redaction: credentials never reach output, logs, metrics, answers or exports.
+
+Three kinds of secret reach text that is shown:
+
+- a URL's userinfo (``http://user:pass@host/``), also as a user typed it, unencoded, with ``@``,
+  ``?``, ``/`` or ``#`` inside the password: :func:`redact` hides it whole;
+- a database password in any form libpq takes: userinfo, a ``?password=`` parameter, or a
+  ``password=`` pair of a key=value conninfo: :func:`mask_url` hides each;
+- secret request headers (``Authorization``, ``Cookie``, names with ``token``, ``key``,
+  ``secret`` or ``password``): :func:`redact_headers`.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Mapping
+from urllib.parse import unquote
 
-_CREDENTIALS = re.compile(r"(?<=://)[^/?#@\s]*@")
+MASK = "***"
+# A URL as it may appear in text: scheme, then anything up to whitespace (quotes included: a
+# password may hold one, and a closing quote after the host does no harm).
+_URL_TOKEN = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s<>`]*")
+_PORT = re.compile(r"\d+")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|pass|passwd)=)[^&#\s]*")
+_CONNINFO_PASSWORD = re.compile(r"""(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]*)""")
+_SECRET_HEADER = re.compile(r"(?i)authorization|cookie|key|token|secret|password")
 
 
 def redact(text: str) -> str:
-    """``text`` with any ``user:pass@`` of a URL in it replaced by ``***@``."""
-    return _CREDENTIALS.sub("***@", text)
+    """``text`` with the userinfo of every URL in it replaced by ``***``.
+
+    The userinfo runs to the last ``@`` of the authority, as browsers read it; when the authority
+    cannot be a host (a ``:`` not followed by a port), a password with ``/``, ``?`` or ``#`` in
+    it is assumed and everything up to the last ``@`` of the URL is hidden: too much is better
+    than a part of a password.
+    """
+    return _URL_TOKEN.sub(_redact_url, text)
+
+
+def _redact_url(match: re.Match[str]) -> str:
+    token = match.group(0)
+    scheme, _, rest = token.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    authority = rest[:end]
+    at = authority.rfind("@")
+    if at < 0:
+        host, colon, port = authority.rpartition(":") if ":" in authority else ("", "", "")
+        looks_like_port = not colon or _PORT.fullmatch(port) or authority.startswith("[")
+        last = rest.rfind("@")
+        if looks_like_port or last < 0:
+            return token
+        at = last
+    return f"{scheme}://{MASK}@{rest[at + 1 :]}"
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for display; never log a raw URL)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """A database URL or conninfo for display: the password hidden in every form libpq takes
+    (``postgresql://u:pw@h/db``, ``postgresql://u@h/db?password=pw``, ``host=h password=pw``).
+    A user name stays: it helps to see who connects."""
+    text = _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
+    text = _CONNINFO_PASSWORD.sub(rf"\g<1>{MASK}", text)
+    return _URL_TOKEN.sub(_mask_userinfo_password, text)
+
+
+def scrub(text: str, secret_source: str) -> str:
+    """``text`` (an error message, say) with every password of ``secret_source`` (a database URL
+    or conninfo) hidden, also where a library quotes one on its own, and URLs redacted."""
+    for password in passwords_in(secret_source):
+        text = text.replace(password, MASK)
+    return mask_url(redact(text))
+
+
+def passwords_in(source: str) -> list[str]:
+    """The literal passwords a URL or conninfo carries, in any of libpq's forms (longest
+    first, so that a password containing another is replaced whole)."""
+    found = [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(source)]
+    found += [m.group(2).strip("'") for m in _CONNINFO_PASSWORD.finditer(source)]
+    for match in _URL_TOKEN.finditer(source):
+        rest = match.group(0).partition("://")[2]
+        end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+        at = rest.rfind("@", 0, end)
+        if at >= 0 and ":" in rest[:at]:
+            raw = rest[:at].partition(":")[2]
+            found += [raw, unquote(raw)]
+    return sorted({p for p in found if p}, key=len, reverse=True)
+
+
+def _mask_userinfo_password(match: re.Match[str]) -> str:
+    token = match.group(0)
+    scheme, _, rest = token.partition("://")
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    at = rest.rfind("@", 0, end)
+    if at < 0:
+        return token
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}{':' + MASK if colon else ''}@{rest[at + 1 :]}"
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a request header's value is a secret (shown as ``***``)."""
+    return bool(_SECRET_HEADER.search(name))
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the values of secret ones replaced by ``***``."""
+    return {k: MASK if is_secret_header(k) else v for k, v in headers.items()}

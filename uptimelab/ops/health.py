@@ -13,6 +13,7 @@ import time
 
 from ..collector.state import read_collector_state
 from ..config import Settings
+from ..domain.redaction import mask_url
 from ..domain.state import (
     DEGRADED,
     HEALTHY,
@@ -82,6 +83,8 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
     """
     settings = settings or Settings.load()
     config = settings.model_dump(mode="json", exclude={"api_token"})
+    if config.get("database_url"):  # masked even when the database is never reached
+        config["database_url"] = mask_url(config["database_url"])
     database = None
     try:
         database = _database(settings, db)

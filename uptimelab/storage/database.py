@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..config import Settings
-from ..domain.redaction import mask_url
+from ..domain.redaction import mask_url, scrub
 from ..errors import MigrationError, StoreError
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ class Database:
                 row_factory=dict_row,
             )
         except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to {self.masked_url}: {_first_line(exc)}") from exc
+            reason = scrub(_first_line(exc), self.url)
+            raise StoreError(f"cannot connect to {self.masked_url}: {reason}") from exc
         with conn:
             yield conn
 

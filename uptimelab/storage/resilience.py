@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from stamina.instrumentation import RetryDetails
 
 from ..config import Settings
+from ..domain.redaction import scrub
 from ..errors import StoreError
 from .breaker import CircuitBreaker
 
@@ -118,15 +119,19 @@ class Resilient:
             return fn()
         except psycopg.OperationalError as exc:
             self.drop()
-            raise StoreUnavailableError(f"database unavailable: {one_line(exc)}") from exc
+            raise StoreUnavailableError(f"database unavailable: {self._said(exc)}") from exc
         except (psycopg.IntegrityError, psycopg.DataError) as exc:
             self.drop()
-            raise StoreDataError(f"database refused the data: {one_line(exc)}") from exc
+            raise StoreDataError(f"database refused the data: {self._said(exc)}") from exc
         except psycopg.Error as exc:
             self.drop()
-            raise StoreError(f"database error: {one_line(exc)}") from exc
+            raise StoreError(f"database error: {self._said(exc)}") from exc
         finally:
             self._lock.release()
+
+    def _said(self, exc: BaseException) -> str:
+        """What the database said, in one line, without a password of our URL."""
+        return scrub(one_line(exc), self.url)
 
     def in_transaction(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         conn = self.connection()
