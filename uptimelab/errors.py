@@ -61,15 +61,16 @@ class CycleInProgressError(UptimelabError):
     """A monitoring cycle is already running in this process."""
 
 
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc`` and its nested groups, in order (``[exc]`` when it is not a
+    group): trio's nurseries wrap every error in a group."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for member in exc.exceptions for leaf in leaves(member)]
+
+
 def lone_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The one exception inside ``group`` and its nested groups, or None when there are
-    several (trio's nurseries wrap every error in a group)."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else None
+    several."""
+    found = leaves(group)
+    return found[0] if len(found) == 1 else None

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidSiteFileError
+from ..text import one_line
 
 
 def read_site_rows(path: Path, *, format: str | None = None) -> list[dict[str, Any]]:
@@ -33,13 +34,9 @@ def read_site_rows(path: Path, *, format: str | None = None) -> list[dict[str, A
         else:
             raise InvalidSiteFileError(f"{path}: unknown format {fmt!r} (use csv, json or yaml)")
     except (ValueError, csv.Error, yaml.YAMLError) as exc:
-        raise InvalidSiteFileError(f"{path}: not valid {fmt}: {_one_line(exc)}") from exc
+        raise InvalidSiteFileError(f"{path}: not valid {fmt}: {one_line(exc)}") from exc
     if isinstance(rows, dict) and isinstance(rows.get("sites"), list):
         rows = rows["sites"]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidSiteFileError(f"{path}: expected a list of rows with a 'url' column")
     return rows
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200]

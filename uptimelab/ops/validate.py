@@ -28,11 +28,12 @@ from ..collector import Collector, QuietReporter, Reporter
 from ..concurrency import run_in_trio_thread
 from ..config import Settings
 from ..domain.pings import PingResult
-from ..errors import ConfigError, CycleInProgressError, UptimelabError
+from ..errors import ConfigError, CycleInProgressError, UptimelabError, leaves
 from ..probe import Prober
 from ..storage.database import Database, connect, migration_files
 from ..storage.models import Site
 from ..testing.zoo import Behaviour, Target, TargetSpec, ZooSpec, open_zoo
+from ..text import one_line
 
 DATABASE_TIMEOUT_S = 15.0
 """Deadline (seconds) of the database check: above libpq's 10 s connect timeout, whose message
@@ -146,10 +147,10 @@ async def _timed(
     except* trio.TooSlowError:
         passed, detail = False, f"did not finish within {timeout_s:g} s"
     except* (UptimelabError, OSError) as group:
-        exc = _first_leaf(group)
+        exc = leaves(group)[0]
         # Our errors say what went wrong; a socket error needs its type to make sense.
         passed, detail = False, str(exc) if isinstance(exc, UptimelabError) else repr(exc)
-    return Check(name, passed, trio.current_time() - start, _one_line(detail))
+    return Check(name, passed, trio.current_time() - start, one_line(detail, _MAX_DETAIL_CHARS))
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -332,14 +333,3 @@ def _outcome(ping: PingResult) -> str:
     if len(message) > 60:
         message = message[:57] + "..."
     return f"{ping.error_category} ({message})"
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_DETAIL_CHARS else text[: _MAX_DETAIL_CHARS - 3] + "..."

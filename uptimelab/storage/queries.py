@@ -16,6 +16,7 @@ import psycopg
 
 from ..domain.state import CycleCounts, DatabaseStatus, LastCycle, SiteCounts
 from ..errors import StoreError
+from ..text import one_line
 from .database import Database
 
 _CYCLES_24H = """
@@ -77,7 +78,7 @@ def _reading(db: Database, timeout_ms: int | None) -> Iterator[psycopg.Connectio
         with db.connect(timeout_ms=timeout_ms) as conn:
             yield conn
     except psycopg.Error as exc:
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        text = one_line(exc, 300) or type(exc).__name__
         raise StoreError(f"the database did not answer: {text}") from exc
 
 
