@@ -24,6 +24,7 @@ from uptimelab.cli.report import report as report_command
 from uptimelab.errors import ConfigError
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.history import HistorySummary, synthetic_history, write_history
+from uptimelab.text import span
 
 SECTIONS = ("fleet", "uptime", "latency", "outages", "sla", "collector")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -315,3 +316,47 @@ def test_figures_need_no_backend_and_are_not_kept(
     fig = plots.uptime_heatmap(stats.load_pings(db, since=dt.timedelta(days=1)), freq="1h")
     assert fig.axes
     assert plt.get_fignums() == before
+
+
+FACES: Final = {
+    "stats": (
+        "ERROR_CATEGORIES ERROR_DTYPE STATUS_CATEGORIES STATUS_DTYPE WINDOWS error_breakdown "
+        "load_outages load_pings outages reliability response_time_quantiles uptime_series "
+        "window_stats"
+    ),
+    "analysis": (
+        "HtmlTable PERF_JSON_ENV collector_gaps cycle_interval fleet_table html_table "
+        "latency_shifts load_cycles load_perf_results perf_results_path site_names site_summary "
+        "sla_table"
+    ),
+    "plots": (
+        "CATEGORY_COLOURS collector_timeline cycle_durations error_budget error_categories "
+        "latency_shift outage_timeline perf_results pings_per_cycle response_time_distributions "
+        "response_time_percentiles uptime_heatmap worst_sites"
+    ),
+}
+
+
+@pytest.mark.parametrize("face", sorted(FACES))
+def test_the_public_faces_export_the_same_sorted_names(face: str) -> None:
+    module = {"stats": stats, "analysis": analysis, "plots": plots}[face]
+    assert module.__all__ == sorted(module.__all__) == FACES[face].split()
+    assert all(getattr(module, name) is not None for name in module.__all__)
+
+
+@pytest.mark.parametrize(
+    ("delta", "shown"),
+    [
+        (dt.timedelta(seconds=42), "42s"),
+        (dt.timedelta(minutes=3, seconds=5), "3m05s"),
+        (dt.timedelta(minutes=5), "5m"),
+        (pd.Timedelta(minutes=65, seconds=59), "1h05m"),
+        (dt.timedelta(hours=2), "2h"),
+        (dt.timedelta(days=1, minutes=5), "1d00h05m"),
+        (dt.timedelta(days=7), "7d"),
+    ],
+)
+def test_durations_show_in_their_largest_units_without_trailing_zeros(
+    delta: dt.timedelta, shown: str
+) -> None:
+    assert span(delta) == shown
