@@ -6,12 +6,9 @@ ul.add_site("https://example.org", db=db)
 summary = ul.collect_once(db=db)        # one cycle now; works in a notebook too
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from .collector import BackgroundCollector, Collector, CycleSummary, collect_once, start_collector
-from .config import Settings
 from .errors import (
     ConfigError,
     CycleInProgressError,
@@ -23,32 +20,79 @@ from .errors import (
     UnknownSiteError,
     UptimelabError,
 )
-from .probe import Prober, categorise
-from .storage.database import Database, connect
-from .storage.models import MonitoringCycle, Ping, Site, SiteStats
-from .storage.site_stats import get_site_stats, refresh_stats, site_stats
-from .storage.sites import (
-    ImportReport,
-    add_site,
-    disable_site,
-    enable_site,
-    get_site,
-    import_sites,
-    list_sites,
-    remove_site,
-)
+
+__version__ = "0.1.0"
+
+# Where each public name lives. A name is imported on first use, so that ``import uptimelab`` and
+# the CLI start without SQLAlchemy, trio, pandas or matplotlib until a command needs them.
+_HOMES = {
+    ".collector": [
+        "BackgroundCollector",
+        "Collector",
+        "CycleSummary",
+        "collect_once",
+        "start_collector",
+    ],
+    ".config": ["Settings"],
+    ".probe": ["Prober", "categorise"],
+    ".storage.database": ["Database", "connect"],
+    ".storage.models": ["MonitoringCycle", "Ping", "Site", "SiteStats"],
+    ".storage.site_stats": ["get_site_stats", "refresh_stats", "site_stats"],
+    ".storage.sites": [
+        "ImportReport",
+        "add_site",
+        "disable_site",
+        "enable_site",
+        "get_site",
+        "import_sites",
+        "list_sites",
+        "remove_site",
+    ],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+# The notebooks' faces (pandas, matplotlib): ``ul.stats`` or ``from uptimelab import plots``.
+_SUBMODULES = frozenset({"stats", "analysis", "plots"})
 
 if TYPE_CHECKING:
     from . import stats
+    from .collector import (
+        BackgroundCollector,
+        Collector,
+        CycleSummary,
+        collect_once,
+        start_collector,
+    )
+    from .config import Settings
+    from .probe import Prober, categorise
+    from .storage.database import Database, connect
+    from .storage.models import MonitoringCycle, Ping, Site, SiteStats
+    from .storage.site_stats import get_site_stats, refresh_stats, site_stats
+    from .storage.sites import (
+        ImportReport,
+        add_site,
+        disable_site,
+        enable_site,
+        get_site,
+        import_sites,
+        list_sites,
+        remove_site,
+    )
 
 
-def __getattr__(name: str) -> Any:
-    # ``ul.stats`` (pandas) is imported on first use, so that the CLI starts without pandas.
-    if name == "stats":
-        import importlib
+if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an error
 
-        return importlib.import_module(".stats", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name in _SUBMODULES:
+            return import_module(f".{name}", __name__)
+        home = _HOME_OF.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(home, __name__), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

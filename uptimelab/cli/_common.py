@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from ..config import help_for
-from ..storage.database import Database, connect
+if TYPE_CHECKING:
+    from ..storage.database import Database
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -25,6 +25,8 @@ class State:
     def db(self) -> Database:
         """The database, connected (and migrated) on first use."""
         if self._db is None:
+            from ..storage.database import connect  # here: `uptimelab --help` needs no driver
+
             self._db = connect(self.database_url)
         return self._db
 
@@ -36,6 +38,8 @@ def state(ctx: typer.Context) -> State:
 
 def setting_option(field_name: str, flag: str | None = None) -> Any:
     """A typer Option for a Settings field: named after it, help text from the field."""
+    from ..config import help_for  # here: only the commands that take settings load pydantic
+
     return typer.Option(
         flag or "--" + field_name.replace("_", "-"), help=help_for(field_name), show_default=False
     )

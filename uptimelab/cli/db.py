@@ -16,10 +16,13 @@ def init(ctx: typer.Context) -> None:
     db = connect(state(ctx).database_url, migrate=False)
     applied = db.migrate()
     version = db.schema_version()
+    # soft_wrap: one line however many files, whatever the terminal's width.
     if applied:
-        console.print(f"applied {', '.join(applied)}; schema version {version}")
+        console.print(
+            f"applied {', '.join(applied)}; schema version {version}", markup=False, soft_wrap=True
+        )
     else:
-        console.print(f"schema is up to date (version {version})")
+        console.print(f"schema is up to date (version {version})", markup=False)
 
 
 @app.command("url")
