@@ -23,11 +23,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from .local_state import exclusive, fsync_directory, private_dir, stale_partials, write_private
-from .models import MonitoringCycle
+
+if TYPE_CHECKING:
+    from .models import MonitoringCycle
 
 log = logging.getLogger("uptimelab.spool")
 
@@ -130,6 +132,9 @@ class Spool:
     def read(segment: Segment) -> tuple[MonitoringCycle, list[PingRow]] | None:
         """The cycle and ping rows of a segment; None when it is gone (another collector of the
         same database replayed it). Raises StoreError for a damaged one."""
+        # Imported here: `uptimelab status` counts the spool without loading SQLModel.
+        from .models import MonitoringCycle
+
         try:
             with open(segment.path, encoding="utf-8") as handle:
                 head = json.loads(handle.readline())
