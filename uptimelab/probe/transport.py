@@ -59,14 +59,22 @@ class Target:
     def parse(cls, url: str) -> Target:
         """Take ``url`` apart in its normal form. Raises ResponseError (protocol) for a URL that
         cannot be requested (stored before the URL rules, or a redirect's)."""
-        try:
-            url = normalise_url(url)
-        except URLRuleError as exc:
-            raise ResponseError("protocol", f"cannot request this URL: {exc}") from None
+        if not (url.isascii() and url.isprintable() and " " not in url):
+            # Stored URLs are in the normal form already (the fast path: normalising costs as
+            # much as the rest of a ping); one stored before the rules may not be.
+            try:
+                url = normalise_url(url)
+            except URLRuleError as exc:
+                raise ResponseError("protocol", f"cannot request this URL: {exc}") from None
         parts = urlsplit(url)
-        scheme = parts.scheme
-        port = parts.port or (443 if scheme == "https" else 80)
-        host = parts.hostname or ""
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ResponseError("protocol", f"cannot request this URL: {url[:60]!r}")
+        try:
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError as exc:
+            raise ResponseError("protocol", f"bad port in URL: {exc}") from None
+        host = parts.hostname
         shown = f"[{host}]" if ":" in host else host
         default = port == (443 if scheme == "https" else 80)
         authorization = None
