@@ -54,10 +54,19 @@ class Recorder(QuietReporter):
 
 
 class ThreadRecorder(QuietReporter):
-    """For a collector in another thread: a threading event set when a cycle has finished."""
+    """For a collector in another thread: threading events set when ``wanted`` pings are done
+    and when a round has finished."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.pings = 0
+        self.enough = threading.Event()
         self.cycle_done = threading.Event()
+
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
+        self.pings += 1
+        if self.pings >= self.wanted:
+            self.enough.set()
 
     def cycle_finished(self, summary: CycleSummary) -> None:
         self.cycle_done.set()
@@ -231,15 +240,19 @@ def test_collect_once_works_where_an_asyncio_loop_is_running(db: Database) -> No
 def test_a_background_collector_reports_status_and_stops(db: Database) -> None:
     with zoo_in_thread(ZooSpec.uniform(3, duration_s=60)) as zoo:
         register(db, zoo)
-        finished = ThreadRecorder()
-        collector = ul.start_collector(db=db, ping_timeout_ms=2000, reporter=finished)
+        recorder = ThreadRecorder(wanted=3)
+        collector = ul.start_collector(db=db, ping_timeout_ms=2000, reporter=recorder)
         try:
-            assert finished.cycle_done.wait(60), "no cycle finished"
-            status = collector.status()
-            assert status["running"] is True
-            assert status["cycles_run"] == 1
-            assert status["last_cycle"]["up"] == 3
+            # Never probed, every site is due at once; then each at its cadence (5 min).
+            assert recorder.enough.wait(60), "the sites were not probed"
+            assert collector.status()["running"] is True
         finally:
             collector.stop()
     assert collector.running is False
+    assert recorder.cycle_done.is_set()  # stopping closes the round and records it
+    status = collector.status()
+    assert status["cycles_run"] == 1
+    assert status["last_cycle"]["up"] == 3
+    assert status["last_cycle"]["stored"] == "stored"
     assert count(db, "SELECT count(*) FROM pings") == 3
+    assert count(db, "SELECT count(*) FROM monitoring_cycles WHERE collector_id IS NOT NULL") == 1

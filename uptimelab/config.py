@@ -130,6 +130,27 @@ class Settings(BaseSettings):
         le=MAX_CONCURRENCY,
         description=f"Pings in flight at once, 1 to {MAX_CONCURRENCY}.",
     )
+    min_site_interval_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=MIN_INTERVAL_MS,
+        description="The shortest interval a site may ask for (sites add --interval-ms), in "
+        f"milliseconds; 1000 to {MIN_INTERVAL_MS}. An advanced setting: short intervals cost load.",
+    )
+    collector_lease_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        le=MAX_INTERVAL_MS,
+        description="How long a collector's hold on its share of the sites lasts without a "
+        "heartbeat, in milliseconds; a collector that dies has its sites taken over after it.",
+    )
+    quorum: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Locations whose latest ping must be down for the site to count as down "
+        "(the quorum verdict); unset: a majority of the locations that report.",
+    )
     db_retry_attempts: int = Field(
         default=3,
         ge=1,

@@ -31,10 +31,34 @@ def add(
     timeout_ms: Annotated[
         int | None, typer.Option(help="This site's deadline (default PING_TIMEOUT_MS).")
     ] = None,
+    follow_redirects: Annotated[
+        bool, typer.Option(help="Follow redirects (up to --max-redirects).")
+    ] = True,
+    max_redirects: Annotated[int, typer.Option(help="Redirects followed at most, 0 to 50.")] = 5,
+    interval_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="This site's own interval (default MONITORING_INTERVAL_MS); at least "
+            "MIN_SITE_INTERVAL_MS (10 s) and above its timeout."
+        ),
+    ] = None,
+    retry_interval_ms: Annotated[
+        int | None,
+        typer.Option(help="The interval while the site is down (default: its interval)."),
+    ] = None,
 ) -> None:
     """Register a site."""
     site = lib.add_site(
-        url, name=name, expect=expect, method=method, timeout_ms=timeout_ms, db=state(ctx).db()
+        url,
+        name=name,
+        expect=expect,
+        method=method,
+        timeout_ms=timeout_ms,
+        follow_redirects=follow_redirects,
+        max_redirects=max_redirects,
+        interval_ms=interval_ms,
+        retry_interval_ms=retry_interval_ms,
+        db=state(ctx).db(),
     )
     console.print(f"added {redact(site.url)} ({site.id})", markup=False, soft_wrap=True)
 
@@ -49,7 +73,7 @@ def list_(
     if as_json:
         typer.echo(json.dumps([_row(s) for s in found], default=str, indent=1))
         return
-    table = Table("id", "name", "url", "active", "method", "expect", box=None)
+    table = Table("id", "name", "url", "active", "method", "expect", "every", box=None)
     for s in found:
         table.add_row(
             str(s.id),
@@ -58,9 +82,18 @@ def list_(
             "yes" if s.is_active else "no",
             s.method,
             s.expected_status,
+            _every(s.interval_ms, s.retry_interval_ms),
         )
     console.print(table)
     console.print(f"{len(found)} site(s)")
+
+
+def _every(interval_ms: int | None, retry_interval_ms: int | None) -> str:
+    """A site's own cadence, short: "" for the default, "30s" or "30s/10s" (when down)."""
+    if interval_ms is None and retry_interval_ms is None:
+        return ""
+    shown = f"{interval_ms / 1000:g}s" if interval_ms else "default"
+    return f"{shown}/{retry_interval_ms / 1000:g}s" if retry_interval_ms else shown
 
 
 @app.command("remove")

@@ -31,6 +31,7 @@ import trio
 from ..concurrency import stop_on_signals
 from ..config import Settings
 from ..domain.pings import PingResult
+from ..domain.redaction import redact
 from ..domain.sites import ActiveSite, Probeable
 from ..errors import CycleInProgressError
 from ..probe import Prober
@@ -204,12 +205,30 @@ class Collector:
     # -- the schedule --------------------------------------------------------------------------
 
     async def run(self, *, cycles: int | None = None, dry_run: bool = False) -> None:
-        """Run cycles on a fixed cadence until :meth:`stop` (or ``cycles`` have run).
+        """Run on the schedule until :meth:`stop`: each site at its own cadence, pings stored in
+        micro-batches as they come, the fleet shared with the other collectors of this location
+        (see :mod:`uptimelab.collector.streaming`).
 
-        Cycle k starts at start + k x interval; a cycle that overruns skips the starts it missed
-        rather than stacking them. The writer connects before the first probe is sent. A cycle
-        that fails unexpectedly is logged with its traceback, recorded in monitoring_cycles,
-        and the next one runs.
+        With ``cycles`` (or ``dry_run``), run that many rounds of every active site instead, one
+        after the other on the default interval's cadence (``collect --once``). The writer
+        connects before the first probe is sent.
+        """
+        if cycles is None and not dry_run:
+            async with self.session() as writer:
+                if self._stopping:
+                    return
+                from .streaming import Streaming
+
+                self._probing = trio.CancelScope()  # stop() cancels it
+                self.running_since = dt.datetime.now(dt.UTC)
+                await Streaming(self, writer).run(self._probing)
+            return
+        await self._run_cycles(cycles=cycles, dry_run=dry_run)
+
+    async def _run_cycles(self, *, cycles: int | None, dry_run: bool) -> None:
+        """Cycles of every active site on a fixed cadence: cycle k starts at start + k x
+        interval; a cycle that overruns skips the starts it missed rather than stacking them. A
+        cycle that fails unexpectedly is logged with its traceback, recorded, and the next runs.
         """
         interval = self.settings.monitoring_interval_ms / 1000
         async with contextlib.AsyncExitStack() as stack:
@@ -235,6 +254,30 @@ class Collector:
                 with trio.CancelScope() as self._waiting:
                     if not self._stopping:
                         await trio.sleep_until(first + slot * interval)
+
+    async def probe(self, prober: Prober, site: Probeable) -> PingResult | None:
+        """One ping of ``site``; None when our own client failed (a collector fault, not the
+        site's downtime): logged with its traceback, counted by the caller, and the rest of the
+        cycle goes on."""
+        try:
+            ping: PingResult | None = await prober.ping(site)
+        except Exception as exc:  # noqa: BLE001 - one site never costs the cycle
+            log.error(
+                "collector fault probing %s: %s",
+                redact(site.url),
+                exc,
+                exc_info=exc,
+                extra={"component": "collector", "category": "fault", "site": site.url},
+            )
+            return None
+        return ping
+
+    def round_finished(self, summary: CycleSummary) -> None:
+        """A round of the schedule ended (see :mod:`uptimelab.collector.streaming`)."""
+        self.cycles_run += 1
+        self.last_summary = summary
+        self.reporter.cycle_finished(summary)
+        self.write_state()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Writer]:
@@ -305,6 +348,7 @@ class Collector:
         number = self.cycles_run + 1
         self.reporter.cycle_started(number, len(sites))
         pings: list[PingResult] = []
+        faults: list[Probeable] = []
         with trio.CancelScope() as self._probing:
             if self._stopping:
                 self._probing.cancel()
@@ -320,7 +364,7 @@ class Collector:
             ):
                 queue = iter(sites)
                 for _ in range(min(s.max_concurrent_pings, len(sites))):
-                    nursery.start_soon(self._probe_worker, prober, queue, pings)
+                    nursery.start_soon(self._probe_worker, prober, queue, pings, faults)
         interrupted = self._probing.cancelled_caught
         self._probing = None
         finished_at = dt.datetime.now(dt.UTC)
@@ -337,7 +381,8 @@ class Collector:
             duration_ms=round((trio.current_time() - t0) * 1000),
             dry_run=dry_run,
             interrupted=interrupted,
-            error=f"interrupted after {len(pings)} of {len(sites)} sites" if interrupted else None,
+            error=_cycle_error(interrupted, len(pings), len(sites), len(faults)),
+            faults=len(faults),
             by_category=dict(Counter(p.error_category for p in pings if p.error_category)),
             pings=pings,
         )
@@ -356,11 +401,18 @@ class Collector:
         return summary
 
     async def _probe_worker(
-        self, prober: Prober, queue: Iterator[Probeable], pings: list[PingResult]
+        self,
+        prober: Prober,
+        queue: Iterator[Probeable],
+        pings: list[PingResult],
+        faults: list[Probeable],
     ) -> None:
         # Workers share one iterator: trio runs one task at a time, so next() needs no lock.
         for site in queue:
-            ping = await prober.ping(site)
+            ping = await self.probe(prober, site)
+            if ping is None:
+                faults.append(site)
+                continue
             pings.append(ping)
             self.reporter.ping_done(site, ping)
 
@@ -389,6 +441,15 @@ class Collector:
         local = None if self._writer is None else self._writer.local
         if local is not None:  # the state belongs to one database, like the spool
             write_collector_state(local.directory, self.status())
+
+
+def _cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str | None:
+    parts = []
+    if interrupted:
+        parts.append(f"interrupted after {pinged} of {sites} sites")
+    if faults:
+        parts.append(f"{faults} collector fault(s): those sites got no ping (see the log)")
+    return "; ".join(parts) or None
 
 
 def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:

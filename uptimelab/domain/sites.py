@@ -9,13 +9,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import InvalidURLError, SiteError
 from .redaction import redact
 from .urls import URLRuleError, normalise_url
 
 MAX_URL_LENGTH = 2048
+# The table's bounds of a site's own interval; the setting MIN_SITE_INTERVAL_MS (10 s unless
+# lowered) is the bound users meet, checked where a site is stored.
+SITE_INTERVAL_BOUNDS_MS = (1000, 86_400_000)
+MAX_TIMEOUT_MS = 86_400_000  # as PING_TIMEOUT_MS; the table's integer holds it
+# Control characters would break a line of output; lone surrogates cannot be stored as UTF-8.
+_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _STATUS_ITEM = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 COLUMNS = (
@@ -27,6 +40,8 @@ COLUMNS = (
     "follow_redirects",
     "max_redirects",
     "timeout_ms",
+    "interval_ms",
+    "retry_interval_ms",
 )
 IGNORED_COLUMNS = ("id", "created_at", "updated_at")
 
@@ -92,6 +107,8 @@ class SiteSpec(BaseModel):
     follow_redirects: bool = True
     max_redirects: int = 5
     timeout_ms: int | None = None
+    interval_ms: int | None = None
+    retry_interval_ms: int | None = None
 
     @field_validator("url")
     @classmethod
@@ -122,9 +139,32 @@ class SiteSpec(BaseModel):
     @field_validator("timeout_ms")
     @classmethod
     def _timeout(cls, value: int | None) -> int | None:
-        if value is not None and value <= 0:
-            raise ValueError("timeout_ms must be above 0")
+        if value is not None and not 1 <= value <= MAX_TIMEOUT_MS:
+            raise ValueError(f"timeout_ms must be from 1 to {MAX_TIMEOUT_MS} (24 h)")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and _NOT_IN_A_NAME.search(value):
+            raise ValueError("name must be text without control characters")
+        return value
+
+    @field_validator("interval_ms", "retry_interval_ms")
+    @classmethod
+    def _interval(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low, high = SITE_INTERVAL_BOUNDS_MS
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{info.field_name} must be from {low} to {high} (24 h)")
+        return value
+
+    @model_validator(mode="after")
+    def _intervals_above_the_timeout(self) -> SiteSpec:
+        for name in ("interval_ms", "retry_interval_ms"):
+            value = getattr(self, name)
+            if value is not None and self.timeout_ms is not None and value <= self.timeout_ms:
+                raise ValueError(f"{name}={value} must be above timeout_ms={self.timeout_ms}")
+        return self
 
 
 def site_spec(values: Mapping[str, Any]) -> SiteSpec:
@@ -156,6 +196,8 @@ class ActiveSite:
     follow_redirects: bool = True
     max_redirects: int = 5
     timeout_ms: int | None = None
+    interval_ms: int | None = None
+    retry_interval_ms: int | None = None
 
 
 ACTIVE_SITE_FIELDS = tuple(f for f in ActiveSite.__slots__)

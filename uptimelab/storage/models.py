@@ -59,6 +59,8 @@ class Site(SQLModel, table=True):
     follow_redirects: bool = True
     max_redirects: int = 5
     timeout_ms: int | None = None
+    interval_ms: int | None = None
+    retry_interval_ms: int | None = None
     created_at: dt.datetime = Field(sa_column=_tz())
     updated_at: dt.datetime = Field(sa_column=_tz())
 
@@ -100,6 +102,9 @@ class MonitoringCycle(SQLModel, table=True):
     duration_ms: int | None = None
     dry_run: bool = False
     error: str | None = None
+    # Added by sql/005_scheduler.sql: which collector, and how late its latest ping was.
+    collector_id: uuid.UUID | None = None
+    late_ms: int | None = None
 
 
 class SiteStats(SQLModel, table=True):

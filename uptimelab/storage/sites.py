@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import tuple_row
 
+from ..config import Settings
 from ..domain.redaction import redact
 from ..domain.site_files import read_site_rows
 from ..domain.sites import (
@@ -25,6 +26,7 @@ from ..domain.sites import (
 )
 from ..domain.urls import URLRuleError, normalise_url
 from ..errors import InvalidSiteFileError, SiteError, StoreError, UnknownSiteError
+from ..text import one_line
 from .database import Database, default_db
 from .models import Site
 
@@ -44,6 +46,8 @@ def add_site(
     timeout_ms: int | None = None,
     follow_redirects: bool = True,
     max_redirects: int = 5,
+    interval_ms: int | None = None,
+    retry_interval_ms: int | None = None,
     db: Database | None = None,
 ) -> Site:
     """Register a site. Raises InvalidURLError, SiteError (bad values or URL already registered)."""
@@ -56,8 +60,11 @@ def add_site(
             "timeout_ms": timeout_ms,
             "follow_redirects": follow_redirects,
             "max_redirects": max_redirects,
+            "interval_ms": interval_ms,
+            "retry_interval_ms": retry_interval_ms,
         }
     )
+    check_site_cadence(spec)
     values = spec.model_dump()
     values["name"] = values["name"] or urlsplit(spec.url).hostname
     columns = ", ".join(values)
@@ -70,10 +77,25 @@ def add_site(
                 values,
             ).fetchone()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot add {redact(url)!r}: {exc}") from exc
+            raise StoreError(f"cannot add {redact(url)!r}: {one_line(exc)}") from exc
     if row is None:
         raise SiteError(f"{redact(spec.url)!r} is already registered")
     return _site(row)
+
+
+def check_site_cadence(spec: SiteSpec, settings: Settings | None = None) -> None:
+    """The rules of a site's own cadence that depend on the configuration: its interval and retry
+    interval at least MIN_SITE_INTERVAL_MS and above the ping timeout in force. Raises SiteError."""
+    s = settings or Settings.load()
+    timeout = spec.timeout_ms or s.ping_timeout_ms
+    for name in ("interval_ms", "retry_interval_ms"):
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if value < s.min_site_interval_ms:
+            raise SiteError(f"{name}={value}: below MIN_SITE_INTERVAL_MS={s.min_site_interval_ms}")
+        if value <= timeout:
+            raise SiteError(f"{name}={value}: must be above the ping timeout ({timeout} ms)")
 
 
 def list_sites(*, active: bool | None = None, db: Database | None = None) -> list[Site]:
@@ -174,13 +196,25 @@ def import_sites(
     rows = read_site_rows(Path(path), format=format)
     report = ImportReport()
     good: list[tuple[SiteSpec, frozenset[str]]] = []
+    settings = Settings.load()
+    first_row: dict[str, int] = {}  # normal URL -> the row that gave it
     for number, raw in enumerate(rows, start=1):
         values = {k: v for k, v in raw.items() if k not in IGNORED_COLUMNS}
+        unknown = [k for k in values if k not in COLUMNS]
+        if unknown:
+            report.invalid.append((number, _unknown_column(unknown[0])))
+            continue
         try:
             spec = site_spec(values)
+            check_site_cadence(spec, settings)
         except SiteError as exc:
             report.invalid.append((number, str(exc)))
             continue
+        if spec.url in first_row:
+            same = first_row[spec.url]
+            report.invalid.append((number, f"url {redact(spec.url)!r} is also row {same}"))
+            continue
+        first_row[spec.url] = number
         good.append((spec, frozenset(spec.model_fields_set)))
     if report.invalid and not skip_invalid:
         number, reason = report.invalid[0]
@@ -189,6 +223,11 @@ def import_sites(
     counts = upsert_sites(good, db=db)
     report.added, report.updated, report.unchanged = counts
     return report
+
+
+def _unknown_column(name: object) -> str:
+    shown = repr(name) if isinstance(name, str) else f"{name!r} ({type(name).__name__}, not text)"
+    return f"unknown column {shown} (the columns are: {', '.join(COLUMNS)})"
 
 
 def upsert_sites(
@@ -212,12 +251,15 @@ def upsert_sites(
                 if updates
                 else "DO NOTHING"
             )
-            row = conn.execute(
-                f"INSERT INTO sites ({', '.join(values)}) "
-                f"VALUES ({', '.join(f'%({c})s' for c in values)}) "
-                f"ON CONFLICT (url) {action} RETURNING (xmax = 0) AS inserted",
-                values,
-            ).fetchone()
+            try:
+                row = conn.execute(
+                    f"INSERT INTO sites ({', '.join(values)}) "
+                    f"VALUES ({', '.join(f'%({c})s' for c in values)}) "
+                    f"ON CONFLICT (url) {action} RETURNING (xmax = 0) AS inserted",
+                    values,
+                ).fetchone()
+            except psycopg.Error as exc:  # the transaction rolls back: nothing is written
+                raise StoreError(f"cannot store {redact(spec.url)!r}: {one_line(exc)}") from exc
             if row is None:
                 unchanged += 1
             elif row["inserted"]:

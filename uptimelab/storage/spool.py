@@ -91,9 +91,12 @@ class Spool:
             "quarantined": self.quarantined(),
         }
 
-    def append(self, cycle: MonitoringCycle, rows: Sequence[PingRow]) -> Segment:
-        """Durably keep one cycle. Raises SpoolFullError (and logs it) at the size cap."""
-        lines = [json.dumps({"cycle": cycle.model_dump(mode="json")})]
+    def append(self, cycle: MonitoringCycle | None, rows: Sequence[PingRow]) -> Segment:
+        """Durably keep one cycle, or a batch of pings (``cycle`` None). Raises SpoolFullError
+        (and logs it) at the size cap."""
+        head = None if cycle is None else cycle.model_dump(mode="json")
+        lines = [json.dumps({"cycle": head})]
+        what = "a batch" if cycle is None else f"cycle {cycle.id}"
         lines += [json.dumps([_encode(v) for v in row]) for row in rows]
         data = ("\n".join(lines) + "\n").encode()
         with self._lock:
@@ -103,11 +106,11 @@ class Spool:
                 if self.full_since is None:
                     self.full_since = dt.datetime.now(dt.UTC)
                 log.error(
-                    "spool full (%d of %d bytes): %d pings of cycle %s are NOT stored",
+                    "spool full (%d of %d bytes): %d pings of %s are NOT stored",
                     used,
                     self.max_bytes,
                     len(rows),
-                    cycle.id,
+                    what,
                     extra={"component": "spool", "category": "full"},
                 )
                 raise SpoolFullError(
@@ -116,20 +119,21 @@ class Spool:
                 )
             self.full_since = None
             private_dir(self.directory)
-            stamp = cycle.started_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            final = self.directory / f"{stamp}-{cycle.id}.spool"
+            at = dt.datetime.now(dt.UTC) if cycle is None else cycle.started_at
+            stamp = at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            final = self.directory / f"{stamp}-{uuid.uuid4() if cycle is None else cycle.id}.spool"
             write_private(final, data, durable=True)
         log.warning(
-            "spooled %d pings of cycle %s (%d bytes)",
+            "spooled %d pings of %s (%d bytes)",
             len(rows),
-            cycle.id,
+            what,
             len(data),
             extra={"component": "spool", "category": "append"},
         )
         return Segment(final, len(data))
 
     @staticmethod
-    def read(segment: Segment) -> tuple[MonitoringCycle, list[PingRow]] | None:
+    def read(segment: Segment) -> tuple[MonitoringCycle | None, list[PingRow]] | None:
         """The cycle and ping rows of a segment; None when it is gone (another collector of the
         same database replayed it). Raises StoreError for a damaged one."""
         # Imported here: `uptimelab status` counts the spool without loading SQLModel.
@@ -138,7 +142,9 @@ class Spool:
         try:
             with open(segment.path, encoding="utf-8") as handle:
                 head = json.loads(handle.readline())
-                cycle = MonitoringCycle.model_validate(head["cycle"])
+                cycle = (
+                    None if head["cycle"] is None else MonitoringCycle.model_validate(head["cycle"])
+                )
                 rows = []
                 for line in handle:
                     site_id, at, *rest = json.loads(line)

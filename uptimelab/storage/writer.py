@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import trio
@@ -66,6 +66,7 @@ _INSERT_STAGED = (
 
 Outcome = Literal["stored", "spooled", "dropped", "quarantined"]
 _TRANSIENT = (StoreUnavailableError, BreakerOpenError)
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,6 +82,7 @@ class StoreResult:
     outcome: Outcome
     orphans: int = 0
     waiting: int = 0
+    segment: str | None = field(default=None, repr=False)  # the spool segment, when spooled
 
 
 @dataclass
@@ -192,8 +194,15 @@ class Writer:
 
     # -- the cycle path ----------------------------------------------------------------------
 
-    async def store_cycle(self, cycle: MonitoringCycle, pings: Sequence[PingResult]) -> StoreResult:
-        """Store a cycle (pings and cycle row in one transaction), or spool it.
+    async def transact(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` in one transaction through the breaker and retries. Raises StoreError."""
+        return await self.store.run(lambda: self.store.in_transaction(fn))
+
+    async def store_cycle(
+        self, cycle: MonitoringCycle | None, pings: Sequence[PingResult]
+    ) -> StoreResult:
+        """Store a cycle (pings and cycle row in one transaction) or a batch of pings (no
+        cycle row), or spool it.
 
         Shielded: a cancelled collector still finishes the write it started. A backlog in the
         spool is replayed first, so that cycles reach the database in order.
@@ -204,7 +213,9 @@ class Writer:
         result.waiting = 0 if self.spool is None else len(self.spool.segments())
         return result
 
-    async def _store_or_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> StoreResult:
+    async def _store_or_spool(
+        self, cycle: MonitoringCycle | None, rows: list[PingRow]
+    ) -> StoreResult:
         spool = self._spool()
         if not spool.segments():
             try:
@@ -223,11 +234,11 @@ class Writer:
             return StoreResult("stored", orphans=orphans)
         spooled = await self._to_spool(cycle, rows)
         replay = await self.replay()
-        if spooled.outcome == "spooled" and any(str(cycle.id) in name for name in replay.stored):
+        if spooled.outcome == "spooled" and spooled.segment in replay.stored:
             return StoreResult("stored", orphans=replay.orphans)
         return spooled
 
-    async def _write_now(self, cycle: MonitoringCycle, rows: list[PingRow]) -> int:
+    async def _write_now(self, cycle: MonitoringCycle | None, rows: list[PingRow]) -> int:
         """COPY straight into pings; when the database refuses the data (a site deleted while
         the cycle ran), once more through the staged path, which drops and counts orphans."""
         try:
@@ -290,13 +301,15 @@ class Writer:
         done.orphans += orphans
         return True
 
-    async def _to_spool(self, cycle: MonitoringCycle, rows: list[PingRow]) -> StoreResult:
+    async def _to_spool(self, cycle: MonitoringCycle | None, rows: list[PingRow]) -> StoreResult:
         try:
-            await trio.to_thread.run_sync(self._spool().append, cycle, rows, limiter=self._files)
+            segment = await trio.to_thread.run_sync(
+                self._spool().append, cycle, rows, limiter=self._files
+            )
         except SpoolFullError as exc:
             self._note("spool", "full", exc)
             return StoreResult("dropped")
-        return StoreResult("spooled")
+        return StoreResult("spooled", segment=segment.path.name)
 
     def _spool(self) -> Spool:
         if self.spool is None:
@@ -353,7 +366,9 @@ class Writer:
 
     # -- the blocking half -------------------------------------------------------------------
 
-    def _write(self, cycle: MonitoringCycle, rows: Sequence[PingRow], *, replay: bool) -> int:
+    def _write(
+        self, cycle: MonitoringCycle | None, rows: Sequence[PingRow], *, replay: bool
+    ) -> int:
         """One transaction: COPY the pings (staged, deduplicated and without orphans for a
         replay) and the cycle row. Partitions are made first, in short transactions of their
         own. Returns the orphaned pings (of sites that no longer exist) that were left out."""
@@ -370,14 +385,15 @@ class Writer:
                 cur.execute(_INSERT_STAGED)
             else:
                 _copy_rows(cur, _COPY_PINGS, rows)
-            cur.execute(_INSERT_CYCLE, cycle.model_dump())
+            if cycle is not None:
+                cur.execute(_INSERT_CYCLE, cycle.model_dump())
         self.last_write_s = time.perf_counter() - started
         if orphans:
             self.orphaned_pings += orphans
             log.warning(
-                "dropped %d pings of cycle %s: their sites were deleted",
+                "dropped %d pings of %s: their sites were deleted",
                 orphans,
-                cycle.id,
+                "a batch" if cycle is None else f"cycle {cycle.id}",
                 extra={"component": "store", "category": "orphans"},
             )
         return orphans

@@ -1,0 +1,144 @@
+"""When each site is due: per-site cadence on a stable grid, spread evenly over the interval.
+
+A site with interval I is due at the points ``phase + k * I`` of a grid whose phase comes from its
+id (the same in every process, so collectors that hand a site over keep its cadence). After a
+probe at time t the next due point is the first grid point at or after ``t + I / 2``: a late
+probe never makes the next one come sooner than half an interval, missed points are skipped
+rather than stacked, and the site is back on its grid after one probe. While a site's latest ping
+is down and it has a retry interval R, it is due again at ``t + R``. A site never probed is due
+at once; so is one whose due point passed: under overload the most overdue go first.
+
+Times here are wall-clock seconds since the epoch (grids are shared across machines).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+
+from ..domain.sites import ActiveSite
+
+
+def phase_of(site_id: uuid.UUID, interval_s: float) -> float:
+    """The site's offset in its interval (seconds): stable, and uniform over the interval."""
+    interval_ms = max(1, round(interval_s * 1000))
+    return (site_id.int % interval_ms) / 1000
+
+
+def next_due(site_id: uuid.UUID, interval_s: float, probed_at: float) -> float:
+    """The first grid point of the site at or after ``probed_at + interval_s / 2``."""
+    phase = phase_of(site_id, interval_s)
+    k = math.ceil((probed_at + interval_s / 2 - phase) / interval_s)
+    return phase + k * interval_s
+
+
+class Schedule:
+    """The sites this collector holds and when each is due (a heap, lazily cleaned)."""
+
+    def __init__(self, default_interval_s: float) -> None:
+        self.default_interval_s = default_interval_s
+        self._sites: dict[uuid.UUID, ActiveSite] = {}
+        self._due: dict[uuid.UUID, float] = {}
+        self._heap: list[tuple[float, int, uuid.UUID]] = []
+        self._order = itertools.count()
+        self._in_flight: set[uuid.UUID] = set()
+        self._last: dict[uuid.UUID, tuple[float, bool]] = {}
+
+    def __len__(self) -> int:
+        return len(self._sites)
+
+    def interval_s(self, site: ActiveSite) -> float:
+        return site.interval_ms / 1000 if site.interval_ms else self.default_interval_s
+
+    def hold(
+        self,
+        sites: Iterable[ActiveSite],
+        last: Mapping[uuid.UUID, tuple[float, bool]],
+        now: float,
+    ) -> None:
+        """Hold exactly ``sites`` from now on. A site already held keeps its due time (unless its
+        interval changed); a new one is due by its latest ping (``last``: probed at, down) or at
+        once. Sites no longer held are dropped (a probe in flight finishes)."""
+        wanted = {s.id: s for s in sites}
+        for site_id in list(self._sites):
+            if site_id not in wanted:
+                del self._sites[site_id]
+                self._due.pop(site_id, None)
+                self._last.pop(site_id, None)
+        for site_id, site in wanted.items():
+            old = self._sites.get(site_id)
+            self._sites[site_id] = site
+            if site_id in self._in_flight:
+                continue
+            if old is not None and old.interval_ms == site.interval_ms and site_id in self._due:
+                continue
+            known = [x for x in (last.get(site_id), self._last.get(site_id)) if x is not None]
+            seen = max(known, key=lambda x: x[0]) if known else None
+            if seen is None:
+                self._set(site_id, now)
+            else:
+                self._last.pop(site_id, None)
+                self.probed(site_id, seen[0], down=seen[1])
+
+    def probed(self, site_id: uuid.UUID, at: float, *, down: bool, elsewhere: bool = False) -> None:
+        """A ping of the site was taken at ``at`` (by this collector, or ``elsewhere``: another
+        collector, a trigger): the site is due again by the cadence of its newest ping. A ping
+        from elsewhere that is no newer changes nothing, and one that arrives while this
+        collector's probe of the site is in flight waits for that probe to end."""
+        if not elsewhere:
+            self._in_flight.discard(site_id)
+        site = self._sites.get(site_id)
+        if site is None:
+            return
+        known = self._last.get(site_id)
+        if known is None or at > known[0]:
+            self._last[site_id] = (at, down)
+        elif elsewhere:
+            return
+        if site_id in self._in_flight:
+            return
+        newest, newest_down = self._last[site_id]
+        if newest_down and site.retry_interval_ms:
+            self._set(site_id, newest + site.retry_interval_ms / 1000)
+        else:
+            self._set(site_id, next_due(site_id, self.interval_s(site), newest))
+
+    def lost(self, site_id: uuid.UUID, now: float) -> None:
+        """A probe that gave no ping (a collector fault): the site is due again by its cadence
+        from now, so a fault does not make it hammer the site."""
+        self._in_flight.discard(site_id)
+        site = self._sites.get(site_id)
+        if site is not None:
+            self._set(site_id, next_due(site_id, self.interval_s(site), now))
+
+    def next_due_at(self) -> float | None:
+        """When the earliest site is due; None when nothing is held."""
+        while self._heap:
+            due, _, site_id = self._heap[0]
+            if self._due.get(site_id) == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_due(self, now: float) -> tuple[ActiveSite, float] | None:
+        """The most overdue site that is due by ``now``, and its due time; it is in flight until
+        :meth:`probed` or :meth:`lost`."""
+        due = self.next_due_at()
+        if due is None or due > now:
+            return None
+        _, _, site_id = heapq.heappop(self._heap)
+        del self._due[site_id]
+        self._in_flight.add(site_id)
+        return self._sites[site_id], due
+
+    def late_s(self, now: float) -> float:
+        """How late the most overdue site is (0 when none is)."""
+        due = self.next_due_at()
+        return 0.0 if due is None else max(0.0, now - due)
+
+    def _set(self, site_id: uuid.UUID, due: float) -> None:
+        self._due[site_id] = due
+        heapq.heappush(self._heap, (due, next(self._order), site_id))

@@ -1,0 +1,336 @@
+"""The collector on its schedule: each site at its own cadence, pings stored as they come.
+
+The shape of a running collector::
+
+    Streaming.run                 Prober, and one nursery
+    ├── fleet                     heartbeat every lease/3: lease a fair share of the location's
+    │                             sites, reload them, learn of probes made elsewhere
+    ├── writer                    micro-batches: one COPY about every second (or 2 000 pings);
+    │                             a round row per default interval; spool when the database is away
+    └── probing scope             (a signal cancels it; the writer then stores what was probed)
+        ├── dispatcher            sends each site when it is due, most overdue first
+        └── N workers             probe, tell the schedule, hand the ping to the writer
+
+Every channel is bounded: the dispatcher waits for a free worker (at most max_concurrent_pings
+pings in flight), the workers for the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..domain.pings import PingResult
+from ..domain.sites import ActiveSite
+from ..errors import StoreError
+from ..probe import Prober
+from ..storage import fleet
+from ..storage.writer import Writer
+from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from .collector import Collector
+
+log = logging.getLogger("uptimelab.collector")
+
+BATCH_PINGS = 2000
+BATCH_SECONDS = 1.0
+SITES_RELOAD_S = 30.0
+
+
+@dataclass
+class Round:
+    """One round of the default interval: what a collector on its schedule did in it."""
+
+    id: uuid.UUID
+    started_at: dt.datetime
+    sites: set[uuid.UUID] = field(default_factory=set)
+    up: int = 0
+    down: int = 0
+    faults: int = 0
+    late_s: float = 0.0
+    by_category: Counter[str] = field(default_factory=Counter)
+    outcome: str | None = None
+    orphans: int = 0
+    waiting: int = 0
+
+    def add(self, ping: PingResult, late_s: float) -> None:
+        self.sites.add(ping.site_id)
+        if ping.status == "up":
+            self.up += 1
+        else:
+            self.down += 1
+            if ping.error_category:
+                self.by_category[ping.error_category] += 1
+        self.late_s = max(self.late_s, late_s)
+
+    def stored(self, outcome: str, orphans: int, waiting: int) -> None:
+        # The round says the worst that happened to any of its batches.
+        order = ("stored", "spooled", "quarantined", "dropped")
+        if self.outcome is None or order.index(outcome) > order.index(self.outcome):
+            self.outcome = outcome
+        self.orphans += orphans
+        self.waiting = waiting
+
+
+class Streaming:
+    """Runs one collector on its schedule until its probing scope is cancelled."""
+
+    def __init__(self, collector: Collector, writer: Writer) -> None:
+        self.collector = collector
+        self.writer = writer
+        self.settings = collector.settings
+        self.id = uuid.uuid4()
+        self.schedule = Schedule(self.settings.monitoring_interval_ms / 1000)
+        self.held: frozenset[int] | None = None
+        self.round = self._new_round()
+        self.rounds = 0
+        self._changed = trio.Event()
+        self._learnt_since = dt.datetime.now(dt.UTC)
+        self._sites_loaded_at = -float("inf")
+        self.interrupted = False
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self, probing: trio.CancelScope) -> None:
+        s = self.settings
+        sites_send, sites_receive = trio.open_memory_channel[tuple[ActiveSite, float]](0)
+        pings_send, pings_receive = trio.open_memory_channel[tuple[PingResult, float]](
+            s.max_concurrent_pings
+        )
+        written = trio.Event()
+        async with (
+            Prober(
+                location=s.monitoring_location,
+                region_code=s.monitoring_region_code,
+                timeout_ms=s.ping_timeout_ms,
+                verify=self.collector.verify,
+                engine=s.probe_engine,
+            ) as prober,
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(self._fleet)
+            nursery.start_soon(self._writer, pings_receive, written)
+            self.collector.reporter.cycle_started(1, len(self.schedule))
+            with probing:
+                async with trio.open_nursery() as workers, pings_send, sites_receive:
+                    workers.start_soon(self._dispatch, sites_send)
+                    for _ in range(s.max_concurrent_pings):
+                        workers.start_soon(
+                            self._worker, prober, sites_receive.clone(), pings_send.clone()
+                        )
+            self.interrupted = probing.cancelled_caught
+            # The writer drains what was probed, closes the round and returns; then the fleet.
+            with trio.CancelScope(shield=True):
+                await written.wait()
+            nursery.cancel_scope.cancel()
+        await self._stopped()
+
+    async def _stopped(self) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await self.writer.transact(lambda conn: fleet.stopped(conn, self.id))
+            except StoreError as exc:
+                self.collector.reporter.note(f"could not give the sites back: {exc}")
+
+    # -- probing -------------------------------------------------------------------------------
+
+    async def _dispatch(self, sites: trio.MemorySendChannel[tuple[ActiveSite, float]]) -> None:
+        async with sites:
+            while True:
+                now = time.time()
+                due = self.schedule.pop_due(now)
+                if due is not None:
+                    await sites.send(due)
+                    continue
+                self._changed = trio.Event()
+                next_at = self.schedule.next_due_at()
+                with trio.move_on_after(60 if next_at is None else max(0.0, next_at - now)):
+                    await self._changed.wait()
+
+    async def _worker(
+        self,
+        prober: Prober,
+        sites: trio.MemoryReceiveChannel[tuple[ActiveSite, float]],
+        pings: trio.MemorySendChannel[tuple[PingResult, float]],
+    ) -> None:
+        async with sites, pings:
+            async for site, due in sites:
+                late_s = max(0.0, time.time() - due)
+                ping = await self.collector.probe(prober, site)
+                if ping is None:
+                    self.round.faults += 1
+                    self.schedule.lost(site.id, time.time())
+                    continue
+                at = ping.checked_at.timestamp()
+                self.schedule.probed(site.id, at, down=ping.status == "down")
+                self.collector.reporter.ping_done(site, ping)
+                with trio.CancelScope(shield=True):  # a probed ping always reaches the writer
+                    await pings.send((ping, late_s))
+
+    # -- storing -------------------------------------------------------------------------------
+
+    async def _writer(
+        self, pings: trio.MemoryReceiveChannel[tuple[PingResult, float]], written: trio.Event
+    ) -> None:
+        """Store pings in micro-batches, one COPY each; close a round every default interval.
+        Sets ``written`` once the channel is closed and everything in it is stored."""
+        batch: list[PingResult] = []
+        deadline = trio.current_time() + BATCH_SECONDS
+        async with pings:
+            while True:
+                done = False
+                with trio.move_on_at(deadline):
+                    while len(batch) < BATCH_PINGS:
+                        try:
+                            ping, late_s = await pings.receive()
+                        except trio.EndOfChannel:
+                            done = True
+                            break
+                        batch.append(ping)
+                        self.round.add(ping, late_s)
+                with trio.CancelScope(shield=True):
+                    await self._flush(batch)
+                    batch = []
+                    if done:
+                        await self._end_round(final=True)
+                        written.set()
+                        return
+                    if self._round_over():
+                        await self._end_round(final=False)
+                deadline = trio.current_time() + BATCH_SECONDS
+
+    async def _flush(self, batch: list[PingResult]) -> None:
+        if not batch:
+            return
+        result = await self.writer.store_cycle(None, batch)
+        self.round.stored(result.outcome, result.orphans, result.waiting)
+
+    def _round_over(self) -> bool:
+        length = dt.timedelta(milliseconds=self.settings.monitoring_interval_ms)
+        return dt.datetime.now(dt.UTC) >= self.round.started_at + length
+
+    async def _end_round(self, *, final: bool) -> None:
+        from .collector import CycleSummary
+
+        done, self.round = self.round, self._new_round()
+        s = self.settings
+        finished = dt.datetime.now(dt.UTC)
+        interrupted = final and self.interrupted
+        checked = len(done.sites)
+        summary = CycleSummary(
+            id=done.id,
+            started_at=done.started_at,
+            finished_at=finished,
+            location=s.monitoring_location,
+            region_code=s.monitoring_region_code,
+            sites_checked=checked,
+            up=done.up,
+            down=done.down,
+            duration_ms=round((finished - done.started_at).total_seconds() * 1000),
+            dry_run=False,
+            interrupted=interrupted,
+            error=f"interrupted after {checked} of {len(self.schedule)} sites"
+            if interrupted
+            else None,
+            by_category=dict(done.by_category),
+            faults=done.faults,
+        )
+        record = summary.record()
+        record.collector_id = self.id
+        record.late_ms = round(done.late_s * 1000)
+        result = await self.writer.store_cycle(record, [])
+        done.stored(result.outcome, result.orphans, result.waiting)
+        summary.stored = done.outcome
+        summary.orphans = done.orphans
+        summary.spool_waiting = done.waiting
+        self.rounds += 1
+        self.collector.round_finished(summary)
+        if not final:
+            self.collector.reporter.cycle_started(self.rounds + 1, len(self.schedule))
+
+    def _new_round(self) -> Round:
+        return Round(uuid.uuid4(), dt.datetime.now(dt.UTC))
+
+    # -- the fleet -----------------------------------------------------------------------------
+
+    async def _fleet(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Heartbeat every lease/3: hold a fair share of the sites, learn of probes elsewhere."""
+        every = max(0.2, self.settings.collector_lease_ms / 3000)
+        while True:
+            await self._beat()
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(every)
+
+    async def _beat(self) -> None:
+        s = self.settings
+        now = time.time()
+        try:
+            held = await self.writer.transact(
+                lambda conn: fleet.heartbeat(
+                    conn,
+                    self.id,
+                    location=s.monitoring_location,
+                    region_code=s.monitoring_region_code,
+                    lease_ms=s.collector_lease_ms,
+                    sites_owned=len(self.schedule),
+                    late_ms=round(self.schedule.late_s(now) * 1000),
+                )
+            )
+        except StoreError as exc:
+            if self.held is None:  # never reached: probe the sites known from the last run
+                await self._load(None)
+            self.collector.reporter.note(f"heartbeat failed (probing the sites held): {exc}")
+            return
+        changed = held != self.held
+        if changed or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
+            await self._load(held)
+        else:
+            await self._learn()
+        self.held = held
+
+    async def _load(self, held: frozenset[int] | None) -> None:
+        """(Re)load the sites of the buckets held, and where each one's cadence stands."""
+        s = self.settings
+
+        def query(conn: Any) -> list[ActiveSite]:
+            return fleet.sites_in_buckets(conn, held if held is not None else frozenset())
+
+        sites = await self.writer.load_sites(query)
+        longest = max([self.schedule.interval_s(x) for x in sites] or [1.0])
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2 * longest)
+        try:
+            last = await self.writer.transact(
+                lambda conn: fleet.last_pings(conn, s.monitoring_location, since=since)
+            )
+        except StoreError:
+            last = {}
+        self.schedule.hold(
+            sites, {k: (v.at.timestamp(), v.down) for k, v in last.items()}, time.time()
+        )
+        self._learnt_since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+        self._sites_loaded_at = trio.current_time()
+        self._changed.set()
+
+    async def _learn(self) -> None:
+        """Probes made since the last look by anyone of this location (a trigger, `collect
+        --once`, a collector before a hand-over) count as the sites' probes."""
+        since = self._learnt_since
+        self._learnt_since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+        try:
+            last = await self.writer.transact(
+                lambda conn: fleet.last_pings(conn, self.settings.monitoring_location, since=since)
+            )
+        except StoreError:
+            return
+        for site_id, seen in last.items():
+            self.schedule.probed(site_id, seen.at.timestamp(), down=seen.down, elsewhere=True)
+        self._changed.set()
