@@ -74,6 +74,7 @@ async def both(url: str, **fields: object) -> tuple[tuple[object, ...], tuple[ob
     for engine in ("lean", "httpx"):
         async with Prober(location="t", region_code="T", timeout_ms=2000, engine=engine) as p:
             ping = await p.ping(site(url, **fields))
+        assert ping is not None, "a fault of our own client"
         results.append((ping.status, ping.status_code, ping.error_category))
     return results[0], results[1]
 
@@ -148,6 +149,7 @@ async def test_credentials_go_to_the_same_origin_only(server: Scripted) -> None:
         async with Prober(location="t", region_code="T", timeout_ms=2000) as p:
             ping = await p.ping(site(url))
         nursery.cancel_scope.cancel()
+    assert ping is not None
     assert ping.status == "up"
     assert b"Authorization: Basic Ym9iOnMzY3JldA==" in server.requests[0]
     assert b"Authorization" not in other.requests[0]
@@ -180,7 +182,9 @@ async def test_every_ping_opens_a_fresh_connection_even_where_keep_alive_is_offe
         for engine in ("lean", "httpx"):
             async with Prober(location="t", region_code="T", timeout_ms=2000, engine=engine) as p:
                 for _ in range(3):
-                    assert (await p.ping(site(url))).status == "up"
+                    ping = await p.ping(site(url))
+                    assert ping is not None
+                    assert ping.status == "up"
         nursery.cancel_scope.cancel()
     assert connections == 6
 
@@ -196,4 +200,60 @@ async def test_the_body_cap_stops_reading_a_body_that_never_ends(server: Scripte
     server.script = lambda head: b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 2_000_000
     async with Prober(location="t", region_code="T", timeout_ms=2000) as p:
         ping = await p.ping(site(server.url + "/big"))
+    assert ping is not None
     assert ping.status == "up"
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/€.txt", b"/%E2%82%AC.txt"),
+        ("/q?q=€", b"/q?q=%E2%82%AC"),
+        ("/café.txt", b"/caf%C3%A9.txt"),
+        ("/caf%C3%A9.txt", b"/caf%C3%A9.txt"),
+        ("/hello world.txt", b"/hello%20world.txt"),
+    ],
+)
+async def test_a_url_outside_ascii_is_sent_percent_encoded_as_utf8_by_both_engines(
+    server: Scripted, path: str, sent: bytes
+) -> None:
+    def script(head: bytes) -> bytes:
+        if head.startswith(b"GET " + sent + b" HTTP/1.1\r\n"):
+            return ok()
+        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+    server.script = script
+    lean, httpx_result = await both(server.url + path)
+    assert lean == httpx_result == ("up", 200, None)
+
+
+@pytest.mark.parametrize(
+    ("location", "sent"),
+    [
+        (b"/hello world.txt", b"/hello%20world.txt"),
+        ("/café.txt".encode(), b"/caf%C3%A9.txt"),
+        ("/€?q=€".encode(), b"/%E2%82%AC?q=%E2%82%AC"),
+        (b"/already%20encoded", b"/already%20encoded"),
+    ],
+)
+async def test_a_redirect_location_is_followed_in_its_normal_form(
+    server: Scripted, location: bytes, sent: bytes
+) -> None:
+    def script(head: bytes) -> bytes:
+        if head.startswith(b"GET /start "):
+            return b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location
+        if head.startswith(b"GET " + sent + b" HTTP/1.1\r\n"):
+            return ok()
+        return b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+
+    server.script = script
+    lean, httpx_result = await both(server.url + "/start")
+    assert lean == httpx_result == ("up", 200, None)
+
+
+async def test_a_redirect_to_a_host_that_cannot_exist_is_protocol(server: Scripted) -> None:
+    server.script = lambda head: b"HTTP/1.1 302 Found\r\nLocation: http://a..b/\r\n\r\n"
+    async with Prober(location="t", region_code="T", timeout_ms=2000) as p:
+        ping = await p.ping(site(server.url + "/start"))
+    assert ping is not None
+    assert (ping.status, ping.error_category) == ("down", "protocol")

@@ -182,3 +182,31 @@ async def test_a_result_converts_to_the_sqlmodel_row(zoo: Zoo) -> None:
     record = Ping.from_result(result)
     assert isinstance(record, Ping)
     assert record.model_dump() == {f: getattr(result, f) for f in PingResult.__slots__}
+
+
+async def test_a_fault_of_our_own_client_gives_no_ping_and_is_logged_with_its_traceback(
+    zoo: Zoo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: Prober, site: object) -> tuple[int, None, None]:
+        raise RuntimeError("a bug in our client for http://bob:hunter2@x.example/")
+
+    async with prober() as p:
+        monkeypatch.setattr(Prober, "_fetch", broken)
+        with caplog.at_level("ERROR", logger="uptimelab.probe"):
+            fault = await p.ping(site(zoo.url("ok")))
+        monkeypatch.undo()
+        after = await p.ping(site(zoo.url("ok")))
+    assert fault is None
+    (record,) = [r for r in caplog.records if r.name == "uptimelab.probe"]
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+    assert "hunter2" not in record.getMessage()
+    assert after is not None
+    assert after.status == "up"  # the prober is still usable
+
+
+async def test_cancellation_is_not_taken_for_a_fault(zoo: Zoo) -> None:
+    async with prober(timeout_ms=5000) as p:
+        with trio.move_on_after(0.2) as scope:
+            await p.ping(site(zoo.url("hang")))
+    assert scope.cancelled_caught

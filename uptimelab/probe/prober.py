@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http
+import logging
 import ssl
 import time
 from types import TracebackType
@@ -35,6 +36,7 @@ from . import httpx_engine
 from .categorise import categorise
 from .transport import BODY_CAP_BYTES, REDIRECT_CODES, LeanClient, ResponseError, next_hop
 
+log = logging.getLogger("uptimelab.probe")
 ENGINES = ("lean", "httpx")
 MAX_MESSAGE_CHARS = 500
 USER_AGENT = f"uptimelab/{__version__} (uptime monitor)"
@@ -98,9 +100,14 @@ class Prober:
         if self._client is not None:
             await self._client.__aexit__(exc_type, exc, tb)
 
-    async def ping(self, site: Probeable) -> PingResult:
-        """Check ``site`` once within its deadline and return the Ping (never raises for the site's
-        failures)."""
+    async def ping(self, site: Probeable) -> PingResult | None:
+        """Check ``site`` once within its deadline and return the Ping; never raises.
+
+        Whatever the site does is a Ping (``down`` with a category). None means our own client
+        failed (an exception no site behaviour explains: a bug): it is logged with its traceback
+        under ``uptimelab.probe``, and the caller counts it as a collector fault, not as the
+        site's downtime.
+        """
         timeout_ms = site.timeout_ms or self.timeout_ms
         checked_at = dt.datetime.now(dt.UTC)
         started = time.perf_counter()
@@ -118,6 +125,17 @@ class Prober:
                 trio.BrokenResourceError,
             ) as exc:
                 category, message = categorise(exc)
+            except Exception as exc:  # noqa: BLE001 - our client's fault must not cost the cycle
+                log.error(
+                    "probe fault (%s engine) on %s: %s: %s",
+                    self.engine,
+                    redact(site.url),
+                    type(exc).__name__,
+                    _clean(str(exc), site.url),
+                    exc_info=exc,
+                    extra={"component": "probe", "category": "fault", "site_id": str(site.id)},
+                )
+                return None
         if deadline.cancelled_caught:
             category, message = "timeout", f"no complete response within {timeout_ms} ms"
         elapsed_ms = round((time.perf_counter() - started) * 1000)
