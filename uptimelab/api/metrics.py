@@ -33,7 +33,7 @@ class Metrics:
         )
         self.pings = Counter(
             "uptimelab_pings",
-            "Pings of the stored cycles run by this process, by status and error category.",
+            "Pings taken by this process's collector, by status and error category.",
             ["status", "category"],
             registry=self.registry,
         )
@@ -43,12 +43,14 @@ class Metrics:
             self.pings.labels("down", category)
 
     def observe(self, summary: CycleSummary) -> None:
-        """Count one finished cycle; dry runs are not counted."""
-        if summary.dry_run:
-            return
-        self.cycle_duration.observe(summary.duration_ms / 1000)
-        for ping in summary.pings:
-            self.pings.labels(ping.status, ping.error_category or "none").inc()
+        """Count one finished cycle or round; dry runs are not counted."""
+        if not summary.dry_run:
+            self.cycle_duration.observe(summary.duration_ms / 1000)
+
+    def count(self, ping: PingResult) -> None:
+        """Count one ping as it is taken (a collector on its schedule stores them as they come;
+        dry runs run with a reporter of their own and are not counted)."""
+        self.pings.labels(ping.status, ping.error_category or "none").inc()
 
 
 class AppReporter:
@@ -70,6 +72,7 @@ class AppReporter:
             wake()
 
     def ping_done(self, site: Probeable, ping: PingResult) -> None:
+        self.metrics.count(ping)
         self.inner.ping_done(site, ping)
 
     def cycle_finished(self, summary: CycleSummary) -> None:
