@@ -12,9 +12,10 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from ..errors import (
     ConfigError,
@@ -92,6 +93,18 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "the database failed to answer; see the server's log")
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    # A client that hangs up mid-body, or sends a body the server cannot frame (the server has
+    # answered 400 already): nothing of ours failed, and the answer will reach no one.
+    log.warning(
+        "%s %s: the client went away before its request body ended",
+        request.method,
+        request.url.path,
+        extra={"component": "api", "category": "client_disconnect"},
+    )
+    return Response(status_code=400)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette re-raises the exception after this answer, so the server logs its traceback.
     return error_response(500, "internal error; see the server's log")
@@ -104,4 +117,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, _on_invalid_request)
     app.add_exception_handler(UptimelabError, _on_uptimelab_error)
     app.add_exception_handler(psycopg.Error, _on_database_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -19,17 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from ..config import Settings
 from ..domain.redaction import mask_url, scrub
-from ..errors import MigrationError, StoreError
+from ..errors import ConfigError, MigrationError, StoreError
 
 if TYPE_CHECKING:
     import sqlalchemy
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 300_000
+_SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 _MIGRATION_LOCK = 0x75_70_74_69  # "upti": one migrator at a time per database
 
 
@@ -45,14 +47,17 @@ def sql_dir() -> Path:
 class Database:
     """A handle on one PostgreSQL database. Cheap to keep; opens connections when asked.
 
-    ``url`` is a libpq URL. For an embedded server ``server`` holds pgserver's handle, which keeps
-    the server alive while this process uses it.
+    ``url`` is a libpq URL or key=value conninfo (else ConfigError). For an embedded server
+    ``server`` holds pgserver's handle, which keeps the server alive while this process uses it.
     """
 
     url: str
     embedded: bool = False
     server: Any = field(default=None, repr=False)
     _engine: sqlalchemy.Engine | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_database_url(self.url)
 
     @property
     def masked_url(self) -> str:
@@ -90,8 +95,13 @@ class Database:
         if self._engine is None:
             import sqlalchemy
 
+            # libpq reads the URL (any of its forms: a socket URL, key=value pairs), as connect()
             self._engine = sqlalchemy.create_engine(
-                sqlalchemy_url(self.url), pool_pre_ping=True, pool_size=2, max_overflow=2
+                "postgresql+psycopg://",
+                connect_args=conninfo_to_dict(self.url),
+                pool_pre_ping=True,
+                pool_size=2,
+                max_overflow=2,
             )
         return self._engine
 
@@ -118,9 +128,22 @@ class Database:
             self._engine = None
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The SQLAlchemy form of a libpq URL (psycopg 3 driver)."""
-    return re.sub(r"^(postgres|postgresql)(\+\w+)?://", "postgresql+psycopg://", url)
+def check_database_url(url: str) -> None:
+    """Raise ConfigError (naming ``url`` masked) unless libpq can read it: a ``postgresql://`` or
+    ``postgres://`` URL, or key=value pairs (``host=db dbname=uptime``)."""
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"database URL {mask_url(url)!r}: the scheme must be postgresql:// or postgres:// "
+            "(or give key=value pairs such as 'host=db dbname=uptime')"
+        )
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = scrub(_first_line(exc), url)
+        if not scheme:
+            reason = f"neither a postgresql:// URL nor key=value pairs ({reason})"
+        raise ConfigError(f"database URL {mask_url(url)!r}: {reason}") from None
 
 
 def migration_files() -> list[tuple[int, Path]]:
@@ -208,7 +231,8 @@ def connect(
 
     ``url`` (else ``UPTIMELAB_DATABASE_URL``, else ``DATABASE_URL``) names a PostgreSQL server; with
     none, the embedded server in the data directory is started or joined. The schema is brought up
-    to date unless ``migrate=False``. Raises StoreError when the database cannot be reached.
+    to date unless ``migrate=False``. Raises ConfigError for a URL libpq cannot read, StoreError
+    when the database cannot be reached.
     """
     settings = settings or Settings.load(database_url=url)
     url = url or settings.database_url

@@ -16,13 +16,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
+from ..errors import StoreError
 from ..storage.database import Database, connect
 from ..storage.spool import PingRow
 from ..storage.writer import Writer
+from ..text import one_line
 
 Progress = Callable[[int, int], None]
 
@@ -51,18 +53,39 @@ async def bare_httpx_loop(urls: list[str], concurrency: int) -> float:
 
 @contextmanager
 def scratch_database(server: Database) -> Iterator[Database]:
-    """A new database on ``server``'s PostgreSQL, migrated, and dropped afterwards."""
+    """A new database on ``server``'s PostgreSQL, migrated, and dropped afterwards, whatever
+    happens in between (an error, Ctrl-C). ``server.url`` may be any libpq form: a URL, a
+    socket URL (``postgresql:///postgres``) or key=value pairs.
+
+    Raises StoreError when the database cannot be created, or dropped (naming it then).
+    """
     name = f"uptimelab_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(server.url)._replace(path="/" + name))
-    db = connect(url)
+    with server.connect(autocommit=True) as conn:
+        try:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot create a scratch database on {server.masked_url}: {one_line(exc)}"
+            ) from exc
+    db: Database | None = None
     try:
+        db = connect(make_conninfo(server.url, dbname=name))
         yield db
     finally:
-        db.close()
-        with psycopg.connect(server.url, autocommit=True) as conn:
+        if db is not None:
+            db.close()
+        _drop(server, name)
+
+
+def _drop(server: Database, name: str) -> None:
+    try:
+        with server.connect(autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except (psycopg.Error, StoreError) as exc:
+        raise StoreError(
+            f"cannot drop the scratch database {name} on {server.masked_url} "
+            f"(drop it by hand): {one_line(exc)}"
+        ) from exc
 
 
 @dataclass
