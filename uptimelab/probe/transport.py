@@ -156,7 +156,9 @@ class LeanClient:
                 try:
                     parser.feed_data(data)
                 except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-                    if not (reader.head_done and method == "HEAD"):
+                    # What follows a complete response (or a HEAD response's head) is not ours
+                    # to judge: the request is answered.
+                    if not (reader.complete or reader.head_done and method == "HEAD"):
                         raise ResponseError("protocol", f"malformed HTTP response: {exc}") from None
                 if reader.head_done:
                     if not 100 <= reader.status <= 599:
@@ -206,7 +208,10 @@ class _ResponseReader:
         self.on_message_begin()
 
     def on_message_begin(self) -> None:
-        # Also after an interim 1xx answer: the final response starts afresh.
+        # Also after an interim 1xx answer: the final response starts afresh. Whatever follows
+        # the final response is not another response of ours.
+        if self.head_done:
+            return
         self.status = 0
         self.reason = b""
         self.location: bytes | None = None
