@@ -26,7 +26,15 @@ from uptimelab.testing.zoo import Zoo, ZooSpec, open_zoo
 
 T = TypeVar("T")
 
-TABLES = ("site_stats", "ping_rollup_hourly", "pings", "monitoring_cycles", "sites")
+TABLES = (
+    "site_stats",
+    "ping_rollup_hourly",
+    "pings",
+    "monitoring_cycles",
+    "sites",
+    "collectors",
+    "collector_leases",
+)
 
 
 def database_url(server_url: str, name: str) -> str:

@@ -85,12 +85,13 @@ class _Api:
     # -- monitoring ----------------------------------------------------------------------------
 
     async def status(self) -> Status:
-        """Configuration, cycles, sites, breaker, spool and errors (`uptimelab status`)."""
+        """Configuration, cycles and lateness, collectors, sites, breaker, spool and errors
+        (`uptimelab status`)."""
         return await self._in_thread(lambda: status_report(self.settings, db=self.db))
 
     async def health(self, response: Response) -> HealthReport:
-        """Health checks (`uptimelab health`): 200 when healthy or degraded, 503 when
-        unhealthy."""
+        """Health checks (`uptimelab health`: database, last cycle or round, collectors'
+        heartbeats, breaker, spool): 200 when healthy or degraded, 503 when unhealthy."""
         report = await self._in_thread(lambda: health_report(self.settings, db=self.db))
         if report.status == "unhealthy":
             response.status_code = 503

@@ -16,7 +16,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document.")]
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Configuration, recent cycles, sites, breaker, spool, errors (GET /monitoring/status)."""
+    """Configuration, recent cycles and lateness, collectors, sites, breaker, spool, errors (GET
+    /monitoring/status)."""
     report = collect_status(Settings.load(database_url=state(ctx).database_url))
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
@@ -58,17 +59,40 @@ def _print_status(report: Status) -> None:
         if db.cycles_24h is not None:
             c = db.cycles_24h
             rate = "-" if c.success_rate is None else f"{100 * c.success_rate:.1f} %"
+            overruns = f", --once overruns {c.overruns}" if c.overruns else ""
             out(
                 f"cycles (24 h): {c.cycles}, success {rate}, mean {c.mean_duration_ms} ms, "
-                f"max {c.max_duration_ms} ms, overruns {c.overruns}",
+                f"max {c.max_duration_ms} ms{overruns}",
                 markup=False,
+            )
+        if db.lateness is not None and db.lateness.rounds:
+            late = db.lateness
+            out(
+                f"lateness (24 h): {late.rounds} rounds, worst {_ms(late.max_late_ms)} late; "
+                f"last round {_ms(late.last_round_late_ms)} late",
+                markup=False,
+            )
+        for one in db.collectors or []:
+            if one.stopped_at is not None:
+                state = f"stopped {one.stopped_at:%Y-%m-%d %H:%M:%S} UTC"
+            elif one.stale:
+                state = f"STALE: no heartbeat for {one.heartbeat_age_s:.0f} s"
+            else:
+                state = f"heartbeat {one.heartbeat_age_s:.0f} s ago"
+            out(
+                f"collector {str(one.id)[:8]} {one.host} pid {one.pid} {one.location}: {state}; "
+                f"started {one.started_at:%Y-%m-%d %H:%M:%S} UTC, {one.sites_owned} sites, "
+                f"{_ms(one.late_ms)} late",
+                markup=False,
+                soft_wrap=True,
             )
         if db.sites is not None:
             out(f"sites: {db.sites.active} active of {db.sites.total}", markup=False)
         last = db.last_cycle
         if last:
+            kind = "last cycle" if last.collector_id is None else "last round"
             out(
-                f"last cycle: {last.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+                f"{kind}: {last.started_at:%Y-%m-%d %H:%M:%S} UTC, "
                 f"{last.sites_checked} sites, {last.up} up, {last.down} down, "
                 f"{last.duration_ms} ms; by category {last.pings_by_category}",
                 markup=False,
@@ -86,3 +110,10 @@ def _print_status(report: Status) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+def _ms(value: int | None) -> str:
+    """``0 s``, ``1.2 s``, ``95 s``: a lateness in milliseconds as seconds (``-`` for none)."""
+    if value is None:
+        return "-"
+    return f"{value / 1000:.1f} s" if value < 10_000 else f"{value / 1000:.0f} s"

@@ -6,7 +6,8 @@ and GET /monitoring/status and /monitoring/health (``api/``)::
 
     Status                          what `uptimelab status` shows
     ├── config                      the settings in force (secrets masked, no API token)
-    ├── database: DatabaseStatus    cycles (CycleCounts), sites (SiteCounts), last_cycle (LastCycle)
+    ├── database: DatabaseStatus    cycles (CycleCounts), lateness (Lateness), collectors
+    │                               (FleetCollector), sites (SiteCounts), last_cycle (LastCycle)
     ├── collector: CollectorState   the published state file, or null
     │   ├── last_cycle: PublishedCycle
     │   └── store: StoreState       breaker (BreakerState), spool (SpoolBacklog), errors
@@ -131,14 +132,54 @@ class CollectorState(_Published):
 
 
 class CycleCounts(BaseModel):
-    """Stored cycles of the last 24 hours (dry runs left out)."""
+    """Stored cycles and rounds of the last 24 hours (dry runs left out)."""
 
-    cycles: int
+    cycles: int = Field(
+        description="Rows of monitoring_cycles: rounds and `collect --once` cycles."
+    )
     succeeded: int
     mean_duration_ms: int | None
     max_duration_ms: int | None
-    overruns: int = Field(description="Cycles that took longer than the interval.")
+    overruns: int = Field(
+        description="`collect --once` cycles (no collector id) longer than the interval; a round "
+        "of a running collector lasts one interval by design, and its lateness says how it kept up."
+    )
     success_rate: float | None = Field(description="succeeded / cycles; null without cycles.")
+
+
+class Lateness(BaseModel):
+    """How late the collectors on their schedule were: per round, how late its latest ping was
+    against the site's due time (0: every site was probed when due)."""
+
+    rounds: int = Field(description="Rounds of the default interval stored in the last 24 hours.")
+    max_late_ms: int | None = Field(
+        description="The latest ping of the last 24 hours; null without rounds."
+    )
+    last_round_late_ms: int | None = Field(description="The newest round's; null without rounds.")
+    last_round_at: dt.datetime | None = Field(description="When the newest round finished.")
+    last_round_collector_id: uuid.UUID | None = None
+
+
+class FleetCollector(BaseModel):
+    """One collector process of the ``collectors`` table, seen in the last day."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    location: str
+    region_code: str
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    stopped_at: dt.datetime | None
+    heartbeat_age_s: float = Field(
+        description="Seconds since its last heartbeat, by the database's clock."
+    )
+    sites_owned: int = Field(description="Sites it held at its last heartbeat.")
+    late_ms: int = Field(description="How late its most overdue site was at its last heartbeat.")
+    stale: bool = Field(
+        description="Running (not stopped) but its heartbeat is older than COLLECTOR_LEASE_MS: "
+        "dead or cut off; its sites are taken over by the others of its location."
+    )
 
 
 class SiteCounts(BaseModel):
@@ -147,7 +188,8 @@ class SiteCounts(BaseModel):
 
 
 class LastCycle(BaseModel):
-    """The newest stored cycle, and its pings by status and by error category."""
+    """The newest stored cycle or round, and the pings of its location in its time window by
+    status and by error category (with several collectors in the location, theirs too)."""
 
     id: uuid.UUID
     started_at: dt.datetime
@@ -158,6 +200,10 @@ class LastCycle(BaseModel):
     down: int
     duration_ms: int | None
     error: str | None
+    collector_id: uuid.UUID | None = Field(
+        default=None, description="The collector whose round it is; null for `collect --once`."
+    )
+    late_ms: int | None = Field(default=None, description="A round's lateness (see Lateness).")
     pings_by_status: dict[str, int] = Field(default_factory=dict)
     pings_by_category: dict[str, int] = Field(default_factory=dict)
 
@@ -168,6 +214,8 @@ class DatabaseStatus(BaseModel):
     reachable: bool
     error: str | None = None
     cycles_24h: CycleCounts | None = None
+    lateness: Lateness | None = None
+    collectors: list[FleetCollector] | None = None
     sites: SiteCounts | None = None
     last_cycle: LastCycle | None = None
     errors_24h_by_category: dict[str, int] | None = None

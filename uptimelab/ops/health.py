@@ -23,6 +23,7 @@ from ..domain.state import (
     CollectorState,
     DatabaseStatus,
     ErrorReport,
+    FleetCollector,
     HealthReport,
     SpoolBacklog,
     Status,
@@ -31,7 +32,7 @@ from ..domain.state import (
 from ..errors import UptimelabError
 from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
-from ..storage.queries import last_finished_cycle, status_facts
+from ..storage.queries import health_facts, status_facts
 from ..storage.spool import Spool
 
 __all__ = ["HealthReport", "Status", "health", "local_state", "spool_backlog", "status"]
@@ -76,7 +77,8 @@ def spool_backlog(spool: Spool, store: StoreState | None) -> SpoolBacklog:
 def status(settings: Settings | None = None, *, db: Database | None = None) -> Status:
     """Everything ``uptimelab status`` shows (GET /monitoring/status).
 
-    The configuration in force (secrets masked, the API token left out); cycles in the last 24 h;
+    The configuration in force (secrets masked, the API token left out); cycles in the last 24 h
+    and how late the rounds of running collectors were; the collectors seen in the last day;
     sites; the last cycle's pings by status and category; the breaker; the spool backlog; the
     pings table's size; an error report by category and component over the last 24 h. An
     unreachable database is reported, not raised.
@@ -92,6 +94,7 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
         facts = status_facts(
             database,
             interval_ms=settings.monitoring_interval_ms,
+            lease_ms=settings.collector_lease_ms,
             timeout_ms=settings.db_timeout_ms,
         )
     except UptimelabError as exc:
@@ -120,17 +123,22 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
 
 def health(settings: Settings | None = None, *, db: Database | None = None) -> HealthReport:
     """The health checks (GET /monitoring/health): the database reachable within
-    ``db_timeout_ms``, the last cycle finished within two intervals, the breaker closed, the
-    spool empty. ``exit_code`` is 0 healthy, 1 degraded, 2 unhealthy."""
+    ``db_timeout_ms``; the last cycle or round finished within two intervals (a running collector
+    stores a round every interval); every collector seen in the last day stopped or with a
+    heartbeat younger than ``collector_lease_ms``; the breaker closed; the spool empty.
+    ``exit_code`` is 0 healthy, 1 degraded, 2 unhealthy."""
     settings = settings or Settings.load()
     checks: list[Check] = []
     interval = dt.timedelta(milliseconds=settings.monitoring_interval_ms)
     started = time.perf_counter()
     last_finished: dt.datetime | None = None
+    collectors: list[FleetCollector] | None = None
     database = None
     try:
         database = _database(settings, db)
-        last_finished = last_finished_cycle(database, timeout_ms=settings.db_timeout_ms)
+        last_finished, collectors = health_facts(
+            database, lease_ms=settings.collector_lease_ms, timeout_ms=settings.db_timeout_ms
+        )
         detail = f"reachable ({database.masked_url})"
         checks.append(Check(name="database", status=HEALTHY, detail=detail))
     except UptimelabError as exc:
@@ -158,6 +166,7 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
                 f"(limit {2 * interval.total_seconds():.0f} s)",
             )
         )
+    checks.append(_collectors_check(collectors, settings.collector_lease_ms))
 
     breaker = store.breaker
     if breaker is None:
@@ -183,3 +192,28 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     else:
         checks.append(Check(name="spool", status=HEALTHY, detail="empty"))
     return HealthReport(checks=checks)
+
+
+def _collectors_check(collectors: list[FleetCollector] | None, lease_ms: int) -> Check:
+    """Degraded when a collector seen in the last day is neither stopped nor heartbeating: it
+    died or is cut off from the database (its sites go to the others of its location when its
+    leases expire)."""
+    if collectors is None:
+        return Check(
+            name="collectors", status=DEGRADED, detail="not known: the database is unreachable"
+        )
+    stale = [c for c in collectors if c.stale]
+    if stale:
+        named = "; ".join(
+            f"{str(c.id)[:8]} on {c.host} pid {c.pid} ({c.location}): no heartbeat for "
+            f"{c.heartbeat_age_s:.0f} s"
+            for c in stale
+        )
+        detail = f"{len(stale)} of {len(collectors)} stale (lease {lease_ms / 1000:g} s): {named}"
+        return Check(name="collectors", status=DEGRADED, detail=detail)
+    running = sum(c.stopped_at is None for c in collectors)
+    if not collectors:
+        detail = "none seen in the last day"
+    else:
+        detail = f"{running} running with a fresh heartbeat, {len(collectors) - running} stopped"
+    return Check(name="collectors", status=HEALTHY, detail=detail)

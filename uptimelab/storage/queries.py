@@ -1,8 +1,15 @@
-"""Read-only queries for status, health and metrics: cycles, sites, errors, the latest pings.
+"""Read-only queries for status, health and metrics: cycles and rounds, collectors, sites, errors,
+the latest pings.
 
 Each function opens one connection (``Database.connect``, the one connection policy), with
 ``timeout_ms`` bounding connecting and each statement, and raises StoreError when the database
 cannot be reached or does not answer.
+
+On a distributed PostgreSQL (Citus, pings distributed by ``site_id``; see the README): the
+queries of cycles, rounds and collectors never read pings; ``_SITE_METRICS`` joins pings by
+``site_id`` (co-located, one shard per site); ``_PINGS_OF_CYCLE``, ``_ERRORS_24H`` fan out to
+every shard (aggregates pushed down), and ``_PINGS_TABLE_BYTES`` reads the coordinator's
+partitions only (Citus has ``citus_total_relation_size`` for that).
 """
 
 from __future__ import annotations
@@ -14,23 +21,45 @@ from typing import Any
 
 import psycopg
 
-from ..domain.state import CycleCounts, DatabaseStatus, LastCycle, SiteCounts
+from ..domain.state import (
+    CycleCounts,
+    DatabaseStatus,
+    FleetCollector,
+    LastCycle,
+    Lateness,
+    SiteCounts,
+)
 from ..errors import StoreError
 from ..text import one_line
+from . import fleet
 from .database import Database
 
+# A round of a running collector (collector_id set) lasts one interval by design: only a
+# `collect --once` cycle can overrun; a round says how it kept up by its lateness.
 _CYCLES_24H = """
 SELECT count(*) AS cycles,
        count(*) FILTER (WHERE error IS NULL) AS succeeded,
        round(avg(duration_ms)) AS mean_duration_ms,
        max(duration_ms) AS max_duration_ms,
-       count(*) FILTER (WHERE duration_ms > %s) AS overruns
+       count(*) FILTER (WHERE duration_ms > %s AND collector_id IS NULL) AS overruns
   FROM monitoring_cycles
  WHERE started_at > now() - interval '24 hours' AND NOT dry_run
 """
+_LATENESS_24H = """
+SELECT count(*) AS rounds, max(late_ms) AS max_late_ms
+  FROM monitoring_cycles
+ WHERE started_at > now() - interval '24 hours' AND NOT dry_run AND collector_id IS NOT NULL
+"""
+_LAST_ROUND = """
+SELECT late_ms, finished_at, collector_id
+  FROM monitoring_cycles WHERE NOT dry_run AND collector_id IS NOT NULL
+ ORDER BY started_at DESC LIMIT 1
+"""
+_NOW = "SELECT now() AS now"
 _SITES = "SELECT count(*) FILTER (WHERE is_active) AS active, count(*) AS total FROM sites"
 _LAST_CYCLE = """
-SELECT id, started_at, finished_at, location, sites_checked, up, down, duration_ms, error
+SELECT id, started_at, finished_at, location, sites_checked, up, down, duration_ms, error,
+       collector_id, late_ms
   FROM monitoring_cycles WHERE NOT dry_run ORDER BY started_at DESC LIMIT 1
 """
 _PINGS_OF_CYCLE = """
@@ -83,13 +112,16 @@ def _reading(db: Database, timeout_ms: int | None) -> Iterator[psycopg.Connectio
 
 
 def status_facts(
-    db: Database, *, interval_ms: int, timeout_ms: int | None = None
+    db: Database, *, interval_ms: int, lease_ms: int, timeout_ms: int | None = None
 ) -> DatabaseStatus:
-    """What ``uptimelab status`` reads from the database: cycles of the last 24 hours (those
-    longer than ``interval_ms`` are overruns), sites, the last cycle and its pings, errors by
-    category, failed cycles, and the size of the pings table."""
+    """What ``uptimelab status`` reads from the database: cycles of the last 24 hours (a
+    ``collect --once`` cycle longer than ``interval_ms`` is an overrun), the rounds' lateness,
+    the collectors seen in the last day (stale: no heartbeat for ``lease_ms``), sites, the last
+    cycle and its pings, errors by category, failed cycles, and the size of the pings table."""
     with _reading(db, timeout_ms) as conn:
         counts = conn.execute(_CYCLES_24H, (interval_ms,)).fetchone() or {}
+        lateness = _lateness(conn)
+        collectors = _collectors(conn, lease_ms)
         cycles = int(counts.get("cycles") or 0)
         succeeded = int(counts.get("succeeded") or 0)
         mean = counts.get("mean_duration_ms")
@@ -119,6 +151,8 @@ def status_facts(
             overruns=int(counts.get("overruns") or 0),
             success_rate=round(succeeded / cycles, 4) if cycles else None,
         ),
+        lateness=lateness,
+        collectors=collectors,
         sites=SiteCounts.model_validate(sites),
         last_cycle=None if last is None else LastCycle.model_validate(last),
         errors_24h_by_category=errors,
@@ -127,11 +161,40 @@ def status_facts(
     )
 
 
-def last_finished_cycle(db: Database, *, timeout_ms: int | None = None) -> dt.datetime | None:
-    """When the newest stored (not dry-run) cycle finished; None before the first."""
+def health_facts(
+    db: Database, *, lease_ms: int, timeout_ms: int | None = None
+) -> tuple[dt.datetime | None, list[FleetCollector]]:
+    """What ``uptimelab health`` reads from the database, in one connection: when the newest
+    stored (not dry-run) cycle or round finished (None before the first), and the collectors
+    seen in the last day (stale: no heartbeat for ``lease_ms``)."""
     with _reading(db, timeout_ms) as conn:
         row = conn.execute(_LAST_FINISHED).fetchone()
-    return None if row is None else row["at"]
+        collectors = _collectors(conn, lease_ms)
+    return (None if row is None else row["at"]), collectors
+
+
+def _lateness(conn: psycopg.Connection[Any]) -> Lateness:
+    counts = conn.execute(_LATENESS_24H).fetchone() or {}
+    last = conn.execute(_LAST_ROUND).fetchone() or {}
+    return Lateness(
+        rounds=int(counts.get("rounds") or 0),
+        max_late_ms=counts.get("max_late_ms"),
+        last_round_late_ms=last.get("late_ms"),
+        last_round_at=last.get("finished_at"),
+        last_round_collector_id=last.get("collector_id"),
+    )
+
+
+def _collectors(conn: psycopg.Connection[Any], lease_ms: int) -> list[FleetCollector]:
+    """The collectors seen in the last day; ages by the database's clock, not this box's."""
+    row = conn.execute(_NOW).fetchone()
+    now: dt.datetime = row["now"] if row else dt.datetime.now(dt.UTC)
+    return [
+        FleetCollector.model_validate(
+            {**c, "heartbeat_age_s": max(0.0, (now - c["heartbeat_at"]).total_seconds())}
+        )
+        for c in fleet.collectors(conn, lease_ms=lease_ms)
+    ]
 
 
 def site_metrics(db: Database, *, timeout_ms: int | None = None) -> list[dict[str, Any]]:
