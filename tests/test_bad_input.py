@@ -442,3 +442,23 @@ async def test_a_broken_request_body_logs_one_line_and_no_traceback(
         "POST /monitoring/test: the client went away before its request body ended"
     ]
     assert not any(r.exc_info for r in records)
+
+
+def test_perf_runs_on_a_socket_style_url_and_an_unwritable_json_path_is_one_line(
+    tmp_path: Path, socket_style_url: str
+) -> None:
+    out = run(
+        "--database-url",
+        socket_style_url,
+        "perf",
+        "--sites",
+        "2",
+        "--timeout-ms",
+        "2000",
+        "--json",
+        "/proc/uptimelab-perf.json",
+        env={"UPTIMELAB_DATA_DIR": str(tmp_path / "data")},
+    )
+    line = assert_one_error_line(out, 1)
+    assert line.startswith("error: --json=/proc/uptimelab-perf.json: cannot write it: ")
+    assert "2 sites: cycle 1 of 2 sites" in out.stdout  # the run itself went through

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UptimelabError
 from ..storage.database import connect
 from ..testing.perf import (
     MEMORY_STRESS_SITES,
@@ -132,6 +134,17 @@ def perf(
             markup=False,
         )
     if json_file is not None:
-        json_file.write_text(json.dumps(as_json(results), indent=1))
+        with _written("--json", json_file):
+            json_file.write_text(json.dumps(as_json(results), indent=1))
     if plot_file is not None:
-        plot(results, plot_file)
+        with _written("--plot", plot_file):
+            plot(results, plot_file)
+
+
+@contextlib.contextmanager
+def _written(flag: str, path: Path) -> Iterator[None]:
+    """An OSError writing ``path`` as one line: the environment failed (exit 1)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UptimelabError(f"{flag}={path}: cannot write it: {exc.strerror or exc}") from exc

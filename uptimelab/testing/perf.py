@@ -28,6 +28,7 @@ import trio
 
 from ..collector import Collector, CycleSummary, QuietReporter
 from ..config import Settings
+from ..errors import UptimelabError
 from ..storage.database import Database
 from .bench import scratch_database
 
@@ -98,7 +99,7 @@ def zoo_process(
             deadline = time.monotonic() + 60 + sites / 2000
             while not (targets.exists() and targets.read_text().rstrip().endswith("]")):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the zoo process did not start")
+                    raise UptimelabError(f"the zoo process did not start (exit code {proc.poll()})")
                 time.sleep(0.05)
             yield json.loads(targets.read_text())
         finally:
