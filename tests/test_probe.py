@@ -6,12 +6,15 @@ import datetime as dt
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
+from uptimelab.config import Settings
 from uptimelab.domain.pings import PingResult
+from uptimelab.errors import ConfigError
 from uptimelab.probe import BODY_CAP_BYTES, Prober, categorise
 from uptimelab.probe.prober import MAX_MESSAGE_CHARS, _clean
 from uptimelab.storage.models import Ping, Site
@@ -210,3 +213,37 @@ async def test_cancellation_is_not_taken_for_a_fault(zoo: Zoo) -> None:
         with trio.move_on_after(0.2) as scope:
             await p.ping(site(zoo.url("hang")))
     assert scope.cancelled_caught
+
+
+async def test_a_ca_bundle_setting_makes_a_site_of_a_private_ca_up_and_without_it_tls(
+    zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "internal-ca.pem"
+    zoo.ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("UPTIMELAB_CA_BUNDLE", str(bundle))
+    settings = Settings.load()
+    url = zoo.url("tls-untrusted")
+    async with Prober(
+        location="t", region_code="T", timeout_ms=2000, engine=ENGINE, ca_bundle=settings.ca_bundle
+    ) as p:
+        trusted = await p.ping(site(url))
+    async with prober() as p:
+        untrusted = await p.ping(site(url))
+    assert trusted is not None
+    assert untrusted is not None
+    assert (trusted.status, trusted.status_code) == ("up", 200)
+    assert untrusted.error_category == "tls"
+
+
+@pytest.mark.parametrize(
+    ("content", "rule"),
+    [(None, "no such file"), (b"not a certificate\n", "not a readable PEM file")],
+)
+def test_a_ca_bundle_that_is_not_a_pem_file_of_cas_is_a_config_error(
+    tmp_path: Path, content: bytes | None, rule: str
+) -> None:
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"UPTIMELAB_CA_BUNDLE=.*{rule}"):
+        Settings.load(ca_bundle=str(path))

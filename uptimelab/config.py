@@ -200,6 +200,12 @@ class Settings(BaseSettings):
         le=MAX_SPOOL_BYTES,
         description="Cap on the local spool of unstored pings, in bytes; 1 MiB to 1 TiB.",
     )
+    ca_bundle: Annotated[Path | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        validation_alias=AliasChoices("UPTIMELAB_CA_BUNDLE"),
+        description="PEM file of certificate authorities the probe trusts in addition to "
+        "certifi's (an internal CA); both engines use it.",
+    )
     api_token: Annotated[
         SecretStr | None,
         BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
@@ -221,6 +227,25 @@ class Settings(BaseSettings):
         if path is not None and path.expanduser().is_dir():
             raise RuleBroken("perf_json", _shown(str(path)), "is a directory, not a file")
         return None if path is None else path.expanduser()
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_is_a_pem_file(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        import ssl  # here: loading the settings stays light for commands that probe nothing
+
+        path = path.expanduser()
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except FileNotFoundError:
+            raise RuleBroken("ca_bundle", _shown(str(path)), "no such file") from None
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            raise RuleBroken(
+                "ca_bundle", _shown(str(path)), f"not a readable PEM file of CAs ({reason})"
+            ) from None
+        return path
 
     @field_validator("api_token")
     @classmethod

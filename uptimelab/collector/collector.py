@@ -359,6 +359,7 @@ class Collector:
                     timeout_ms=s.ping_timeout_ms,
                     verify=self.verify,
                     engine=s.probe_engine,
+                    ca_bundle=s.ca_bundle,
                 ) as prober,
                 trio.open_nursery() as nursery,
             ):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import http
 import logging
+import os
 import ssl
 import time
 from types import TracebackType
@@ -48,8 +49,8 @@ class Prober:
     Every ping opens a new connection, so its time includes DNS, connect and TLS as a new visitor
     sees them. ``engine`` is ``"lean"`` (the default: a minimal HTTP/1.1 client on trio streams,
     a fraction of the CPU) or ``"httpx"``; both give the same Ping for the same server. Use as an
-    async context manager; ``verify`` is True (system-independent CA bundle, as httpx), False,
-    or an ``ssl.SSLContext`` (to trust a private CA).
+    async context manager; ``verify`` is True (certifi's CA bundle, as httpx, plus the CAs in the
+    PEM file ``ca_bundle``), False, or an ``ssl.SSLContext`` used as it is.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Prober:
         timeout_ms: int,
         verify: ssl.SSLContext | bool = True,
         engine: str = "lean",
+        ca_bundle: str | os.PathLike[str] | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown probe engine {engine!r}; use one of {', '.join(ENGINES)}")
@@ -67,14 +69,13 @@ class Prober:
         self.region_code = region_code
         self.timeout_ms = timeout_ms
         self.engine = engine
-        self._lean = LeanClient(
-            ssl_context=ssl_context(verify), user_agent=USER_AGENT, body_cap=BODY_CAP_BYTES
-        )
+        context = ssl_context(verify, ca_bundle)
+        self._lean = LeanClient(ssl_context=context, user_agent=USER_AGENT, body_cap=BODY_CAP_BYTES)
         self._client = (
             None
             if engine == "lean"
             else httpx.AsyncClient(
-                verify=verify,
+                verify=context,
                 # No keep-alive: each request gets a new connection, closed after the response.
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
                 # The deadline is ours (one cancel scope over the whole ping).
@@ -193,8 +194,12 @@ class Prober:
             return code, "http_status", f"HTTP {code} {reason} (expected {site.expected_status})"
 
 
-def ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
-    """The client TLS context for ``verify``: certifi's CA bundle (as httpx), none, or the given."""
+def ssl_context(
+    verify: ssl.SSLContext | bool, ca_bundle: str | os.PathLike[str] | None = None
+) -> ssl.SSLContext:
+    """The client TLS context for ``verify``: certifi's CA bundle (as httpx) plus the CAs of the
+    PEM file ``ca_bundle`` (``UPTIMELAB_CA_BUNDLE``), no verification, or the given context as it
+    is. Raises ssl.SSLError or OSError for a ``ca_bundle`` that cannot be read."""
     if isinstance(verify, ssl.SSLContext):
         return verify
     if not verify:
@@ -202,7 +207,10 @@ def ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=os.fspath(ca_bundle))
+    return context
 
 
 def _reason(code: int) -> str:
