@@ -113,6 +113,7 @@ class Streaming:
                 timeout_ms=s.ping_timeout_ms,
                 verify=self.collector.verify,
                 engine=s.probe_engine,
+                ca_bundle=s.ca_bundle,
             ) as prober,
             trio.open_nursery() as nursery,
         ):
