@@ -326,8 +326,8 @@ FACES: Final = {
     ),
     "analysis": (
         "HtmlTable PERF_JSON_ENV collector_gaps cycle_interval fleet_table html_table "
-        "latency_shifts load_cycles load_perf_results perf_results_path site_names site_summary "
-        "sla_table"
+        "latency_shifts load_cycles load_perf_results perf_results_path round_lateness site_names "
+        "site_summary sla_table"
     ),
     "plots": (
         "CATEGORY_COLOURS collector_timeline cycle_durations error_budget error_categories "

@@ -9,8 +9,10 @@ import re
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from uptimelab import analysis
 from uptimelab.api.app import create_app
 from uptimelab.config import Settings
 from uptimelab.ops.health import health, status
@@ -260,3 +262,21 @@ async def test_the_api_answers_the_collectors_lateness_and_degraded_health(
     with db.connect() as conn:  # the stale one is found stopped after all
         fleet.stopped(conn, stale)
     assert health(config).exit_code == 0
+
+
+def test_the_notebooks_lateness_table_reads_the_rounds_per_collector(db: Database) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    for ago_s, late_ms in ((300, 0), (240, 4000), (180, 2000)):
+        cycle_row(db, ago_s=ago_s, collector_id=first, late_ms=late_ms)
+    cycle_row(db, ago_s=200, collector_id=second, late_ms=500)
+    cycle_row(db, ago_s=100)  # a `collect --once` cycle: no lateness
+    cycles = analysis.load_cycles(db, since="1h")
+    assert cycles["late_ms"].isna().sum() == 1
+    table = analysis.round_lateness(cycles)
+    assert table["collector_id"].tolist() == [str(first), str(second)]  # worst first
+    assert table["rounds"].tolist() == [3, 1]
+    assert table["late_max_s"].tolist() == [4.0, 0.5]
+    assert table["last_late_s"].tolist() == [2.0, 0.5]
+    assert analysis.round_lateness(cycles[cycles["late_ms"].isna()]).empty
+    # Two collectors of one location interleave their rounds: the interval is each one's.
+    assert analysis.cycle_interval(cycles) == pd.Timedelta(seconds=60)

@@ -1,7 +1,7 @@
 """``uptimelab.analysis``: the tables the notebooks and the report share.
 
 A public face, re-exports only: the functions live in :mod:`uptimelab.analytics` (``tables``:
-per-site tables; ``latency``; ``collector_health``: cycles, gaps, perf results) and
+per-site tables; ``latency``; ``collector_health``: cycles, lateness, gaps, perf results) and
 :mod:`uptimelab.report.html_table`.
 """
 
@@ -12,6 +12,7 @@ from .analytics.collector_health import (
     load_cycles,
     load_perf_results,
     perf_results_path,
+    round_lateness,
 )
 from .analytics.latency import latency_shifts
 from .analytics.tables import fleet_table, site_names, site_summary, sla_table
@@ -28,6 +29,7 @@ __all__ = [
     "load_cycles",
     "load_perf_results",
     "perf_results_path",
+    "round_lateness",
     "site_names",
     "site_summary",
     "sla_table",

@@ -1,5 +1,6 @@
-"""The collector's own health, apart from the sites': its cycles, their interval, the gaps when it
-was not running, and the performance results of ``uptimelab perf --json``."""
+"""The collector's own health, apart from the sites': its cycles and rounds, their interval, how
+late the rounds were, the gaps when it was not running, and the performance results of
+``uptimelab perf --json``."""
 
 from __future__ import annotations
 
@@ -25,31 +26,66 @@ def load_cycles(
     include_dry_runs: bool = False,
 ) -> pd.DataFrame:
     """The ``monitoring_cycles`` rows started since ``since`` (a duration back from now, or a
-    time), oldest first. ``started_at``/``finished_at`` are UTC; ``id`` is a string."""
+    time), oldest first. ``started_at``/``finished_at`` are UTC; ``id`` is a string;
+    ``collector_id`` (a string) and ``late_ms`` are set for the rounds of a running collector
+    and missing (None, NA) for ``collect --once`` cycles."""
     start = period_start(since)
     with default_db(db).connect() as conn:
         conn.execute("SET TIME ZONE 'UTC'")
         rows = conn.execute(
             "SELECT id::text AS id, started_at, finished_at, location, region_code, sites_checked,"
-            " up, down, duration_ms, dry_run, error FROM monitoring_cycles"
+            " up, down, duration_ms, dry_run, error, collector_id::text AS collector_id, late_ms"
+            " FROM monitoring_cycles"
             " WHERE started_at >= %s AND (%s OR NOT dry_run) ORDER BY started_at",
             (start.to_pydatetime(), include_dry_runs),
         ).fetchall()
     columns = ["id", "started_at", "finished_at", "location", "region_code", "sites_checked",
-               "up", "down", "duration_ms", "dry_run", "error"]  # fmt: skip
+               "up", "down", "duration_ms", "dry_run", "error", "collector_id",
+               "late_ms"]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     for name in ("started_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True).dt.as_unit("us")
     for name in ("sites_checked", "up", "down"):
         frame[name] = frame[name].astype("int64")
     frame["duration_ms"] = frame["duration_ms"].astype("Int64")
+    frame["late_ms"] = frame["late_ms"].astype("Int64")
     return frame
+
+
+def round_lateness(cycles: pd.DataFrame) -> pd.DataFrame:
+    """How late each collector's rounds were (``late_ms``: its latest ping of the round against
+    the site's due time), per location and collector, worst first: ``rounds``, ``late_median_s``,
+    ``late_p95_s``, ``late_max_s``, ``last_round_at`` and ``last_late_s``. Empty when ``cycles``
+    holds no rounds (only ``collect --once`` cycles, which have no lateness)."""
+    columns = ["location", "collector_id", "rounds", "late_median_s", "late_p95_s",
+               "late_max_s", "last_round_at", "last_late_s"]  # fmt: skip
+    if "late_ms" not in cycles:
+        return pd.DataFrame(columns=columns)
+    rounds = cycles.loc[cycles["late_ms"].notna()].sort_values("started_at")
+    if rounds.empty:
+        return pd.DataFrame(columns=columns)
+    late_s = rounds["late_ms"].astype("float64") / 1000
+    grouped = late_s.groupby([rounds["location"], rounds["collector_id"]])
+    table = pd.DataFrame(
+        {
+            "rounds": grouped.size(),
+            "late_median_s": grouped.median(),
+            "late_p95_s": grouped.quantile(0.95),
+            "late_max_s": grouped.max(),
+            "last_round_at": rounds.groupby(["location", "collector_id"])["finished_at"].last(),
+            "last_late_s": grouped.last(),
+        }
+    ).reset_index()
+    return table[columns].sort_values("late_max_s", ascending=False).reset_index(drop=True)
 
 
 def cycle_interval(cycles: pd.DataFrame) -> pd.Timedelta:
     """The collector's interval as seen in ``cycles``: the most common gap between starts (of
-    one location). Raises ValueError with fewer than two cycles."""
-    starts = cycles.sort_values("started_at").groupby("location")["started_at"].diff().dropna()
+    one location, and of one collector where there are several). Raises ValueError with fewer
+    than two cycles."""
+    keys = ["location", "collector_id"] if "collector_id" in cycles else ["location"]
+    ordered = cycles.sort_values("started_at")
+    starts = ordered.groupby(keys, dropna=False)["started_at"].diff().dropna()
     if starts.empty:
         raise ValueError("the interval needs at least two cycles of one location")
     return pd.Timedelta(starts.dt.round("1s").mode().iloc[0])
@@ -65,8 +101,10 @@ def collector_gaps(
 
     A gap runs from a cycle's end to the next cycle's start, per location, when that idle time
     is longer than ``interval`` (default: :func:`cycle_interval`). On a fixed cadence the idle
-    time is the interval minus the cycle, and an overrun (a cycle longer than the interval, whose
-    next start is skipped) still leaves less than one interval, so neither counts. With ``now``,
+    time is the interval minus the cycle, and a ``collect --once`` cycle longer than the interval
+    (whose next start is skipped) still leaves less than one interval, so neither counts; the
+    rounds of a running collector follow one another. With several collectors in a location, a
+    gap is a time when none of them stored a round. With ``now``,
     a last cycle that ended more than two intervals before ``now`` opens a gap that is still going
     on (``ended_at`` NaT). Columns: ``location``, ``started_at``, ``ended_at``, ``duration``,
     ``missed_cycles`` (about how many starts were missed).
