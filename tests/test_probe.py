@@ -18,6 +18,7 @@ from uptimelab.errors import ConfigError
 from uptimelab.probe import BODY_CAP_BYTES, Prober, categorise
 from uptimelab.probe.prober import MAX_MESSAGE_CHARS, _clean
 from uptimelab.storage.models import Ping, Site
+from uptimelab.testing.malformed import MALFORMED, open_malformed
 from uptimelab.testing.zoo import Behaviour, Zoo
 
 
@@ -247,3 +248,11 @@ def test_a_ca_bundle_that_is_not_a_pem_file_of_cas_is_a_config_error(
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"UPTIMELAB_CA_BUNDLE=.*{rule}"):
         Settings.load(ca_bundle=str(path))
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+async def test_each_malformed_target_is_categorised_as_it_expects(name: str) -> None:
+    async with open_malformed() as server, prober() as p:
+        ping = await p.ping(site(server.url(name)))
+    assert ping is not None
+    assert ping.error_category == MALFORMED[name].expect_category, ping.error_message
