@@ -21,6 +21,7 @@ from .figures import (
     date_num,
     date_nums,
     empty_figure,
+    literal,
     new_figure,
 )
 
@@ -110,13 +111,15 @@ def perf_results(perf: pd.DataFrame) -> Figure:
     axes = fig.subplots(len(units), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, unit in zip(axes, units, strict=True):
         part = perf.loc[perf["unit"].astype(str) == unit].iloc[::-1]
-        labels = [f"{s}: {m}" if s else str(m) for s, m in zip(part["scenario"], part["measure"],
-                                                                 strict=True)]  # fmt: skip
+        pairs = zip(part["scenario"], part["measure"], strict=True)
+        labels = [literal(f"{s}: {m}" if s else m) for s, m in pairs]
         median = part["median"].to_numpy(dtype=float)
         low = median - part["min"].fillna(part["median"]).to_numpy(dtype=float)
         high = part["max"].fillna(part["median"]).to_numpy(dtype=float) - median
-        ax.barh(labels, median, xerr=[low, high], color="#1f77b4", error_kw={"capsize": 3})
-        ax.set_xlabel(unit or "value")
+        ax.barh(range(len(part)), median, xerr=[low, high], color="#1f77b4",
+                error_kw={"capsize": 3})  # fmt: skip
+        ax.set_yticks(range(len(part)), labels)
+        ax.set_xlabel(literal(unit) if unit else "value")
     axes[0].set_title("Performance results (bar: median; whisker: min to max)")
     return fig
 

@@ -1,11 +1,16 @@
 """What every chart shares: figure size, colours, site labels, and time axes as matplotlib date
 numbers (computed here, so that every time on an axis is a plain float in UTC).
 
+Every text a chart takes from data (site names, URLs, locations, categories, scenario names) goes
+through :func:`literal` (:func:`site_label` does it), so that matplotlib shows it as typed: a site
+named ``$x^2$`` is not typeset as mathtext, and one named ``$\\oops$`` does not stop the chart.
+
 Figures are made without pyplot: no backend is chosen and nothing is kept in a global registry.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -91,9 +96,24 @@ def in_days(delta: pd.Timedelta) -> float:
     return float(delta / pd.Timedelta(days=1))
 
 
+def literal(text: object) -> str:
+    """``str(text)`` with every ``$`` escaped as ``\\$``: matplotlib then shows the text as typed.
+
+    matplotlib reads text with an even number of unescaped ``$`` as mathtext (where ``_``, ``^``
+    and ``\\`` mean something, and a bad formula raises when the figure is drawn); with every
+    ``$`` escaped there is none, and ``\\$`` is its documented spelling of a plain ``$``. Text
+    without ``$`` is shown as typed already, so the rest needs no escaping. (The ``parse_math``
+    Text property would do too, but has to be set on every Text a chart makes, tick labels
+    included; this works wherever a string goes.) A control character (a tab, a CR) has no
+    glyph, and matplotlib would warn: each is shown as a space.
+    """
+    shown = "".join(" " if unicodedata.category(c) == "Cc" else c for c in str(text))
+    return shown.replace("$", r"\$")
+
+
 def site_label(site: object, names: Names) -> str:
-    """The label of ``site`` (an id): its name in ``names``, else the id."""
-    return (names or {}).get(str(site), str(site))
+    """The label of ``site`` (an id): its name in ``names``, else the id; as :func:`literal`."""
+    return literal((names or {}).get(str(site), str(site)))
 
 
 def naive_utc(value: Any) -> pd.Timestamp:

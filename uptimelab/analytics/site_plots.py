@@ -24,6 +24,7 @@ from .figures import (
     empty_figure,
     in_days,
     legend_patch,
+    literal,
     naive_utc,
     new_figure,
     site_label,
@@ -44,7 +45,9 @@ def worst_sites(
     fig, ax = new_figure(0.8 + 0.3 * len(worst))
     values = worst[column].to_numpy(dtype=float)
     colours = [DOWN if target is not None and v < target else UP for v in values]
-    ax.barh(worst["site"].astype(str), values, color=colours)
+    # Positions, not the names, on the axis: two sites may share a name.
+    ax.barh(range(len(worst)), values, color=colours)
+    ax.set_yticks(range(len(worst)), [literal(name) for name in worst["site"]])
     low = min(float(np.nanmin(values)) if len(values) else 99.0, target or 100.0)
     ax.set_xlim(max(0.0, low - 0.5 * (100 - low) - 0.1), 100 + 0.15 * (100 - low) + 0.05)
     for y, v in enumerate(values):
@@ -234,7 +237,7 @@ def error_categories(pings: pd.DataFrame, *, freq: str = "6h") -> Figure:
     for category in table.columns:
         values = table[category].to_numpy()
         ax.bar(times, values, width=width, bottom=bottom, align="edge",
-               color=CATEGORY_COLOURS[str(category)], label=str(category))  # fmt: skip
+               color=CATEGORY_COLOURS[str(category)], label=literal(category))  # fmt: skip
         bottom += values
     ax.set_ylabel(f"down pings per {freq}")
     ax.legend(title="category", **LEGEND_OUTSIDE)
@@ -254,7 +257,8 @@ def error_budget(sla: pd.DataFrame, *, names: Names = None, month: str | None = 
     used = rows["budget_used_pct"].to_numpy(dtype=float)
     labels = [site_label(s, names or dict(zip(rows["site_id"], rows["site"], strict=True)))
               for s in rows["site_id"]]  # fmt: skip
-    ax.barh(labels, np.minimum(used, 200), color=[DOWN if u > 100 else UP for u in used])
+    ax.barh(range(len(rows)), np.minimum(used, 200), color=[DOWN if u > 100 else UP for u in used])
+    ax.set_yticks(range(len(rows)), labels)
     for y, u in enumerate(used):
         ax.annotate(f"{u:.0f} %", (min(u, 200), y), xytext=(3, 0), textcoords="offset points",
                     va="center", fontsize=8)  # fmt: skip
