@@ -1,4 +1,5 @@
-"""Short text for people: a duration in a few characters, a message on one line.
+"""Short text for people: a duration in a few characters, a message on one line, a spreadsheet
+cell that stays text.
 
 Pure helpers at the bottom of the package, beside ``config`` and ``errors``: anyone may import them,
 and they import nothing of ours.
@@ -7,8 +8,9 @@ and they import nothing of ours.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
-__all__ = ["one_line", "span"]
+__all__ = ["FORMULA_STARTS", "csv_cell", "one_line", "span", "uncsv_cell"]
 
 
 def span(delta: dt.timedelta) -> str:
@@ -40,3 +42,27 @@ def one_line(text: object, limit: int = 200) -> str:
     characters (the last three then "...")."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# What a spreadsheet reads as the start of a formula in a cell it imports from CSV (OWASP, "CSV
+# Injection"): a site named '=HYPERLINK(...)' must not become a link, nor '@SUM(A1)' a sum.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """``value`` as a CSV cell a spreadsheet shows as typed: text starting with one of
+    :data:`FORMULA_STARTS`, or with a quote, gets a leading ``'``; anything else (numbers, None)
+    is returned as it is.
+
+    A leading quote is doubled too, so that :func:`uncsv_cell` gives every text back exactly.
+    """
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, "'")):
+        return "'" + value
+    return value
+
+
+def uncsv_cell(value: object) -> object:
+    """The text :func:`csv_cell` was given: one leading ``'`` removed from text."""
+    if isinstance(value, str) and value.startswith("'"):
+        return value[1:]
+    return value

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..storage.models import Site, SiteStats
 from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from ..storage.sites import list_sites
+from ..text import csv_cell
 from ._common import console, state
 
 app = typer.Typer(
@@ -151,7 +152,7 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
         if data:
             writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
             writer.writeheader()
-            writer.writerows(data)
+            writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
         typer.echo(buffer.getvalue(), nl=False)
         return
     table = Table(
