@@ -11,6 +11,7 @@ one class; the CLI turns each into one line and an exit code::
     │   └── UnknownSiteError     no site has that id or URL
     ├── StoreError           the database refused or could not be reached; exit 1
     │   └── MigrationError       a schema file changed after it was applied, or failed
+    ├── OutputError          the system refused to write a report or an export file; exit 1
     └── CycleInProgressError a cycle is already running in this process; exit 1
 
 A failed ping is *not* an exception: the probe returns a Ping whose ``error_category`` says why.
@@ -55,6 +56,10 @@ class StoreError(UptimelabError):
 
 class MigrationError(StoreError):
     """A schema migration failed or an applied file was edited."""
+
+
+class OutputError(UptimelabError):
+    """The operating system refused to write an output file (the path itself was acceptable)."""
 
 
 class CycleInProgressError(UptimelabError):

@@ -36,11 +36,14 @@ def outages(
     found = load_outages(db, since=window, sites=only)
     names = {str(s.id): s.name or redact(s.url) for s in list_sites(db=db)}
     found = found.sort_values("started_at", ascending=False)
+    found.insert(1, "site", [names.get(str(s), str(s)) for s in found["site_id"]])
     if format is Format.json:
         typer.echo(found.to_json(orient="records", date_format="iso", indent=1))
         return
     if format is Format.csv:
-        typer.echo(found.to_csv(index=False), nl=False)
+        from ..report.export import CSV_LINE_END, csv_safe
+
+        typer.echo(csv_safe(found).to_csv(index=False, lineterminator=CSV_LINE_END), nl=False)
         return
     table = Table(
         "site", "started (UTC)", "ended", "duration", "pings down", "first error", box=None
@@ -49,7 +52,7 @@ def outages(
         ended = "ongoing" if pd.isna(row["ended_at"]) else _when(row["ended_at"])
         duration = "" if pd.isna(row["duration"]) else span(row["duration"])
         table.add_row(
-            names.get(str(row["site_id"]), str(row["site_id"])),
+            row["site"],
             _when(row["started_at"]),
             ended,
             duration,

@@ -3,17 +3,29 @@ the columns and dtypes of :data:`EXPORT_SCHEMA`, and read back with the same dty
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import pandas as pd
 
 from ..analytics.outages import outages as find_outages
 from ..analytics.tables import site_summary
 from ..errors import ConfigError
+from ..text import csv_cell, uncsv_cell
+from .files import check_out, output_errors, write_whole
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_SCHEMA", "export_tables", "read_export", "write_export"]
+__all__ = [
+    "CSV_LINE_END",
+    "EXPORT_FORMATS",
+    "EXPORT_SCHEMA",
+    "csv_safe",
+    "export_tables",
+    "read_export",
+    "write_export",
+]
 
 EXPORT_FORMATS: Final = ("csv", "parquet")
 
@@ -87,19 +99,46 @@ def export_tables(
 
 
 def write_export(tables: Mapping[str, pd.DataFrame], directory: Path, format: str) -> list[Path]:
-    """Write each table to ``directory/<name>.<format>``; returns the paths. Raises ConfigError
-    for a format not in :data:`EXPORT_FORMATS`."""
+    """Write each table to ``directory/<name>.<format>`` (created if needed), each file whole or
+    not at all; returns the paths. A CSV file's text cells are :func:`csv_safe`. Raises
+    ConfigError for a format not in :data:`EXPORT_FORMATS` or a directory through an existing
+    file, OutputError when the system refuses to write."""
     check_export_format(format)
-    directory.mkdir(parents=True, exist_ok=True)
+    check_out(directory, directory=True)
     written = []
-    for name, frame in tables.items():
-        path = directory / f"{name}.{format}"
-        if format == "csv":
-            frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
-        else:
-            frame.to_parquet(path, index=False)
-        written.append(path)
+    with output_errors(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, frame in tables.items():
+            path = directory / f"{name}.{format}"
+            write_whole(path, functools.partial(_write_table, frame, format))
+            written.append(path)
     return written
+
+
+# RFC 4180's line end: the csv module then quotes a cell holding either a CR or a LF (with "\n"
+# alone, a CR inside a cell is written bare, and a reader takes it for the end of the row).
+CSV_LINE_END: Final = "\r\n"
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell as :func:`uptimelab.text.csv_cell` writes it, so that a
+    spreadsheet opening the CSV runs no formula ('=HYPERLINK(...)' shows as text). Numeric,
+    boolean and time columns are left as they are, negative numbers included. Write it with
+    ``lineterminator=CSV_LINE_END``."""
+    text = [c for c in frame.columns if _is_text(frame[c])]
+    return frame.assign(**{str(c): frame[c].map(csv_cell) for c in text}) if text else frame
+
+
+def _write_table(frame: pd.DataFrame, format: str, handle: BinaryIO) -> None:
+    if format == "parquet":
+        frame.to_parquet(handle, index=False)
+        return
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    csv_safe(frame).to_csv(
+        text, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z", lineterminator=CSV_LINE_END
+    )
+    text.flush()
+    text.detach()  # leave ``handle`` open: write_whole syncs and closes it
 
 
 def read_export(directory: str | Path, format: str = "csv") -> dict[str, pd.DataFrame]:
@@ -114,6 +153,8 @@ def read_export(directory: str | Path, format: str = "csv") -> dict[str, pd.Data
         else:
             plain = {c: t for c, t in schema.items() if not t.startswith("datetime")}
             frame = pd.read_csv(path, dtype=plain, keep_default_na=False, na_values=[""])
+            text = [c for c, t in schema.items() if t == "str"]
+            frame[text] = frame[text].map(uncsv_cell)
         out[name] = _conform(frame, name)
     return out
 
@@ -135,3 +176,7 @@ def _conform(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         else:
             columns[column] = values.astype(pd.api.types.pandas_dtype(dtype))
     return pd.DataFrame(columns)
+
+
+def _is_text(column: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)

@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..storage.database import Database, default_db
 from ..text import span
 from .export import export_tables, write_export
+from .files import check_out, output_errors, write_whole
 from .html_table import HtmlTable, html_table
 
 __all__ = ["FORMATS", "PeriodData", "load_period", "render_html", "write_report"]
@@ -83,25 +84,25 @@ def write_report(
     """Write the report of the last ``since`` (a duration such as "30d") to ``out``.
 
     ``format`` "html": one self-contained file at ``out``. "csv" or "parquet": the directory
-    ``out`` (created if needed) receives ``pings``, ``outages`` and ``stats`` files. ``target``
-    is the SLA's uptime percentage. Returns the paths written. Raises ConfigError for a bad
-    format, duration, target or output path, and StoreError when the database fails.
+    ``out`` (created if needed) receives ``pings``, ``outages`` and ``stats`` files. Missing
+    parent directories are created; each file is written whole or not at all. ``target`` is the
+    SLA's uptime percentage. Returns the paths written. Raises ConfigError for a bad format,
+    duration, target or output path (one through an existing file), OutputError when the system
+    refuses to write it, and StoreError when the database fails.
     """
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is not one of {', '.join(FORMATS)}")
     if not 0 < target < 100:
         raise ConfigError(f"target {target:g} is not a percentage between 0 and 100, like 99.9")
-    path = Path(out)
-    if format == "html" and path.is_dir():
-        raise ConfigError(f"out {str(out)!r} is a directory; the HTML report is one file")
-    if format != "html" and path.exists() and not path.is_dir():
-        raise ConfigError(f"out {str(out)!r} is a file; exports go to a directory")
+    path = check_out(out, directory=format != "html")
     data = load_period(db, duration(since, "since"))
-    if format == "html":
+    if format != "html":
+        return write_export(export_tables(data.pings, data.names), path, format)
+    page = render_html(data, target=target).encode("utf-8")
+    with output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html(data, target=target), encoding="utf-8")
-        return [path]
-    return write_export(export_tables(data.pings, data.names), path, format)
+        write_whole(path, lambda handle: handle.write(page))
+    return [path]
 
 
 def render_html(data: PeriodData, *, target: float = DEFAULT_TARGET) -> str:
