@@ -166,7 +166,7 @@ def test_health_is_degraded_by_a_stale_collector_and_names_it(db: Database, tmp_
     check = next(c for c in report.checks if c.name == "collectors")
     assert check.status == "degraded"
     assert str(stale)[:8] in check.detail
-    assert "no heartbeat for 950 s" in check.detail
+    assert re.search(r"no heartbeat for 95\d s", check.detail), check.detail
     assert str(fresh)[:8] not in check.detail
 
 
@@ -216,7 +216,7 @@ def test_the_status_and_health_commands_show_collectors_and_lateness(
     assert re.search(r" Lab: heartbeat \d+ s ago; started ", mine), mine
     assert mine.endswith(", 7 sites, 2.5 s late")
     theirs = next(line for line in lines if line.startswith(f"collector {str(stale)[:8]} "))
-    assert "STALE: no heartbeat for 1200 s" in theirs
+    assert re.search(r"STALE: no heartbeat for 12\d\d s;", theirs), theirs
     assert any(line.startswith("last round: ") for line in lines)
     assert not any("overrun" in line for line in lines)
 
