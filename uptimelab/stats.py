@@ -2,13 +2,20 @@
 
 A public face, re-exports only: the functions live in :mod:`uptimelab.analytics` (``frames``:
 the pings frame's dtypes; ``loaders``; ``windows``: sliding windows and calendar series;
-``latency``; ``outages``).
+``latency``; ``outages``; ``regions``: per-location stats and the quorum verdict).
 """
 
 from .analytics.frames import ERROR_DTYPE, STATUS_CATEGORIES, STATUS_DTYPE
 from .analytics.latency import response_time_quantiles
 from .analytics.loaders import load_outages, load_pings
 from .analytics.outages import outages, reliability
+from .analytics.regions import (
+    load_site_intervals,
+    location_stats,
+    quorum_stats,
+    quorum_uptime,
+    quorum_verdicts,
+)
 from .analytics.windows import WINDOWS, error_breakdown, uptime_series, window_stats
 from .domain.pings import ERROR_CATEGORIES
 
@@ -21,7 +28,12 @@ __all__ = [
     "error_breakdown",
     "load_outages",
     "load_pings",
+    "load_site_intervals",
+    "location_stats",
     "outages",
+    "quorum_stats",
+    "quorum_uptime",
+    "quorum_verdicts",
     "reliability",
     "response_time_quantiles",
     "uptime_series",
