@@ -16,10 +16,17 @@ import trio
 import typer
 from rich.table import Table
 
-from ..config import parse_duration
+from ..config import Settings, parse_duration
 from ..domain.redaction import redact
 from ..errors import ConfigError
 from ..storage.models import Site, SiteStats
+from ..storage.regions import (
+    QUORUM_SORTABLE,
+    LocationStats,
+    QuorumStats,
+    location_stats,
+    quorum_stats,
+)
 from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from ..storage.sites import list_sites
 from ..text import csv_cell
@@ -46,14 +53,59 @@ def stats(
     format: FormatOption = Format.table,
     sort: Annotated[
         str,
-        typer.Option(help=f"Column to sort by, '-' first for descending: {', '.join(SORTABLE)}."),
+        typer.Option(
+            help=f"Column to sort by, '-' first for descending: {', '.join(SORTABLE)}; "
+            f"with --quorum: {', '.join(QUORUM_SORTABLE)}."
+        ),
     ] = "uptime_24h",
     status: Annotated[
         str | None, typer.Option(help="Only sites whose current status is up or down.")
     ] = None,
+    location: Annotated[
+        str | None,
+        typer.Option(help="Stats from this location's pings alone (computed now, not stored)."),
+    ] = None,
+    quorum: Annotated[
+        bool,
+        typer.Option(
+            "--quorum",
+            help="The quorum verdict across locations and its uptime (computed now): down when "
+            "at least K locations' latest pings within two intervals are down.",
+        ),
+    ] = False,
+    quorum_k: Annotated[
+        int | None,
+        typer.Option(
+            "--quorum-k",
+            help="K for --quorum (default: a majority of the locations reporting). Env: QUORUM.",
+        ),
+    ] = None,
 ) -> None:
-    """List every site's stats (worst 24h uptime first)."""
+    """List every site's stats (worst 24h uptime first), pooled over all locations, or per
+    location (--location), or by quorum (--quorum)."""
     if ctx.invoked_subcommand is not None:
+        return
+    if quorum and location is not None:
+        raise ConfigError("--location and --quorum: give one of them")
+    if quorum_k is not None and not quorum:
+        raise ConfigError("--quorum-k: goes with --quorum")
+    if quorum:
+        settings = Settings.load()
+        k = settings.quorum if quorum_k is None else quorum_k
+        with flag_errors("--sort", "--status", quorum="--quorum-k"):
+            found = quorum_stats(
+                quorum=k,
+                default_interval_ms=settings.monitoring_interval_ms,
+                sort=sort,
+                status=status,
+                db=state(ctx).db(),
+            )
+        print_quorum(found, format)
+        return
+    if location is not None:
+        with flag_errors("--sort", "--status", "--location"):
+            per_location = location_stats(location, sort=sort, status=status, db=state(ctx).db())
+        print_location(per_location, format)
         return
     db = state(ctx).db()
     with flag_errors("--sort", "--status"):
@@ -116,21 +168,21 @@ def refresh(
 
 
 @contextlib.contextmanager
-def flag_errors(*flags: str) -> Iterator[None]:
+def flag_errors(*flags: str, **renamed: str) -> Iterator[None]:
     """Name the option in a library ConfigError about the value of one of ``flags``.
 
     The CLI's options carry the library's parameter names, and the library's ConfigError about a
     parameter starts with that name: "sort key 'x' is not one of ..." becomes "--sort: sort key
     'x' is not one of ...", and "since='7x': use a positive duration ..." (from
-    ``parse_duration``) becomes "--since='7x': use a positive duration ...". Others pass as
-    they are.
+    ``parse_duration``) becomes "--since='7x': use a positive duration ...". ``renamed`` maps a
+    parameter to a flag named otherwise (quorum="--quorum-k"). Others pass as they are.
     """
     try:
         yield
     except ConfigError as exc:
         text = str(exc)
-        for flag in flags:
-            name = flag.removeprefix("--").replace("-", "_")
+        named = [(flag.removeprefix("--").replace("-", "_"), flag) for flag in flags]
+        for name, flag in [*named, *renamed.items()]:
             if text.startswith(name + "="):
                 raise ConfigError(flag + text.removeprefix(name)) from exc
             if text.startswith(name + " "):
@@ -188,3 +240,68 @@ def _label(site: Site | None, site_id: object) -> str:
 
 def _pct(value: float, pings: int) -> str:
     return "-" if pings == 0 else f"{value:.1f}"
+
+
+def print_location(rows: Sequence[LocationStats], format: Format) -> None:
+    """Per-location stats: as json or csv records, or the stats table with a location column."""
+    if format is not Format.table:
+        _print_records([r.model_dump(mode="json") for r in rows], format)
+        return
+    table = Table(box=None, title="per location: uptime % and mean ms of up pings (red = down)")
+    table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
+    table.add_column("location", no_wrap=True, max_width=14, overflow="ellipsis")
+    for header in ("up 1h", "up 24h", "up 7d", "ms 1h", "ms 24h", "ms 7d"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r.name or r.url,
+            r.location,
+            _pct(r.uptime_1h, r.pings_1h),
+            _pct(r.uptime_24h, r.pings_24h),
+            _pct(r.uptime_7d, r.pings_7d),
+            str(r.avg_response_time_1h),
+            str(r.avg_response_time_24h),
+            str(r.avg_response_time_7d),
+            style="red" if r.current_status == "down" else None,
+        )
+    console.print(table)
+
+
+def print_quorum(rows: Sequence[QuorumStats], format: Format) -> None:
+    """Quorum stats: as json or csv records, or a table of uptime and the verdict now."""
+    if format is not Format.table:
+        _print_records([r.model_dump(mode="json") for r in rows], format)
+        return
+    table = Table(
+        box=None, title="quorum: uptime % of ping instants; now: locations down/reporting"
+    )
+    table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
+    for header in ("up 1h", "up 24h", "up 7d", "now"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in rows:
+        now = (
+            "-"
+            if r.current_status is None
+            else f"{r.current_status} {r.locations_down}/{r.locations}"
+        )
+        table.add_row(
+            r.name or r.url,
+            _pct(r.uptime_1h, r.instants_1h),
+            _pct(r.uptime_24h, r.instants_24h),
+            _pct(r.uptime_7d, r.instants_7d),
+            now,
+            style="red" if r.current_status == "down" else None,
+        )
+    console.print(table)
+
+
+def _print_records(data: list[dict[str, Any]], format: Format) -> None:
+    if format is Format.json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    buffer = io.StringIO()
+    if data:
+        writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
+        writer.writeheader()
+        writer.writerows(data)
+    typer.echo(buffer.getvalue(), nl=False)
