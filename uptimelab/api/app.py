@@ -35,6 +35,15 @@ from ..ops.health import local_state, spool_backlog
 from ..ops.health import status as status_report
 from ..storage.database import Database
 from ..storage.queries import site_metrics
+from ..storage.regions import (
+    LOCATION_SORTABLE,
+    MAX_QUORUM,
+    QUORUM_SORTABLE,
+    LocationStats,
+    QuorumStats,
+    location_stats,
+    quorum_stats,
+)
 from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
 from ..storage.sites import get_site, list_sites
 from .auth import BearerToken, BodyCap, HeadAsGet, HostGuard
@@ -205,6 +214,51 @@ class _Api:
 
         return await self._in_thread(read)
 
+    async def per_location_stats(
+        self,
+        location: Annotated[
+            str | None,
+            Query(description="Only this location (default: every one).", min_length=1),
+        ] = None,
+        sort: Annotated[
+            str,
+            Query(
+                description="Column to sort by, '-' first for descending.",
+                json_schema_extra={"enum": _both(LOCATION_SORTABLE)},
+            ),
+        ] = "uptime_24h",
+    ) -> list[LocationStats]:
+        """Per site and location: the stats from that location's pings alone, computed now
+        (`uptimelab stats --location`)."""
+        return await self._in_thread(lambda: location_stats(location, sort=sort, db=self.db))
+
+    async def quorum_site_stats(
+        self,
+        quorum: Annotated[
+            int | None,
+            Query(
+                description="K: the locations that must be down (default: the QUORUM setting, "
+                "else a majority of those reporting; with fewer reporting, all of them).",
+                ge=1,
+                le=MAX_QUORUM,
+            ),
+        ] = None,
+        sort: Annotated[
+            str,
+            Query(
+                description="Column to sort by, '-' first for descending.",
+                json_schema_extra={"enum": _both(QUORUM_SORTABLE)},
+            ),
+        ] = "uptime_24h",
+    ) -> list[QuorumStats]:
+        """Per site: the quorum verdict across locations now and its uptime over 1h, 24h and 7d
+        (`uptimelab stats --quorum`)."""
+        k = self.settings.quorum if quorum is None else quorum
+        interval = self.settings.monitoring_interval_ms
+        return await self._in_thread(
+            lambda: quorum_stats(quorum=k, default_interval_ms=interval, sort=sort, db=self.db)
+        )
+
     async def one_site_stats(self, site_id: SiteId) -> dict[str, Any]:
         """One site's stats."""
         return _found(site_id, await self._in_thread(lambda: _one_stats(self.db, site_id)))
@@ -235,6 +289,10 @@ class _Api:
 
         body = await self._in_thread(scrape)
         return Response(body, headers={"Content-Type": content_type})
+
+
+def _both(columns: Collection[str]) -> list[str]:
+    return [*columns, *(f"-{c}" for c in columns)]
 
 
 _PING_FIELDS = (
@@ -341,6 +399,26 @@ def create_app(
             (422, 503),
             {
                 "response_model": list[SiteStatsRecord],
+                "dependencies": [Depends(each_query_value_once)],
+            },
+        ),
+        _Route(
+            "/location-stats",
+            "GET",
+            api.per_location_stats,
+            (422, 503),
+            {
+                "response_model": list[LocationStats],
+                "dependencies": [Depends(each_query_value_once)],
+            },
+        ),
+        _Route(
+            "/quorum-stats",
+            "GET",
+            api.quorum_site_stats,
+            (422, 503),
+            {
+                "response_model": list[QuorumStats],
                 "dependencies": [Depends(each_query_value_once)],
             },
         ),
