@@ -13,9 +13,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from uptimelab.domain.sites import SiteSpec
 from uptimelab.storage.database import connect
+from uptimelab.storage.sites import list_sites, upsert_sites
 from uptimelab.testing.history import write_history
 
+from .test_chart_labels import HOSTILE
 from .test_report import PERF_SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,10 +28,18 @@ KERNEL = "uptimelab-tests"
 
 @pytest.fixture(scope="module")
 def seeded_url(create_database: Any) -> str:
-    """A database of its own with a synthetic week of 12 sites (small: quick notebooks)."""
+    """A database of its own with a synthetic week of 12 sites (small: quick notebooks), every one
+    named like a mathtext formula, which the plots must show as typed."""
     url: str = create_database("uptimelab_notebooks")
     db = connect(url)
     write_history(db, "7d", sites=12, seed=7)
+    upsert_sites(
+        [
+            (SiteSpec(url=s.url, name=f"{HOSTILE} {s.name}"), frozenset({"url", "name"}))
+            for s in list_sites(db=db)
+        ],
+        db=db,
+    )
     db.close()
     return url
 
