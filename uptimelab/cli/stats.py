@@ -303,5 +303,5 @@ def _print_records(data: list[dict[str, Any]], format: Format) -> None:
     if data:
         writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
         writer.writeheader()
-        writer.writerows(data)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
     typer.echo(buffer.getvalue(), nl=False)
