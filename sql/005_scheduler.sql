@@ -55,10 +55,13 @@ CREATE INDEX IF NOT EXISTS pings_location_checked_at_idx ON pings (location, che
 
 -- One heartbeat of a collector, in one round trip: note that it lives, renew its leases, give
 -- back what is above its fair share (ceil(buckets / live collectors of the location)), take free
--- or expired buckets up to that share. Returns the buckets it holds afterwards.
+-- or expired buckets up to that share. Returns the buckets it holds afterwards. A bucket given
+-- back can be taken only after grace_ms: time for the probes still in flight in the collector
+-- that gave it back to end and be stored, so that the next one sees them and does not probe the
+-- sites again too soon.
 CREATE OR REPLACE FUNCTION uptimelab_heartbeat(
     me uuid, where_ text, region text, host_ text, pid_ integer,
-    lease_ms integer, buckets integer, owned_sites integer, late integer
+    lease_ms integer, buckets integer, owned_sites integer, late integer, grace_ms integer
 ) RETURNS integer[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -66,8 +69,8 @@ DECLARE
     fair integer;
     held integer[];
 BEGIN
-    INSERT INTO collectors (id, host, pid, location, region_code)
-    VALUES (me, host_, pid_, where_, region)
+    INSERT INTO collectors (id, host, pid, location, region_code, sites_owned, late_ms)
+    VALUES (me, host_, pid_, where_, region, owned_sites, late)
     ON CONFLICT (id) DO UPDATE
         SET heartbeat_at = now(), stopped_at = NULL, sites_owned = owned_sites, late_ms = late;
     INSERT INTO collector_leases (location, bucket)
@@ -80,7 +83,8 @@ BEGIN
     UPDATE collector_leases SET expires_at = now() + make_interval(secs => lease_ms / 1000.0)
      WHERE location = where_ AND collector_id = me;
     -- Above the fair share (a collector joined): give back the highest buckets.
-    UPDATE collector_leases SET collector_id = NULL, expires_at = '-infinity'
+    UPDATE collector_leases
+       SET collector_id = NULL, expires_at = now() + make_interval(secs => grace_ms / 1000.0)
      WHERE location = where_ AND collector_id = me AND bucket IN (
            SELECT bucket FROM collector_leases WHERE location = where_ AND collector_id = me
             ORDER BY bucket DESC
@@ -90,7 +94,7 @@ BEGIN
        SET collector_id = me, expires_at = now() + make_interval(secs => lease_ms / 1000.0)
       FROM (SELECT bucket FROM collector_leases
              WHERE location = where_ AND bucket < buckets
-               AND (collector_id IS NULL OR expires_at < now())
+               AND expires_at < now()
              ORDER BY bucket
              LIMIT greatest(fair - (SELECT count(*) FROM collector_leases
                                      WHERE location = where_ AND collector_id = me), 0)

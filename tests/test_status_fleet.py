@@ -60,6 +60,7 @@ def collector(
                 lease_ms=LEASE_MS,
                 sites_owned=sites_owned,
                 late_ms=late_ms,
+                grace_ms=0,
                 buckets=4,
             )
         if stopped:

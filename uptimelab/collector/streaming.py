@@ -43,6 +43,7 @@ log = logging.getLogger("uptimelab.collector")
 BATCH_PINGS = 2000
 BATCH_SECONDS = 1.0
 SITES_RELOAD_S = 30.0
+LEARN_EVERY_S = 2.0  # how soon probes made elsewhere (a trigger, a hand-over) are seen
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Streaming:
             trio.open_nursery() as nursery,
         ):
             await nursery.start(self._fleet)
+            nursery.start_soon(self._learning)
             nursery.start_soon(self._writer, pings_receive, written)
             self.collector.reporter.cycle_started(1, len(self.schedule))
             with probing:
@@ -284,6 +286,8 @@ class Streaming:
                     lease_ms=s.collector_lease_ms,
                     sites_owned=len(self.schedule),
                     late_ms=round(self.schedule.late_s(now) * 1000),
+                    # A probe in flight ends within its timeout; its batch is stored a second on.
+                    grace_ms=s.ping_timeout_ms + round(2 * BATCH_SECONDS * 1000),
                 )
             )
         except StoreError as exc:
@@ -291,12 +295,14 @@ class Streaming:
                 await self._load(None)
             self.collector.reporter.note(f"heartbeat failed (probing the sites held): {exc}")
             return
-        changed = held != self.held
-        if changed or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
+        if held != self.held or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
             await self._load(held)
-        else:
-            await self._learn()
         self.held = held
+
+    async def _learning(self) -> None:
+        while True:
+            await trio.sleep(LEARN_EVERY_S)
+            await self._learn()
 
     async def _load(self, held: frozenset[int] | None) -> None:
         """(Re)load the sites of the buckets held, and where each one's cadence stands."""

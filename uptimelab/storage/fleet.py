@@ -39,11 +39,14 @@ def heartbeat(
     lease_ms: int,
     sites_owned: int,
     late_ms: int,
+    grace_ms: int,
     buckets: int = BUCKETS,
 ) -> frozenset[int]:
-    """Say this collector lives, renew its leases, rebalance; the buckets it holds now."""
+    """Say this collector lives, renew its leases, rebalance; the buckets it holds now. A bucket
+    it gives back waits ``grace_ms`` before another collector may take it (its probes in flight
+    end and are stored meanwhile)."""
     row = conn.execute(
-        "SELECT uptimelab_heartbeat(%s, %s, %s, %s, %s, %s, %s, %s, %s) AS held",
+        "SELECT uptimelab_heartbeat(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) AS held",
         (
             collector_id,
             location,
@@ -54,6 +57,7 @@ def heartbeat(
             buckets,
             sites_owned,
             min(late_ms, 2**31 - 1),
+            grace_ms,
         ),
     ).fetchone()
     held = _first(row)

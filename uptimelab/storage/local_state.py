@@ -154,7 +154,8 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
 
     With ``durable`` the file and its directory are fsynced, so it is whole or absent after a
     crash. Raises OSError."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    # Unique per write: collectors of one database in one process share this folder too.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.part")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -175,7 +176,7 @@ def stale_partials(directory: Path) -> list[Path]:
     (those of live processes, such as another collector's, are not stale)."""
     stale = []
     for part in directory.glob(".*.part"):
-        pid = part.name.rsplit(".", 2)[-2]
+        pid = part.name.rsplit(".", 3)[-3]
         if not pid.isdigit() or not _alive(int(pid)):
             stale.append(part)
     return stale
