@@ -265,3 +265,22 @@ def test_a_killed_collector_s_sites_are_taken_over_and_a_new_one_takes_a_fair_sh
         assert max(gaps) <= limit, (site_id, gaps, log.read_text()[-2000:])
         assert min(gaps) >= INTERVAL_MS / 2000 - 0.05, (site_id, gaps)
         assert any(t > killed_at for t in times)
+
+
+async def test_a_trigger_while_the_schedule_runs_counts_and_stop_still_ends_both(
+    db: Database, fast: Settings
+) -> None:
+    async with open_zoo(ZooSpec.uniform(4, duration_s=60)) as zoo:
+        ids = [ul.add_site(t.url, db=db).id for t in zoo.targets]  # the default 5-min interval
+        counting = Counting(wanted=len(ids))
+        collector = Collector(db, fast, reporter=counting)
+        # A hang guard: stop() must reach the schedule's scope after the trigger's cycle ended.
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collector.run)
+                await counting.enough.wait()  # the schedule probed each site once
+                summary = await collector.cycle()  # a trigger: every site once more, now
+                collector.stop()
+    assert summary.sites_checked == len(ids)
+    pings = _pings(db)
+    assert sorted(len(t) for t in pings.values()) == [2] * len(ids)

@@ -149,6 +149,9 @@ class Collector:
         self._stopping = False
         self._probing: trio.CancelScope | None = None
         self._waiting: trio.CancelScope | None = None
+        # The schedule's probing scope: separate from a cycle's, since a trigger may run a cycle
+        # while the schedule runs (serve --collect), and stop() must reach both.
+        self._streaming: trio.CancelScope | None = None
         self._writer: Writer | None = None
 
     # -- control -------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Collector:
     def stop(self) -> None:
         """Stop probing now; the current cycle writes what it probed. Call from the trio thread."""
         self._stopping = True
-        for scope in (self._probing, self._waiting):
+        for scope in (self._probing, self._waiting, self._streaming):
             if scope is not None:
                 scope.cancel()
 
@@ -219,9 +222,12 @@ class Collector:
                     return
                 from .streaming import Streaming
 
-                self._probing = trio.CancelScope()  # stop() cancels it
+                self._streaming = trio.CancelScope()  # stop() cancels it
                 self.running_since = dt.datetime.now(dt.UTC)
-                await Streaming(self, writer).run(self._probing)
+                try:
+                    await Streaming(self, writer).run(self._streaming)
+                finally:
+                    self._streaming = None
             return
         await self._run_cycles(cycles=cycles, dry_run=dry_run)
 
