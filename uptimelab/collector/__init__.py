@@ -5,24 +5,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .collector import (
-        Collector,
-        CycleSummary,
-        QuietReporter,
-        Reporter,
-        next_slot,
-        run_until_signal,
-    )
+    from .collector import Collector, next_slot, run_until_signal
     from .embedded import BackgroundCollector, collect_once, start_collector
+    from .reporting import CycleSummary, QuietReporter, Reporter
 
 # Imported on first use: ``collector.state`` (read by ``uptimelab status``) needs neither trio
 # nor the probe.
 _HOME_OF = {
     "BackgroundCollector": ".embedded",
     "Collector": ".collector",
-    "CycleSummary": ".collector",
-    "QuietReporter": ".collector",
-    "Reporter": ".collector",
+    "CycleSummary": ".reporting",
+    "QuietReporter": ".reporting",
+    "Reporter": ".reporting",
     "collect_once": ".embedded",
     "next_slot": ".collector",
     "run_until_signal": ".collector",

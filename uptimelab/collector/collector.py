@@ -23,8 +23,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -39,6 +38,7 @@ from ..storage.database import Database
 from ..storage.models import MonitoringCycle
 from ..storage.sites import active_sites_slowest_first
 from ..storage.writer import Writer
+from .reporting import CycleSummary, QuietReporter, Reporter
 from .state import write_collector_state
 
 log = logging.getLogger("uptimelab.collector")
@@ -47,78 +47,6 @@ log = logging.getLogger("uptimelab.collector")
 # because a notebook may run a background collector and call collect_once() from another thread.
 _CYCLE_LOCK = threading.Lock()
 _T = TypeVar("_T")
-
-
-@dataclass
-class CycleSummary:
-    """The outcome of one cycle. ``pings`` holds every result (also for a dry run)."""
-
-    id: uuid.UUID
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    location: str
-    region_code: str
-    sites_checked: int
-    up: int
-    down: int
-    duration_ms: int
-    dry_run: bool
-    interrupted: bool = False
-    error: str | None = None
-    by_category: dict[str, int] = field(default_factory=dict)
-    pings: list[PingResult] = field(default_factory=list, repr=False)
-    # Where the pings went: "stored", "spooled", "dropped" or "quarantined"; None for a dry run.
-    stored: str | None = None
-    orphans: int = 0  # pings left out because their site was deleted during the cycle
-    faults: int = 0  # sites that got no ping because our own client failed (a collector fault)
-    spool_waiting: int = 0  # cycles waiting in the spool after this one
-
-    def record(self) -> MonitoringCycle:
-        """The monitoring_cycles row of this cycle."""
-        return MonitoringCycle(
-            id=self.id,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            location=self.location,
-            region_code=self.region_code,
-            sites_checked=self.sites_checked,
-            up=self.up,
-            down=self.down,
-            duration_ms=self.duration_ms,
-            dry_run=self.dry_run,
-            error=self.error,
-        )
-
-
-class Reporter(Protocol):
-    """What a collector tells its user as it works (a progress bar, log lines, nothing)."""
-
-    def cycle_started(self, number: int, sites: int) -> None: ...
-    def ping_done(self, site: Probeable, ping: PingResult) -> None: ...
-    def cycle_finished(self, summary: CycleSummary) -> None: ...
-    def note(self, message: str) -> None: ...
-
-
-class QuietReporter:
-    """Reports nothing (the library default); notes go to the log."""
-
-    def cycle_started(self, number: int, sites: int) -> None:
-        log.info("cycle %d: %d active sites", number, sites)
-
-    def ping_done(self, site: Probeable, ping: PingResult) -> None:
-        pass
-
-    def cycle_finished(self, summary: CycleSummary) -> None:
-        log.info(
-            "cycle %s: %d up, %d down in %d ms",
-            summary.id,
-            summary.up,
-            summary.down,
-            summary.duration_ms,
-        )
-
-    def note(self, message: str) -> None:
-        log.warning("%s", message)
 
 
 class Collector:

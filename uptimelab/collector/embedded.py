@@ -14,7 +14,8 @@ import trio
 from ..concurrency import run_in_trio_thread, trio_portal
 from ..config import Settings
 from ..storage.database import Database, default_db
-from .collector import Collector, CycleSummary, Reporter
+from .collector import Collector
+from .reporting import CycleSummary, Reporter
 
 log = logging.getLogger("uptimelab.collector")
 

@@ -33,6 +33,7 @@ from ..errors import StoreError
 from ..probe import Prober
 from ..storage import fleet
 from ..storage.writer import Writer
+from .reporting import CycleSummary
 from .schedule import Schedule
 
 if TYPE_CHECKING:
@@ -221,8 +222,6 @@ class Streaming:
         return dt.datetime.now(dt.UTC) >= self.round.started_at + length
 
     async def _end_round(self, *, final: bool) -> None:
-        from .collector import CycleSummary
-
         done, self.round = self.round, self._new_round()
         s = self.settings
         finished = dt.datetime.now(dt.UTC)
