@@ -43,7 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": (
         "health",
         "status",
-        "Configuration, recent cycles, sites, breaker, spool, errors (GET /monitoring/status).",
+        "Configuration, recent cycles and lateness, collectors, sites, breaker, spool, errors (GET "
+        "/monitoring/status).",
     ),
     "health": (
         "health",
