@@ -13,6 +13,7 @@ from uptimelab.domain.redaction import redact
 from uptimelab.domain.sites import parse_expected_status, status_expected, validate_url
 from uptimelab.errors import InvalidSiteFileError, InvalidURLError, SiteError, UnknownSiteError
 from uptimelab.storage.database import Database
+from uptimelab.storage.sites import SITE_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,20 @@ def test_add_list_disable_enable_remove(db: Database) -> None:
     assert ul.enable_site(str(site.id), db=db).is_active is True
     ul.remove_site(site.id, db=db)
     assert ul.list_sites(db=db) == []
+
+
+def test_site_rows_are_list_sites_as_plain_values(db: Database) -> None:
+    assert set(SITE_COLUMNS) == set(ul.Site.model_fields)  # every column, read by both
+    ul.add_site("https://example.org/", name="one", interval_ms=60_000, db=db)
+    ul.disable_site(ul.add_site("https://example.com/", db=db).id, db=db)
+    for active in (None, True, False):
+        rows = ul.site_rows(active=active, db=db)
+        sites = ul.list_sites(active=active, db=db)
+        assert [r.url for r in rows] == [s.url for s in sites]
+        assert [{c: getattr(r, c) for c in SITE_COLUMNS} for r in rows] == [
+            s.model_dump() for s in sites
+        ]
+    assert [r.url for r in ul.site_rows(active=False, db=db)] == ["https://example.com/"]
 
 
 def test_adding_a_registered_url_again_is_an_error(db: Database) -> None:

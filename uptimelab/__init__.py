@@ -40,6 +40,7 @@ _HOMES = {
     ".storage.site_stats": ["get_site_stats", "refresh_stats", "site_stats"],
     ".storage.sites": [
         "ImportReport",
+        "SiteRow",
         "add_site",
         "disable_site",
         "enable_site",
@@ -47,6 +48,7 @@ _HOMES = {
         "import_sites",
         "list_sites",
         "remove_site",
+        "site_rows",
     ],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     from .storage.site_stats import get_site_stats, refresh_stats, site_stats
     from .storage.sites import (
         ImportReport,
+        SiteRow,
         add_site,
         disable_site,
         enable_site,
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
         import_sites,
         list_sites,
         remove_site,
+        site_rows,
     )
 
 
@@ -112,6 +116,7 @@ __all__ = [
     "Settings",
     "Site",
     "SiteError",
+    "SiteRow",
     "SiteStats",
     "StoreError",
     "UnknownSiteError",
@@ -129,6 +134,7 @@ __all__ = [
     "list_sites",
     "refresh_stats",
     "remove_site",
+    "site_rows",
     "site_stats",
     "start_collector",
     "stats",

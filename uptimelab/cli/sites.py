@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
+import uuid
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..domain.redaction import redact
 from ..storage import sites as lib
-from ..storage.models import Site
 from ._common import console, state
 
 app = typer.Typer(help="The sites to watch.", no_args_is_help=True)
@@ -69,7 +72,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of sites.")] = False,
 ) -> None:
     """List the sites."""
-    found = lib.list_sites(db=state(ctx).db())
+    found = lib.site_rows(db=state(ctx).db())
     if as_json:
         typer.echo(json.dumps([_row(s) for s in found], default=str, indent=1))
         return
@@ -77,8 +80,8 @@ def list_(
     for s in found:
         table.add_row(
             str(s.id),
-            s.name or "",
-            redact(s.url),
+            Text(s.name or ""),  # a name or URL is shown as typed, never as markup
+            Text(redact(s.url)),
             "yes" if s.is_active else "no",
             s.method,
             s.expected_status,
@@ -139,7 +142,15 @@ def import_(
         console.print(f"  row {number}: {reason}", markup=False, soft_wrap=True)
 
 
-def _row(site: Site) -> dict[str, object]:
-    row = site.model_dump(mode="json")
+def _row(site: lib.SiteRow) -> dict[str, object]:
+    row = {k: _json_value(v) for k, v in dataclasses.asdict(site).items()}
     row["url"] = redact(site.url)
     return row
+
+
+def _json_value(value: object) -> object:
+    """A value as pydantic's JSON mode writes it: ids as text, times in ISO 8601 (``Z`` for UTC)."""
+    if isinstance(value, dt.datetime):
+        text = value.isoformat()
+        return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
+    return str(value) if isinstance(value, uuid.UUID) else value
