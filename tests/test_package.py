@@ -123,6 +123,7 @@ def test_the_import_paths_of_the_readme_and_the_notebooks_resolve() -> None:
     )
     texts = [REPO / "README.md", *sorted((REPO / "notebooks").glob("*.ipynb"))]
     mentioned = {m.groups() for path in texts for m in pattern.finditer(path.read_text())}
+    mentioned = {(face, name) for face, name in mentioned if name != "py"}  # file names
     assert len(mentioned) > 30
     missing = sorted(f"{face}.{name}" for face, name in mentioned if not hasattr(faces[face], name))
     assert missing == []
@@ -155,7 +156,8 @@ def test_the_help_lists_each_command_by_the_first_paragraph_of_its_own_help() ->
     for name, (_, _, summary) in COMMANDS.items():
         command = load_command(name)
         assert command.name == name
-        assert (command.help or "").split("\n\n")[0] == summary, name
+        first = (command.help or "").split("\n\n")[0]
+        assert " ".join(first.split()) == summary, name  # rich reflows the text anyway
 
 
 def test_the_root_help_lists_every_command_in_order() -> None:
