@@ -55,6 +55,22 @@ def test_sites_commands_mirror_the_library(db: Database, tmp_path: Path) -> None
     assert len(ul.list_sites(db=db)) == 2
 
 
+def test_sites_add_no_tls_verify_is_stored_and_listed_as_not_verified(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # whole URLs in the table
+    assert run("sites", "add", "https://self-signed.example/", "--no-tls-verify").returncode == 0
+    assert run("sites", "add", "https://checked.example/").returncode == 0
+    assert ul.get_site("https://self-signed.example/", db=db).tls_verify is False
+    assert ul.get_site("https://checked.example/", db=db).tls_verify is True
+    listed = run("sites", "list")
+    assert listed.returncode == 0, listed.stderr
+    (unverified,) = [line for line in listed.stdout.splitlines() if "NOT VERIFIED" in line]
+    assert "self-signed.example" in unverified
+    as_json = {s["url"]: s["tls_verify"] for s in json.loads(run("sites", "list", "--json").stdout)}
+    assert as_json == {"https://self-signed.example/": False, "https://checked.example/": True}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

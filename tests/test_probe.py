@@ -78,6 +78,26 @@ async def test_an_untrusted_certificate_is_tls_and_a_trusted_one_is_up(zoo: Zoo)
     assert (ping.status, ping.status_code) == ("up", 200)
 
 
+async def test_a_site_with_tls_verify_false_is_up_behind_an_untrusted_certificate(
+    zoo: Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = zoo.url("tls-untrusted")  # a certificate of a CA nobody trusts
+    async with prober() as p:
+        # The non-verifying context is made with the prober, not per ping.
+        made: list[object] = []
+        monkeypatch.setattr("uptimelab.probe.prober.ssl_context", lambda *a: made.append(a))
+        verified = await p.ping(site(url))
+        unverified = await p.ping(site(url, tls_verify=False))
+        still_verified = await p.ping(site(url))
+    assert verified is not None
+    assert unverified is not None
+    assert still_verified is not None
+    assert verified.error_category == "tls"
+    assert (unverified.status, unverified.status_code) == ("up", 200)
+    assert still_verified.error_category == "tls"  # the prober's other sites are still checked
+    assert made == []
+
+
 async def test_one_deadline_covers_the_whole_ping_even_a_slow_drip(zoo: Zoo) -> None:
     async with prober(timeout_ms=400) as p:
         start = trio.current_time()

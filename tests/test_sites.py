@@ -9,9 +9,11 @@ import psycopg
 import pytest
 
 import uptimelab as ul
+from uptimelab.config import Settings
 from uptimelab.domain.redaction import redact
 from uptimelab.domain.sites import parse_expected_status, status_expected, validate_url
 from uptimelab.errors import InvalidSiteFileError, InvalidURLError, SiteError, UnknownSiteError
+from uptimelab.ops.health import status
 from uptimelab.storage.database import Database
 from uptimelab.storage.sites import SITE_COLUMNS
 
@@ -95,6 +97,21 @@ def test_add_list_disable_enable_remove(db: Database) -> None:
     assert ul.list_sites(db=db) == []
 
 
+def test_status_lists_the_active_sites_whose_certificate_is_not_verified(
+    db: Database, tmp_path: Path
+) -> None:
+    ul.add_site("https://checked.example/", db=db)
+    weak = ul.add_site("https://bob:hunter2@weak.example/", name="weak", tls_verify=False, db=db)
+    off = ul.add_site("https://off.example/", tls_verify=False, db=db)
+    ul.disable_site(off.id, db=db)
+    facts = status(Settings.load(database_url=db.url, data_dir=tmp_path)).database
+    assert facts.tls_unverified_sites == 1
+    assert facts.tls_unverified is not None
+    assert [(s.id, s.name, s.url) for s in facts.tls_unverified] == [
+        (weak.id, "weak", "https://***@weak.example/")
+    ]
+
+
 def test_site_rows_are_list_sites_as_plain_values(db: Database) -> None:
     assert set(SITE_COLUMNS) == set(ul.Site.model_fields)  # every column, read by both
     ul.add_site("https://example.org/", name="one", interval_ms=60_000, db=db)
@@ -139,6 +156,24 @@ def test_import_is_idempotent_by_url_and_reports_added_and_updated(
     assert (changed.added, changed.updated) == (0, 1)
     a = ul.get_site("https://a.example/", db=db)
     assert (a.name, a.is_active, a.expected_status) == ("A", False, "200")
+
+
+def test_import_takes_a_tls_verify_column_and_updates_only_what_a_row_gives(
+    db: Database, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "sites.csv"
+    csv_file.write_text("url,tls_verify\nhttps://a.example/,false\nhttps://b.example/,true\n")
+    assert ul.import_sites(csv_file, db=db).added == 2
+    assert ul.get_site("https://a.example/", db=db).tls_verify is False
+    assert ul.get_site("https://b.example/", db=db).tls_verify is True
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("url,name\nhttps://a.example/,A\n")
+    assert ul.import_sites(renamed, db=db).updated == 1
+    assert ul.get_site("https://a.example/", db=db).tls_verify is False  # not given: kept
+    json_file = tmp_path / "sites.json"
+    json_file.write_text(json.dumps([{"url": "https://a.example/", "tls_verify": True}]))
+    assert ul.import_sites(json_file, db=db).updated == 1
+    assert ul.get_site("https://a.example/", db=db).tls_verify is True
 
 
 def test_import_reads_yaml(db: Database, tmp_path: Path) -> None:

@@ -88,13 +88,30 @@ def _print_status(report: Status) -> None:
             )
         if db.sites is not None:
             out(f"sites: {db.sites.active} active of {db.sites.total}", markup=False)
+        if db.tls_unverified_sites:
+            shown = ", ".join(f"{s.name or s.url} ({s.id})" for s in (db.tls_unverified or [])[:5])
+            more = db.tls_unverified_sites - min(5, len(db.tls_unverified or []))
+            out(
+                f"TLS NOT VERIFIED (tls_verify false): {db.tls_unverified_sites} active site(s): "
+                f"{shown}{f' and {more} more' if more > 0 else ''}",
+                markup=False,
+                soft_wrap=True,
+            )
+        if db.collector_faults_24h:
+            out(
+                f"collector faults (24 h): {db.collector_faults_24h} site(s) got no ping because "
+                "our own client failed (see the log)",
+                markup=False,
+                soft_wrap=True,
+            )
         last = db.last_cycle
         if last:
             kind = "last cycle" if last.collector_id is None else "last round"
             out(
                 f"{kind}: {last.started_at:%Y-%m-%d %H:%M:%S} UTC, "
                 f"{last.sites_checked} sites, {last.up} up, {last.down} down, "
-                f"{last.duration_ms} ms; by category {last.pings_by_category}",
+                f"{last.duration_ms} ms; by category {last.pings_by_category}"
+                f"{f'; {last.error}' if last.error else ''}",
                 markup=False,
                 soft_wrap=True,
             )

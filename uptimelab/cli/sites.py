@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from ..domain.redaction import redact
@@ -49,6 +49,13 @@ def add(
         int | None,
         typer.Option(help="The interval while the site is down (default: its interval)."),
     ] = None,
+    tls_verify: Annotated[
+        bool,
+        typer.Option(
+            help="Verify the server's certificate; --no-tls-verify accepts any (self-signed, "
+            "expired), a weaker check that `sites list` and `status` show."
+        ),
+    ] = True,
 ) -> None:
     """Register a site."""
     site = lib.add_site(
@@ -61,6 +68,7 @@ def add(
         max_redirects=max_redirects,
         interval_ms=interval_ms,
         retry_interval_ms=retry_interval_ms,
+        tls_verify=tls_verify,
         db=state(ctx).db(),
     )
     console.print(f"added {redact(site.url)} ({site.id})", markup=False, soft_wrap=True)
@@ -76,7 +84,9 @@ def list_(
     if as_json:
         typer.echo(json.dumps([_row(s) for s in found], default=str, indent=1))
         return
-    table = Table("id", "name", "url", "active", "method", "expect", "every", box=None)
+    # The tls cell is never folded: a narrow terminal shortens the other columns instead.
+    tls = Column("tls", no_wrap=True)
+    table = Table("id", "name", "url", "active", "method", "expect", "every", tls, box=None)
     for s in found:
         table.add_row(
             str(s.id),
@@ -86,6 +96,7 @@ def list_(
             s.method,
             s.expected_status,
             _every(s.interval_ms, s.retry_interval_ms),
+            "" if s.tls_verify else "NOT VERIFIED",
         )
     console.print(table)
     console.print(f"{len(found)} site(s)")

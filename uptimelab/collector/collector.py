@@ -38,7 +38,7 @@ from ..storage.database import Database
 from ..storage.models import MonitoringCycle
 from ..storage.sites import active_sites_slowest_first
 from ..storage.writer import Writer
-from .reporting import CycleSummary, QuietReporter, Reporter
+from .reporting import CycleSummary, QuietReporter, Reporter, cycle_error
 from .state import write_collector_state
 
 log = logging.getLogger("uptimelab.collector")
@@ -129,6 +129,7 @@ class Collector:
                 "orphans": last.orphans,
                 "spool_waiting": last.spool_waiting,
                 "error": last.error,
+                "faults": last.faults,
             },
             "store": None if self._writer is None else self._writer.snapshot(),
         }
@@ -316,7 +317,7 @@ class Collector:
             duration_ms=round((trio.current_time() - t0) * 1000),
             dry_run=dry_run,
             interrupted=interrupted,
-            error=_cycle_error(interrupted, len(pings), len(sites), len(faults)),
+            error=cycle_error(interrupted, len(pings), len(sites), len(faults)),
             faults=len(faults),
             by_category=dict(Counter(p.error_category for p in pings if p.error_category)),
             pings=pings,
@@ -376,15 +377,6 @@ class Collector:
         local = None if self._writer is None else self._writer.local
         if local is not None:  # the state belongs to one database, like the spool
             write_collector_state(local.directory, self.status())
-
-
-def _cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str | None:
-    parts = []
-    if interrupted:
-        parts.append(f"interrupted after {pinged} of {sites} sites")
-    if faults:
-        parts.append(f"{faults} collector fault(s): those sites got no ping (see the log)")
-    return "; ".join(parts) or None
 
 
 def next_slot(first: float, now: float, interval: float, slot: int) -> tuple[int, int]:

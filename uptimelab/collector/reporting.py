@@ -57,6 +57,17 @@ class CycleSummary:
         )
 
 
+def cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str | None:
+    """The ``error`` of a cycle or round (None for a clean one). Collector faults are named as
+    "N collector fault(s)": status and health count them from this text."""
+    parts = []
+    if interrupted:
+        parts.append(f"interrupted after {pinged} of {sites} sites")
+    if faults:
+        parts.append(f"{faults} collector fault(s): those sites got no ping (see the log)")
+    return "; ".join(parts) or None
+
+
 class Reporter(Protocol):
     """What a collector tells its user as it works (a progress bar, log lines, nothing)."""
 

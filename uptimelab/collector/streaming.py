@@ -33,7 +33,7 @@ from ..errors import StoreError
 from ..probe import Prober
 from ..storage import fleet
 from ..storage.writer import Writer
-from .reporting import CycleSummary
+from .reporting import CycleSummary, cycle_error
 from .schedule import Schedule
 
 if TYPE_CHECKING:
@@ -239,9 +239,7 @@ class Streaming:
             duration_ms=round((finished - done.started_at).total_seconds() * 1000),
             dry_run=False,
             interrupted=interrupted,
-            error=f"interrupted after {checked} of {len(self.schedule)} sites"
-            if interrupted
-            else None,
+            error=cycle_error(interrupted, checked, len(self.schedule), done.faults),
             by_category=dict(done.by_category),
             faults=done.faults,
         )

@@ -42,6 +42,7 @@ COLUMNS = (
     "timeout_ms",
     "interval_ms",
     "retry_interval_ms",
+    "tls_verify",
 )
 IGNORED_COLUMNS = ("id", "created_at", "updated_at")
 
@@ -109,6 +110,8 @@ class SiteSpec(BaseModel):
     timeout_ms: int | None = None
     interval_ms: int | None = None
     retry_interval_ms: int | None = None
+    # False accepts any certificate (self-signed, expired, another name): a weaker check.
+    tls_verify: bool = True
 
     @field_validator("url")
     @classmethod
@@ -198,6 +201,7 @@ class ActiveSite:
     timeout_ms: int | None = None
     interval_ms: int | None = None
     retry_interval_ms: int | None = None
+    tls_verify: bool = True
 
 
 ACTIVE_SITE_FIELDS = tuple(f for f in ActiveSite.__slots__)
@@ -220,3 +224,5 @@ class Probeable(Protocol):
     def max_redirects(self) -> int: ...
     @property
     def timeout_ms(self) -> int | None: ...
+    @property
+    def tls_verify(self) -> bool: ...

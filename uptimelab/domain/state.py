@@ -7,7 +7,8 @@ and GET /monitoring/status and /monitoring/health (``api/``)::
     Status                          what `uptimelab status` shows
     ├── config                      the settings in force (secrets masked, no API token)
     ├── database: DatabaseStatus    cycles (CycleCounts), lateness (Lateness), collectors
-    │                               (FleetCollector), sites (SiteCounts), last_cycle (LastCycle)
+    │                               (FleetCollector), sites (SiteCounts), last_cycle (LastCycle),
+    │                               sites whose certificate is not verified (UnverifiedSite)
     ├── collector: CollectorState   the published state file, or null
     │   ├── last_cycle: PublishedCycle
     │   └── store: StoreState       breaker (BreakerState), spool (SpoolBacklog), errors
@@ -107,6 +108,9 @@ class PublishedCycle(_Published):
     orphans: int | None = None
     spool_waiting: int | None = None
     error: str | None = None
+    faults: int | None = Field(
+        default=None, description="Sites that got no ping because our own client failed."
+    )
 
 
 class CollectorState(_Published):
@@ -187,6 +191,14 @@ class SiteCounts(BaseModel):
     total: int
 
 
+class UnverifiedSite(BaseModel):
+    """An active site whose certificate is not verified (``tls_verify`` false)."""
+
+    id: uuid.UUID
+    name: str
+    url: str = Field(description="Redacted.")
+
+
 class LastCycle(BaseModel):
     """The newest stored cycle or round, and the pings of its location in its time window by
     status and by error category (with several collectors in the location, theirs too)."""
@@ -220,6 +232,19 @@ class DatabaseStatus(BaseModel):
     last_cycle: LastCycle | None = None
     errors_24h_by_category: dict[str, int] | None = None
     failed_cycles_24h: int | None = None
+    collector_faults_24h: int | None = Field(
+        default=None,
+        description="Sites that got no ping in the last 24 hours because our own client failed "
+        "(a collector fault, logged with its traceback; not the sites' downtime).",
+    )
+    tls_unverified_sites: int | None = Field(
+        default=None,
+        description="Active sites whose certificate is not verified (tls_verify false): a weaker "
+        "check.",
+    )
+    tls_unverified: list[UnverifiedSite] | None = Field(
+        default=None, description="The first 100 of them, in the order they were added."
+    )
     pings_table_bytes: int | None = None
 
 

@@ -34,6 +34,7 @@ from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
 from ..storage.queries import health_facts, status_facts
 from ..storage.spool import Spool
+from ..text import one_line
 
 __all__ = ["HealthReport", "Status", "health", "local_state", "spool_backlog", "status"]
 
@@ -41,10 +42,6 @@ __all__ = ["HealthReport", "Status", "health", "local_state", "spool_backlog", "
 def _database(settings: Settings, db: Database | None) -> Database:
     """``db``, or the settings' database (the embedded one started or joined), not migrated."""
     return db or connect(settings.database_url, settings=settings, migrate=False)
-
-
-def _one_line(exc: BaseException, limit: int) -> str:
-    return " ".join(str(exc).split())[:limit]
 
 
 def local_state(settings: Settings, db: Database | None) -> tuple[CollectorState | None, Spool]:
@@ -98,7 +95,7 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
             timeout_ms=settings.db_timeout_ms,
         )
     except UptimelabError as exc:
-        facts = DatabaseStatus(reachable=False, error=_one_line(exc, 300))
+        facts = DatabaseStatus(reachable=False, error=one_line(exc, 300))
     collector, spool = local_state(settings, database)
     store = collector.store if collector is not None else None
     since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
@@ -124,48 +121,53 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
 def health(settings: Settings | None = None, *, db: Database | None = None) -> HealthReport:
     """The health checks (GET /monitoring/health): the database reachable within
     ``db_timeout_ms``; the last cycle or round finished within two intervals (a running collector
-    stores a round every interval); every collector seen in the last day stopped or with a
-    heartbeat younger than ``collector_lease_ms``; the breaker closed; the spool empty.
+    stores a round every interval), degraded when it had collector faults; every collector seen
+    in the last day stopped or with a heartbeat younger than ``collector_lease_ms``; the breaker
+    closed; the spool empty.
     ``exit_code`` is 0 healthy, 1 degraded, 2 unhealthy."""
     settings = settings or Settings.load()
     checks: list[Check] = []
     interval = dt.timedelta(milliseconds=settings.monitoring_interval_ms)
     started = time.perf_counter()
     last_finished: dt.datetime | None = None
+    last_faults = 0
     collectors: list[FleetCollector] | None = None
     database = None
     try:
         database = _database(settings, db)
-        last_finished, collectors = health_facts(
+        last_finished, last_faults, collectors = health_facts(
             database, lease_ms=settings.collector_lease_ms, timeout_ms=settings.db_timeout_ms
         )
         detail = f"reachable ({database.masked_url})"
         checks.append(Check(name="database", status=HEALTHY, detail=detail))
     except UptimelabError as exc:
-        detail = "unreachable: " + _one_line(exc, 200)
+        detail = "unreachable: " + one_line(exc, 200)
         checks.append(Check(name="database", status=UNHEALTHY, detail=detail))
     checks[-1].seconds = time.perf_counter() - started
     published, local_spool = local_state(settings, database)
     collector = published or CollectorState()
     store = collector.store or StoreState()
 
-    reported = collector.last_cycle.finished_at if collector.last_cycle else None
-    if reported is not None:
-        last_finished = reported if last_finished is None else max(last_finished, reported)
+    published_cycle = collector.last_cycle
+    reported = published_cycle.finished_at if published_cycle else None
+    if reported is not None and (last_finished is None or reported >= last_finished):
+        last_finished = reported
+        last_faults = (published_cycle.faults if published_cycle else None) or 0
     if last_finished is None:
         checks.append(
             Check(name="last cycle", status=UNHEALTHY, detail="no cycle has finished yet")
         )
     else:
         age = dt.datetime.now(dt.UTC) - last_finished
-        checks.append(
-            Check(
-                name="last cycle",
-                status=HEALTHY if age <= 2 * interval else UNHEALTHY,
-                detail=f"finished {age.total_seconds():.0f} s ago "
-                f"(limit {2 * interval.total_seconds():.0f} s)",
-            )
+        fresh = age <= 2 * interval
+        detail = (
+            f"finished {age.total_seconds():.0f} s ago (limit {2 * interval.total_seconds():.0f} s)"
         )
+        if last_faults:
+            # A fault of our own client is not the sites' downtime, but it is ours to fix.
+            detail += f"; {last_faults} collector fault(s): those sites got no ping (see the log)"
+        status = UNHEALTHY if not fresh else DEGRADED if last_faults else HEALTHY
+        checks.append(Check(name="last cycle", status=status, detail=detail))
     checks.append(_collectors_check(collectors, settings.collector_lease_ms))
 
     breaker = store.breaker

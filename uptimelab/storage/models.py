@@ -63,6 +63,8 @@ class Site(SQLModel, table=True):
     retry_interval_ms: int | None = None
     created_at: dt.datetime = Field(sa_column=_tz())
     updated_at: dt.datetime = Field(sa_column=_tz())
+    # Added by sql/007_tls_verify.sql: false accepts any certificate (a weaker check).
+    tls_verify: bool = True
 
 
 class Ping(SQLModel, table=True):

@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
+from ..domain.redaction import redact
 from ..domain.state import (
     CycleCounts,
     DatabaseStatus,
@@ -28,6 +29,7 @@ from ..domain.state import (
     LastCycle,
     Lateness,
     SiteCounts,
+    UnverifiedSite,
 )
 from ..errors import StoreError
 from ..text import one_line
@@ -81,7 +83,22 @@ _PINGS_TABLE_BYTES = """
 SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) AS bytes
   FROM pg_inherits WHERE inhparent = 'pings'::regclass
 """
-_LAST_FINISHED = "SELECT max(finished_at) AS at FROM monitoring_cycles WHERE NOT dry_run"
+# A cycle's error names its collector faults as "N collector fault(s): ..."
+# (collector.reporting.cycle_error); read back here rather than kept in a column of their own.
+_FAULTS = r"coalesce((regexp_match(error, '(\d+) collector fault'))[1]::int, 0)"
+_LAST_FINISHED = f"""
+SELECT finished_at AS at, {_FAULTS} AS faults FROM monitoring_cycles
+ WHERE NOT dry_run AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1
+"""
+_FAULTS_24H = f"""
+SELECT coalesce(sum({_FAULTS}), 0) AS n FROM monitoring_cycles
+ WHERE started_at > now() - interval '24 hours' AND error LIKE '%collector fault%'
+"""
+TLS_UNVERIFIED_SHOWN = 100
+_TLS_UNVERIFIED = """
+SELECT id, coalesce(name, '') AS name, url, count(*) OVER () AS total FROM sites
+ WHERE is_active AND NOT tls_verify ORDER BY created_at, url LIMIT %s
+"""
 _SITE_METRICS = """
 SELECT s.id AS site_id, coalesce(s.name, '') AS name, s.url,
        ss.current_status, ss.last_checked,
@@ -140,6 +157,8 @@ def status_facts(
             }
         errors = {r["error_category"]: int(r["n"]) for r in conn.execute(_ERRORS_24H)}
         failed = conn.execute(_FAILED_CYCLES_24H).fetchone()
+        faults = conn.execute(_FAULTS_24H).fetchone()
+        unverified = conn.execute(_TLS_UNVERIFIED, (TLS_UNVERIFIED_SHOWN,)).fetchall()
         size = conn.execute(_PINGS_TABLE_BYTES).fetchone()
     return DatabaseStatus(
         reachable=True,
@@ -157,20 +176,33 @@ def status_facts(
         last_cycle=None if last is None else LastCycle.model_validate(last),
         errors_24h_by_category=errors,
         failed_cycles_24h=int(failed["n"]) if failed else 0,
+        collector_faults_24h=int(faults["n"]) if faults else 0,
+        tls_unverified_sites=int(unverified[0]["total"]) if unverified else 0,
+        tls_unverified=[
+            UnverifiedSite(id=r["id"], name=r["name"], url=redact(r["url"])) for r in unverified
+        ],
         pings_table_bytes=int(size["bytes"]) if size else 0,
     )
 
 
-def health_facts(
-    db: Database, *, lease_ms: int, timeout_ms: int | None = None
-) -> tuple[dt.datetime | None, list[FleetCollector]]:
+class HealthFacts(NamedTuple):
+    """What ``uptimelab health`` reads from the database."""
+
+    last_finished: dt.datetime | None  # the newest stored cycle or round; None before the first
+    last_faults: int  # its collector faults (sites that got no ping because our client failed)
+    collectors: list[FleetCollector]
+
+
+def health_facts(db: Database, *, lease_ms: int, timeout_ms: int | None = None) -> HealthFacts:
     """What ``uptimelab health`` reads from the database, in one connection: when the newest
-    stored (not dry-run) cycle or round finished (None before the first), and the collectors
+    stored (not dry-run) cycle or round finished and its collector faults, and the collectors
     seen in the last day (stale: no heartbeat for ``lease_ms``)."""
     with _reading(db, timeout_ms) as conn:
         row = conn.execute(_LAST_FINISHED).fetchone()
         collectors = _collectors(conn, lease_ms)
-    return (None if row is None else row["at"]), collectors
+    if row is None:
+        return HealthFacts(None, 0, collectors)
+    return HealthFacts(row["at"], int(row["faults"]), collectors)
 
 
 def _lateness(conn: psycopg.Connection[Any]) -> Lateness:

@@ -77,9 +77,12 @@ def add_site(
     max_redirects: int = 5,
     interval_ms: int | None = None,
     retry_interval_ms: int | None = None,
+    tls_verify: bool = True,
     db: Database | None = None,
 ) -> Site:
-    """Register a site. Raises InvalidURLError, SiteError (bad values or URL already registered)."""
+    """Register a site. ``tls_verify=False`` accepts any certificate of an https site (a weaker
+    check, shown by ``sites list`` and status). Raises InvalidURLError, SiteError (bad values or
+    URL already registered)."""
     spec = site_spec(
         {
             "url": url,
@@ -91,6 +94,7 @@ def add_site(
             "max_redirects": max_redirects,
             "interval_ms": interval_ms,
             "retry_interval_ms": retry_interval_ms,
+            "tls_verify": tls_verify,
         }
     )
     check_site_cadence(spec)
