@@ -31,6 +31,7 @@ from stamina.instrumentation import RetryDetails
 from ..config import Settings
 from ..domain.redaction import scrub
 from ..errors import StoreError
+from ..text import one_line
 from .breaker import CircuitBreaker
 
 log = logging.getLogger("uptimelab.store")
@@ -131,7 +132,7 @@ class Resilient:
 
     def _said(self, exc: BaseException) -> str:
         """What the database said, in one line, without a password of our URL."""
-        return scrub(one_line(exc), self.url)
+        return scrub(one_line(exc, 300) or type(exc).__name__, self.url)
 
     def in_transaction(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         conn = self.connection()
@@ -181,7 +182,3 @@ class Resilient:
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self.close, limiter=self._limiter)
-
-
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__

@@ -16,7 +16,6 @@ from psycopg.rows import class_row, tuple_row
 
 from ..config import Settings
 from ..domain.redaction import redact
-from ..domain.site_files import read_site_rows
 from ..domain.sites import (
     ACTIVE_SITE_FIELDS,
     COLUMNS,
@@ -231,6 +230,8 @@ def import_sites(
     Only the columns a row gives are updated on an existing site. A file with an invalid row
     writes nothing (InvalidSiteFileError) unless ``skip_invalid``.
     """
+    from ..domain.site_files import read_site_rows  # here: listings need no YAML parser
+
     rows = read_site_rows(Path(path), format=format)
     report = ImportReport()
     good: list[tuple[SiteSpec, frozenset[str]]] = []
