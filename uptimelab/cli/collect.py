@@ -101,9 +101,12 @@ def summary_line(summary: CycleSummary) -> str:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_category.items()))
     stored = outcome_text(summary)
     extra = f"; {summary.error}" if summary.error else ""
+    pings = summary.up + summary.down
+    # A round of the schedule may probe a site more than once (its own interval is shorter).
+    counted = "" if pings == summary.sites_checked else f" in {pings} pings"
     return (
-        f"cycle done in {summary.duration_ms / 1000:.2f} s: {summary.sites_checked} site(s), "
-        f"{summary.up} up, {summary.down} down{' (' + kinds + ')' if kinds else ''}; "
+        f"cycle done in {summary.duration_ms / 1000:.2f} s: {summary.sites_checked} site(s)"
+        f"{counted}, {summary.up} up, {summary.down} down{' (' + kinds + ')' if kinds else ''}; "
         f"{stored}{extra}"
     )
 
