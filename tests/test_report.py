@@ -19,9 +19,11 @@ import typer
 from typer.testing import CliRunner
 
 from uptimelab import analysis, plots, report, stats
+from uptimelab.analytics.collector_health import overran
 from uptimelab.cli._common import State
 from uptimelab.cli.report import report as report_command
 from uptimelab.errors import ConfigError
+from uptimelab.report.html import PeriodData, _collector_section
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.history import HistorySummary, synthetic_history, write_history
 from uptimelab.text import span
@@ -87,7 +89,7 @@ def test_the_report_has_every_section_with_a_plot(
     assert f"{regressed}: hourly median response time" in text
     assert "1 site(s) did" in text
     assert "2 gap(s) where the collector was not running" in text
-    assert "3 overran the interval" in text
+    assert "3 collect --once cycle(s) overran the interval" in text
 
 
 def test_an_empty_database_gives_a_report_that_says_so(db: Database, tmp_path: Path) -> None:
@@ -235,6 +237,36 @@ def test_collector_gaps_are_idle_time_not_overruns() -> None:
     assert len(later) == 2
     assert pd.isna(later.loc[1, "ended_at"])
     assert later.loc[1, "duration"] == pd.Timedelta(minutes=120 - 65.5)
+
+
+def test_only_collect_once_cycles_overrun_and_rounds_show_their_lateness() -> None:
+    # Rounds of a running collector: 5 min apart, each 5 min and a bit long (by design), the
+    # last one 40 s late. Then two collect --once cycles, one of 6 min: that is the overrun.
+    rounds = [
+        {**cycle(m, 5.05), "duration_ms": 303_000, "collector_id": "c1", "late_ms": late}
+        for m, late in [(0, 0), (5, 1_500), (10, 40_000)]
+    ]
+    once = [
+        {**cycle(m, d), "duration_ms": int(d * 60_000), "collector_id": None, "late_ms": None}
+        for m, d in [(30, 6), (40, 0.5)]
+    ]
+    cycles = pd.DataFrame(rounds + once).assign(sites_checked=1, up=1, down=0, error=None)
+    cycles["late_ms"] = cycles["late_ms"].astype("Int64")
+    every = pd.Timedelta(minutes=5)
+    assert overran(cycles, every).tolist() == [False, False, False, True, False]
+    assert overran(cycles.drop(columns="collector_id"), every).sum() == 4  # no rounds known
+    period = PeriodData(T0, T0 + pd.Timedelta(hours=1), {}, pd.DataFrame(), cycles, pd.DataFrame())
+    text = str(_collector_section(period, 0.999).parts)
+    assert "3 round(s) of a running collector" in text
+    assert "at worst 40.0 s late" in text
+    assert "1 collect --once cycle(s) overran the interval" in text
+    labels = plots.cycle_durations(cycles, interval=every).axes[0].get_legend_handles_labels()[1]
+    assert labels == [
+        "collect --once cycle (2)",
+        "overrun (1)",
+        "round: how late (3)",
+        "interval (5m)",
+    ]
 
 
 def test_perf_results_are_read_from_the_env_file(

@@ -79,6 +79,16 @@ def round_lateness(cycles: pd.DataFrame) -> pd.DataFrame:
     return table[columns].sort_values("late_max_s", ascending=False).reset_index(drop=True)
 
 
+def overran(cycles: pd.DataFrame, interval: pd.Timedelta) -> pd.Series:
+    """Which cycles overran ``interval``: the ``collect --once`` cycles (no ``collector_id``)
+    that lasted longer. A round of a running collector lasts one interval by design and is never
+    an overrun; :func:`round_lateness` says how it kept up (as ``uptimelab status`` does)."""
+    longer = cycles["duration_ms"].fillna(0) > interval / pd.Timedelta(milliseconds=1)
+    if "collector_id" not in cycles:
+        return longer.astype(bool)
+    return (longer & cycles["collector_id"].isna()).astype(bool)
+
+
 def cycle_interval(cycles: pd.DataFrame) -> pd.Timedelta:
     """The collector's interval as seen in ``cycles``: the most common gap between starts (of
     one location, and of one collector where there are several). Raises ValueError with fewer

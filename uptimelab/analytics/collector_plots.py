@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..text import span
+from .collector_health import overran
 from .figures import (
     DOWN,
     GAP,
@@ -27,22 +28,36 @@ from .figures import (
 
 
 def cycle_durations(cycles: pd.DataFrame, *, interval: pd.Timedelta) -> Figure:
-    """Each cycle's duration against the ``interval`` (log scale); overruns in red."""
+    """Each ``collect --once`` cycle's duration against the ``interval``, overruns in red, and
+    how late each round of a running collector was (``late_ms``): a round lasts one interval by
+    design, so its lateness, not its duration, says whether it kept up. Seconds on a scale
+    linear below 1 s and logarithmic above."""
     fig, ax = new_figure(3.5)
     if cycles.empty:
         return empty_figure(fig, ax, "no cycles")
+    rounds = (
+        cycles["collector_id"].notna().to_numpy()
+        if "collector_id" in cycles
+        else np.zeros(len(cycles), dtype=bool)
+    )
     started = date_nums(cycles["started_at"])
-    seconds = cycles["duration_ms"].to_numpy(dtype=float) / 1000
-    over = seconds > interval.total_seconds()
-    ax.plot(started, seconds, ".", markersize=2, color="#555555", label="cycle duration")
+    seconds = cycles["duration_ms"].to_numpy(dtype=float, na_value=np.nan) / 1000
+    over = overran(cycles, interval).to_numpy()
+    once = ~rounds
+    ax.plot(started[once], seconds[once], ".", markersize=2, color="#555555",
+            label=f"collect --once cycle ({once.sum()})")  # fmt: skip
     ax.plot(started[over], seconds[over], "o", color=DOWN, label=f"overrun ({over.sum()})")
+    if rounds.any():
+        late = cycles["late_ms"].to_numpy(dtype=float, na_value=np.nan)[rounds] / 1000
+        ax.plot(started[rounds], late, ".", markersize=2, color=UP,
+                label=f"round: how late ({rounds.sum()})")  # fmt: skip
     ax.axhline(interval.total_seconds(), color="black", linestyle="--", linewidth=1,
                label=f"interval ({span(interval)})")  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_ylabel("seconds (log scale)")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylabel("seconds")
     ax.legend(**LEGEND_OUTSIDE)
     date_axis(ax)
-    ax.set_title("Cycle duration against the interval")
+    ax.set_title("Cycle duration and round lateness against the interval")
     return fig
 
 

@@ -28,7 +28,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..analytics import collector_plots, site_plots
-from ..analytics.collector_health import collector_gaps, cycle_interval, load_cycles
+from ..analytics.collector_health import (
+    collector_gaps,
+    cycle_interval,
+    load_cycles,
+    overran,
+    round_lateness,
+)
 from ..analytics.frames import duration, period_start
 from ..analytics.latency import latency_shifts
 from ..analytics.loaders import load_pings
@@ -275,14 +281,24 @@ def _collector_section(data: PeriodData, target: float) -> Section:
         return s
     every = cycle_interval(cycles)
     gaps = collector_gaps(cycles, interval=every, now=data.end)
-    overruns = int((cycles["duration_ms"].fillna(0) > every / pd.Timedelta(milliseconds=1)).sum())
+    # Only a `collect --once` cycle can overrun; a round lasts one interval by design and says
+    # how it kept up by its lateness (as `uptimelab status` does).
+    overruns = int(overran(cycles, every).sum())
+    lateness = round_lateness(cycles)
+    late = (
+        f"{int(lateness['rounds'].sum()):,} round(s) of a running collector, the latest ping of "
+        f"a round at worst {lateness['late_max_s'].max():.1f} s late; "
+        if not lateness.empty
+        else ""
+    )
     s.text(
-        f"{len(cycles):,} cycles every {span(every)}; {overruns} overran the interval; "
-        f"{len(gaps)} gap(s) where the collector was not running."
+        f"{len(cycles):,} cycles every {span(every)}; {late}{overruns} collect --once cycle(s) "
+        f"overran the interval; {len(gaps)} gap(s) where the collector was not running."
     )
     s.figure(
         collector_plots.cycle_durations(cycles, interval=every),
-        "Each cycle's duration against the interval; an overrun skips the next start.",
+        "Each collect --once cycle's duration against the interval (an overrun skips the next "
+        "start), and how late each round of a running collector was.",
     )
     s.figure(
         collector_plots.collector_timeline(cycles, gaps, interval=every),
