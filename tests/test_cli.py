@@ -71,6 +71,29 @@ def test_sites_add_no_tls_verify_is_stored_and_listed_as_not_verified(
     assert as_json == {"https://self-signed.example/": False, "https://checked.example/": True}
 
 
+def test_names_from_outside_are_printed_as_typed_not_as_markup(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    name = "[b]x[/b]\\"  # rich markup, then a backslash that escaping alone would double
+    site = ul.add_site("https://hostile.example/", name=name, db=db)
+    with db.connect() as conn:  # down 10 and 5 minutes ago, up since: one outage
+        for minutes, status in [(10, "down"), (5, "down"), (1, "up")]:
+            conn.execute(
+                "INSERT INTO pings (site_id, checked_at, status, status_code, response_time_ms,"
+                " error_category, location, region_code) VALUES (%s, now() - make_interval("
+                "mins => %s), %s, 200, 5, %s, '[i]eu', 'XX')",
+                (site.id, minutes, status, None if status == "up" else "timeout"),
+            )
+    ul.refresh_stats(db=db)
+    for args in (["sites", "list"], ["outages"], ["stats"], ["stats", "--location", "[i]eu"],
+                 ["stats", "--quorum", "--quorum-k", "1"]):  # fmt: skip
+        shown = run(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert name in shown.stdout, args
+    assert "[i]eu" in run("stats", "--location", "[i]eu").stdout  # a location is text from outside
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

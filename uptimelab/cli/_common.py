@@ -11,8 +11,10 @@ from rich.console import Console
 if TYPE_CHECKING:
     from ..storage.database import Database
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# No markup: names, URLs, errors and categories come from outside and are shown as typed (a site
+# named "[red]x" is not styled); our own styling goes through style= arguments.
+console = Console(highlight=False, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 @dataclass
