@@ -220,3 +220,99 @@ def test_processes_share_the_embedded_database(tmp_path: Path) -> None:
         holder.wait(60)
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+def _insert_raw(db: Database, urls: dict[str, str]) -> dict[str, uuid.UUID]:
+    """Rows as an uptimelab before the URL rules stored them: SQL, no normalisation."""
+    ids = {}
+    with db.connect() as conn:
+        for key, url in urls.items():
+            row = conn.execute(
+                "INSERT INTO sites (url, name) VALUES (%s, %s) RETURNING id", (url, key)
+            ).fetchone()
+            assert row is not None
+            ids[key] = row["id"]
+    return ids
+
+
+def _stored(db: Database) -> dict[uuid.UUID, tuple[str, dt.datetime]]:
+    with db.connect() as conn:
+        rows = conn.execute("SELECT id, url, updated_at FROM sites").fetchall()
+    return {r["id"]: (r["url"], r["updated_at"]) for r in rows}
+
+
+def test_db_init_normalises_stored_urls_once_and_leaves_collisions_and_overlong_ones_alone(
+    db: Database,
+) -> None:
+    from uptimelab.ops.validate import validate
+    from uptimelab.storage.site_urls import unnormalised_sites
+
+    from .test_cli import run
+
+    long_path = "é" * 1000  # 1 021 characters stored; 6 000 once percent-encoded
+    ids = _insert_raw(
+        db,
+        {
+            "upper": "HTTPS://Example.ORG/Path",
+            "accent": "https://example.org/café",
+            "idna": "https://bücher.de/",
+            "port": "http://example.net:80/",
+            "twin1": "https://DUP.example/",
+            "twin2": "https://dup.example:443/",
+            "holder": "https://kept.example/",
+            "shadow": "https://KEPT.example/",
+            "long": f"https://long.example/{long_path}",
+            "fine": "https://fine.example/x?y=1",
+        },
+    )
+    before = _stored(db)
+    first = run("db", "init")
+    assert first.returncode == 0, first.stderr
+    assert "normalised 4 stored site URL(s)" in first.stdout
+    assert "left 4 site URL(s) as they are (3 would collide, 1 too long, 0 break" in first.stdout
+    after = _stored(db)
+    urls = {key: after[i][0] for key, i in ids.items()}
+    assert urls == {
+        "upper": "https://example.org/Path",
+        "accent": "https://example.org/caf%C3%A9",
+        "idna": "https://xn--bcher-kva.de/",
+        "port": "http://example.net/",
+        "twin1": "https://DUP.example/",
+        "twin2": "https://dup.example:443/",
+        "holder": "https://kept.example/",
+        "shadow": "https://KEPT.example/",
+        "long": f"https://long.example/{long_path}",
+        "fine": "https://fine.example/x?y=1",
+    }
+    for key in ("twin1", "twin2", "holder", "shadow", "long", "fine"):
+        assert after[ids[key]] == before[ids[key]], key  # not written at all
+    assert after[ids["upper"]][1] > before[ids["upper"]][1]
+
+    again = run("db", "init")
+    assert again.returncode == 0, again.stderr
+    assert "normalised" not in again.stdout  # idempotent: nothing left to change
+    assert _stored(db) == after
+
+    left = {s.id: s.reason for s in unnormalised_sites(db)}
+    assert set(left) == {ids[k] for k in ("twin1", "twin2", "shadow", "long")}
+    assert str(ids["twin2"]) in left[ids["twin1"]]
+    assert str(ids["holder"]) in left[ids["shadow"]]
+    assert "longer than 2048" in left[ids["long"]]
+    database = next(c for c in validate(db=db).checks if c.name == "database")
+    assert not database.passed
+    assert "4 stored site URL(s) not in the normal form" in database.detail
+    assert str(min(left)) in database.detail  # listed by id
+
+
+def test_normalising_stored_urls_that_need_nothing_writes_nothing(db: Database) -> None:
+    from uptimelab.storage.site_urls import init_database
+
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO sites (url) SELECT 'https://site' || i || '.example.com/health?x=' || i "
+            "FROM generate_series(1, 10000) AS i"
+        )
+    before = _stored(db)
+    applied, report = init_database(db)
+    assert (applied, report.changed, report.left_alone) == ([], 0, [])
+    assert _stored(db) == before

@@ -8,12 +8,12 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import idna
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import uptimelab as ul
 from uptimelab.domain.sites import validate_url
-from uptimelab.domain.urls import URLRuleError, normalise_url, resolve_location
+from uptimelab.domain.urls import URLRuleError, is_normal, normalise_url, resolve_location
 from uptimelab.errors import InvalidURLError, SiteError
 from uptimelab.storage.database import Database
 
@@ -184,3 +184,44 @@ def test_a_site_is_stored_percent_encoded_with_an_idna_host(db: Database) -> Non
     site = ul.add_site("http://Bücher.de/café?q=€", db=db)
     assert site.url == "http://xn--bcher-kva.de/caf%C3%A9?q=%E2%82%AC"
     assert site.name == "xn--bcher-kva.de"
+
+
+# Mostly the plain shape, to reach is_normal's "yes" often (about one URL in nine), and its edges.
+_PLAIN_HOSTS = st.from_regex(r"[a-z0-9_-]{1,5}(\.[a-z0-9_-]{1,5}){0,2}", fullmatch=True)
+_ANY_HOSTS = st.text(alphabet="az09-_.Z", min_size=1, max_size=12)
+_PLAIN_RESTS = st.text(alphabet="aZ09-_.~/%=&?2Fe", max_size=14)
+_ANY_RESTS = st.text(alphabet="aZ09-_.~/%?=&#:@ é2Fe", max_size=14)
+
+
+@settings(max_examples=500)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    host=st.one_of(_PLAIN_HOSTS, _ANY_HOSTS),
+    port=st.sampled_from(["", ":80", ":443", ":8080", ":080", ":0", ":65536", ":1"]),
+    rest=st.one_of(_PLAIN_RESTS, _ANY_RESTS),
+)
+def test_a_url_is_normal_says_is_normal_is_its_own_normal_form(
+    scheme: str, host: str, port: str, rest: str
+) -> None:
+    url = f"{scheme}://{host}{port}/{rest}"
+    if is_normal(url):  # the fast test may say "ask normalise_url", never a wrong "yes"
+        assert normalise_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "normal"),
+    [
+        ("https://example.org/", True),
+        ("https://a-b.example.org:8443/x/y.html?q=1&r=%2F", True),
+        ("http://example.org:443/.well-known/a~b", True),
+        ("https://Example.org/", False),
+        ("https://example.org", False),
+        ("https://example.org:443/", False),
+        ("https://example.org/a/../b", False),
+        ("https://example.org/caf%C3%A9#top", False),
+        ("https://bob:pw@example.org/", False),
+        ("https://10.0.0.1/", False),
+    ],
+)
+def test_is_normal_knows_the_plain_shape(url: str, normal: bool) -> None:
+    assert is_normal(url) is normal

@@ -2,7 +2,8 @@
 
 :func:`validate` runs five checks, one after another, and times each::
 
-    database        connects within DATABASE_TIMEOUT_S; the schema is at the newest version
+    database        connects within DATABASE_TIMEOUT_S; the schema is at the newest version;
+                    every stored site URL is in the normal form (or its id and why are listed)
     http client     a zoo with one target per behaviour; each is categorised as the zoo expects
     in-memory lock  a second trigger during a cycle is refused with CycleInProgressError
     performance     PERF_SITES targets of PERF_LATENCY_MS at PERF_CONCURRENCY, within the bound
@@ -32,6 +33,7 @@ from ..errors import ConfigError, CycleInProgressError, UptimelabError, leaves
 from ..probe import Prober
 from ..storage.database import Database, connect, migration_files
 from ..storage.models import Site
+from ..storage.site_urls import UnnormalisedSite, unnormalised_sites
 from ..testing.zoo import Behaviour, Target, TargetSpec, ZooSpec, open_zoo
 from ..text import one_line
 
@@ -157,14 +159,16 @@ async def _timed(
 
 
 async def _check_database(db: Database | None, database_url: str | None) -> tuple[bool, str]:
-    def schema_version() -> int:
-        handle = db if db is not None else connect(database_url, migrate=False)
-        return handle.schema_version()
-
     newest = max((version for version, _ in migration_files()), default=0)
+
+    def read() -> tuple[int, list[UnnormalisedSite]]:
+        handle = db if db is not None else connect(database_url, migrate=False)
+        version = handle.schema_version()
+        return version, unnormalised_sites(handle) if version == newest else []
+
     try:
         # Abandoned at the deadline: a connect that hangs must not hold the report back.
-        version = await trio.to_thread.run_sync(schema_version, abandon_on_cancel=True)
+        version, unnormalised = await trio.to_thread.run_sync(read, abandon_on_cancel=True)
     except psycopg.Error as exc:
         return False, f"the database refused: {exc}"
     detail = f"schema version {version} of {newest}"
@@ -174,7 +178,22 @@ async def _check_database(db: Database | None, database_url: str | None) -> tupl
         return False, f"{detail}: run `uptimelab db init`"
     if version > newest:
         return False, f"{detail}: the database is newer than this uptimelab"
+    if unnormalised:
+        return False, f"{detail}; {_unnormalised(unnormalised)}"
     return True, detail
+
+
+def _unnormalised(sites: list[UnnormalisedSite]) -> str:
+    """The stored rows not in the normal form: ids, URLs (redacted, shortened) and reasons."""
+    shown = "; ".join(
+        f"{s.id} {s.url if len(s.url) <= 60 else s.url[:57] + '...'!r}: {s.reason}"
+        for s in sites[:3]
+    )
+    more = f"; and {len(sites) - 3} more" if len(sites) > 3 else ""
+    return (
+        f"{len(sites)} stored site URL(s) not in the normal form, left as they are "
+        f"(remove or fix them): {shown}{more}"
+    )
 
 
 async def _check_http_client(verify: ssl.SSLContext | bool) -> tuple[bool, str]:
