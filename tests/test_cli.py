@@ -184,10 +184,14 @@ def test_a_signal_during_a_cycle_still_stores_what_was_probed(db: Database) -> N
             text=True,
         )
         try:
+            # Wait until the hang target is in flight (5 requests: ok, status, the redirect's
+            # two, hang) and the client has read the 4 answers and closed after them: the fast
+            # pings are done.
             deadline = time.monotonic() + 30
-            while zoo.requests < 4 and time.monotonic() < deadline:  # the hang target is in flight
+            while zoo.requests < 5 or zoo.responses_read < 4:
+                assert time.monotonic() < deadline, (zoo.requests, zoo.responses_read)
                 time.sleep(0.05)
-            time.sleep(0.3)
+            assert (zoo.requests, zoo.responses_read) == (5, 4)
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
         finally:

@@ -27,28 +27,25 @@ def site(url: str, **fields: object) -> Site:
     return Site(url=url, created_at=now, updated_at=now, **fields)
 
 
-ENGINE = "lean"
-
-
-@pytest.fixture(params=["lean", "httpx"], autouse=True)
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every probe test runs through both engines: they must give the same Pings."""
-    monkeypatch.setattr(f"{__name__}.ENGINE", request.param)
+@pytest.fixture(params=["lean", "httpx"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine a probe test runs through: each such test runs through both, and they must
+    give the same Pings."""
     return str(request.param)
 
 
-def prober(*, timeout_ms: int = 2000, verify: ssl.SSLContext | bool = True) -> Prober:
+def prober(engine: str, *, timeout_ms: int = 2000, verify: ssl.SSLContext | bool = True) -> Prober:
     return Prober(
-        location="test", region_code="TT", timeout_ms=timeout_ms, verify=verify, engine=ENGINE
+        location="test", region_code="TT", timeout_ms=timeout_ms, verify=verify, engine=engine
     )
 
 
 @pytest.mark.parametrize("behaviour", list(Behaviour))
 async def test_each_zoo_target_is_categorised_as_the_zoo_expects(
-    zoo: Zoo, behaviour: Behaviour
+    engine: str, zoo: Zoo, behaviour: Behaviour
 ) -> None:
     target = zoo.target(behaviour.value)
-    async with prober(timeout_ms=700) as p:
+    async with prober(engine, timeout_ms=700) as p:
         ping = await p.ping(site(target.url))
     assert ping.error_category == target.expect_category, ping.error_message
     assert ping.status == ("up" if target.expect_category is None else "down")
@@ -61,28 +58,30 @@ async def test_each_zoo_target_is_categorised_as_the_zoo_expects(
         assert len(ping.error_message) <= MAX_MESSAGE_CHARS
 
 
-async def test_a_refused_connection_is_categorised_refused(zoo: Zoo) -> None:
-    async with prober() as p:
+async def test_a_refused_connection_is_categorised_refused(engine: str, zoo: Zoo) -> None:
+    async with prober(engine) as p:
         ping = await p.ping(site(zoo.url("refused")))
     assert (ping.error_category, ping.status_code) == ("refused", None)
 
 
-async def test_an_untrusted_certificate_is_tls_and_a_trusted_one_is_up(zoo: Zoo) -> None:
+async def test_an_untrusted_certificate_is_tls_and_a_trusted_one_is_up(
+    engine: str, zoo: Zoo
+) -> None:
     url = zoo.url("tls-untrusted")
-    async with prober() as p:
+    async with prober(engine) as p:
         assert (await p.ping(site(url))).error_category == "tls"
     trusted = ssl.create_default_context()
     zoo.ca.configure_trust(trusted)
-    async with prober(verify=trusted) as p:
+    async with prober(engine, verify=trusted) as p:
         ping = await p.ping(site(url))
     assert (ping.status, ping.status_code) == ("up", 200)
 
 
 async def test_a_site_with_tls_verify_false_is_up_behind_an_untrusted_certificate(
-    zoo: Zoo, monkeypatch: pytest.MonkeyPatch
+    engine: str, zoo: Zoo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = zoo.url("tls-untrusted")  # a certificate of a CA nobody trusts
-    async with prober() as p:
+    async with prober(engine) as p:
         # The non-verifying context is made with the prober, not per ping.
         made: list[object] = []
         monkeypatch.setattr("uptimelab.probe.prober.ssl_context", lambda *a: made.append(a))
@@ -98,8 +97,8 @@ async def test_a_site_with_tls_verify_false_is_up_behind_an_untrusted_certificat
     assert made == []
 
 
-async def test_one_deadline_covers_the_whole_ping_even_a_slow_drip(zoo: Zoo) -> None:
-    async with prober(timeout_ms=400) as p:
+async def test_one_deadline_covers_the_whole_ping_even_a_slow_drip(engine: str, zoo: Zoo) -> None:
+    async with prober(engine, timeout_ms=400) as p:
         start = trio.current_time()
         ping = await p.ping(site(zoo.url("slow-drip")))
         took = trio.current_time() - start
@@ -109,16 +108,16 @@ async def test_one_deadline_covers_the_whole_ping_even_a_slow_drip(zoo: Zoo) -> 
     assert 350 <= ping.response_time_ms < 1000
 
 
-async def test_a_sites_own_timeout_wins_over_the_default(zoo: Zoo) -> None:
-    async with prober(timeout_ms=5000) as p:
+async def test_a_sites_own_timeout_wins_over_the_default(engine: str, zoo: Zoo) -> None:
+    async with prober(engine, timeout_ms=5000) as p:
         start = trio.current_time()
         ping = await p.ping(site(zoo.url("hang"), timeout_ms=200))
     assert ping.error_category == "timeout"
     assert trio.current_time() - start < 1.0
 
 
-async def test_a_huge_body_is_read_only_up_to_the_cap(zoo: Zoo) -> None:
-    async with prober() as p:
+async def test_a_huge_body_is_read_only_up_to_the_cap(engine: str, zoo: Zoo) -> None:
+    async with prober(engine) as p:
         start = time.perf_counter()
         ping = await p.ping(site(zoo.url("huge-body")))
     assert ping.status == "up"
@@ -126,9 +125,9 @@ async def test_a_huge_body_is_read_only_up_to_the_cap(zoo: Zoo) -> None:
     assert BODY_CAP_BYTES == 64 * 1024
 
 
-async def test_expected_status_decides_up_and_down(zoo: Zoo) -> None:
+async def test_expected_status_decides_up_and_down(engine: str, zoo: Zoo) -> None:
     url = zoo.url("status")  # answers 500
-    async with prober() as p:
+    async with prober(engine) as p:
         down = await p.ping(site(url))
         up = await p.ping(site(url, expected_status="500"))
     assert (down.status, down.error_category, down.status_code) == ("down", "http_status", 500)
@@ -136,8 +135,8 @@ async def test_expected_status_decides_up_and_down(zoo: Zoo) -> None:
     assert (up.status, up.error_category) == ("up", None)
 
 
-async def test_redirects_are_followed_up_to_max_redirects(zoo: Zoo) -> None:
-    async with prober() as p:
+async def test_redirects_are_followed_up_to_max_redirects(engine: str, zoo: Zoo) -> None:
+    async with prober(engine) as p:
         followed = await p.ping(site(zoo.url("redirect")))
         not_followed = await p.ping(site(zoo.url("redirect"), follow_redirects=False))
         none_allowed = await p.ping(site(zoo.url("redirect"), max_redirects=0))
@@ -149,15 +148,15 @@ async def test_redirects_are_followed_up_to_max_redirects(zoo: Zoo) -> None:
     assert "more than 3 redirects" in (loop.error_message or "")
 
 
-async def test_head_requests_use_the_sites_method(zoo: Zoo) -> None:
-    async with prober() as p:
+async def test_head_requests_use_the_sites_method(engine: str, zoo: Zoo) -> None:
+    async with prober(engine) as p:
         ping = await p.ping(site(zoo.url("ok"), method="HEAD"))
     assert ping.status == "up"
 
 
-async def test_credentials_in_the_url_never_reach_the_message(zoo: Zoo) -> None:
+async def test_credentials_in_the_url_never_reach_the_message(engine: str, zoo: Zoo) -> None:
     url = zoo.url("status").replace("http://", "http://bob:hunter2@")
-    async with prober() as p:
+    async with prober(engine) as p:
         ping = await p.ping(site(url))
     assert ping.status == "down"
     assert "hunter2" not in (ping.error_message or "")
@@ -200,8 +199,8 @@ def test_a_malformed_response_through_mock_transport_is_protocol() -> None:
     assert categorise(info.value)[0] == "protocol"
 
 
-async def test_a_result_converts_to_the_sqlmodel_row(zoo: Zoo) -> None:
-    async with prober() as p:
+async def test_a_result_converts_to_the_sqlmodel_row(engine: str, zoo: Zoo) -> None:
+    async with prober(engine) as p:
         result = await p.ping(site(zoo.url("status")))
     record = Ping.from_result(result)
     assert isinstance(record, Ping)
@@ -209,12 +208,12 @@ async def test_a_result_converts_to_the_sqlmodel_row(zoo: Zoo) -> None:
 
 
 async def test_a_fault_of_our_own_client_gives_no_ping_and_is_logged_with_its_traceback(
-    zoo: Zoo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    engine: str, zoo: Zoo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(self: Prober, site: object) -> tuple[int, None, None]:
         raise RuntimeError("a bug in our client for http://bob:hunter2@x.example/")
 
-    async with prober() as p:
+    async with prober(engine) as p:
         monkeypatch.setattr(Prober, "_fetch", broken)
         with caplog.at_level("ERROR", logger="uptimelab.probe"):
             fault = await p.ping(site(zoo.url("ok")))
@@ -229,15 +228,15 @@ async def test_a_fault_of_our_own_client_gives_no_ping_and_is_logged_with_its_tr
     assert after.status == "up"  # the prober is still usable
 
 
-async def test_cancellation_is_not_taken_for_a_fault(zoo: Zoo) -> None:
-    async with prober(timeout_ms=5000) as p:
+async def test_cancellation_is_not_taken_for_a_fault(engine: str, zoo: Zoo) -> None:
+    async with prober(engine, timeout_ms=5000) as p:
         with trio.move_on_after(0.2) as scope:
             await p.ping(site(zoo.url("hang")))
     assert scope.cancelled_caught
 
 
 async def test_a_ca_bundle_setting_makes_a_site_of_a_private_ca_up_and_without_it_tls(
-    zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: str, zoo: Zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle = tmp_path / "internal-ca.pem"
     zoo.ca.cert_pem.write_to_path(str(bundle))
@@ -245,10 +244,10 @@ async def test_a_ca_bundle_setting_makes_a_site_of_a_private_ca_up_and_without_i
     settings = Settings.load()
     url = zoo.url("tls-untrusted")
     async with Prober(
-        location="t", region_code="T", timeout_ms=2000, engine=ENGINE, ca_bundle=settings.ca_bundle
+        location="t", region_code="T", timeout_ms=2000, engine=engine, ca_bundle=settings.ca_bundle
     ) as p:
         trusted = await p.ping(site(url))
-    async with prober() as p:
+    async with prober(engine) as p:
         untrusted = await p.ping(site(url))
     assert trusted is not None
     assert untrusted is not None
@@ -271,8 +270,8 @@ def test_a_ca_bundle_that_is_not_a_pem_file_of_cas_is_a_config_error(
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
-async def test_each_malformed_target_is_categorised_as_it_expects(name: str) -> None:
-    async with open_malformed() as server, prober() as p:
+async def test_each_malformed_target_is_categorised_as_it_expects(engine: str, name: str) -> None:
+    async with open_malformed() as server, prober(engine) as p:
         ping = await p.ping(site(server.url(name)))
     assert ping is not None
     assert ping.error_category == MALFORMED[name].expect_category, ping.error_message

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from uptimelab.testing.zoo import (
     EXPECTED_CATEGORY,
@@ -117,6 +118,20 @@ async def test_an_ok_target_answers_200_after_its_latency(
     assert 0.09 <= elapsed < 0.6
     assert zoo.served["slow-ok"] == [100.0]
     assert zoo.requests == 1
+
+
+async def test_a_response_counts_as_read_once_the_client_has_closed_after_it(zoo: Zoo) -> None:
+    stream, _ = await _get_head(zoo.http_port, "/t/ok")
+    with trio.fail_after(2):
+        while await stream.receive_some():  # the rest of the body, then the zoo's half-close
+            pass
+    await trio.testing.wait_all_tasks_blocked()
+    assert zoo.responses_read == 0  # read, but the client has not closed yet
+    await stream.aclose()
+    await _wait_until_idle(zoo)
+    assert (zoo.requests, zoo.responses_read) == (1, 1)
+    zoo.reset_counters()
+    assert (zoo.requests, zoo.responses_read) == (0, 0)
 
 
 async def test_a_status_target_answers_its_status(zoo: Zoo, client: httpx.AsyncClient) -> None:

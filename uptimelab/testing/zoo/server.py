@@ -57,7 +57,9 @@ class Zoo:
     """A running zoo, as yielded by :func:`open_zoo`; also holds the load counters.
 
     ``in_flight`` counts connections accepted and not yet closed, ``max_in_flight`` is its peak,
-    ``requests`` counts request heads read, and ``served`` maps each target name to the latency
+    ``requests`` counts request heads read, ``responses_read`` the whole responses a client read
+    and then closed its connection after (what a test waits on instead of sleeping), and
+    ``served`` maps each target name to the latency
     (milliseconds) applied to every request answered for it (HANG requests are never answered
     and so never listed).
     """
@@ -73,6 +75,7 @@ class Zoo:
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests = 0
+        self.responses_read = 0
         self.served: dict[str, list[float]] = {t.name: [] for t in targets}
         self._by_name = {t.name: t for t in targets}
         self._http_routes = {t.name: t for t in targets if t.behaviour in _HTTP_SERVED}
@@ -88,9 +91,11 @@ class Zoo:
         return self._by_name[name].url
 
     def reset_counters(self) -> None:
-        """Zero ``requests`` and ``served``; restart ``max_in_flight`` from the current load."""
+        """Zero ``requests``, ``responses_read`` and ``served``; restart ``max_in_flight`` from
+        the current load."""
         self.max_in_flight = self.in_flight
         self.requests = 0
+        self.responses_read = 0
         for latencies in self.served.values():
             latencies.clear()
 
@@ -105,6 +110,18 @@ class Zoo:
             with contextlib.suppress(*_CONNECTION_GONE):
                 await trio.aclose_forcefully(stream)
             self.in_flight -= 1
+
+    async def _answer(self, stream: trio.abc.Stream, response: bytes) -> None:
+        """Send a whole response, then count it in ``responses_read`` once the client has read it
+        and closed its side. A plain-HTTP answer is half-closed first, so that a client reading
+        to the end of the stream is not kept waiting; a client that neither closes nor goes away
+        within a second is let go uncounted."""
+        await stream.send_all(response)
+        if isinstance(stream, trio.SocketStream):
+            await stream.send_eof()
+        with trio.move_on_after(_DRAIN_S):
+            await _wait_for_eof(stream)
+            self.responses_read += 1
 
     async def _converse(self, stream: trio.abc.Stream, routes: Mapping[str, Target]) -> None:
         """Read one request head from ``stream`` and act out the routed target's behaviour."""
@@ -129,7 +146,7 @@ class Zoo:
             name, final = name.removesuffix("/final"), True
         target = routes.get(name) if path.startswith("/t/") else None
         if target is None or (final and target.behaviour is not Behaviour.REDIRECT):
-            await stream.send_all(_response(404, b"no such target\n", head_only=head_only))
+            await self._answer(stream, _response(404, b"no such target\n", head_only=head_only))
             return
         behaviour = target.behaviour
         if behaviour is Behaviour.HANG:
@@ -141,15 +158,15 @@ class Zoo:
         self.served[target.name].append(target.latency_ms)
         body = f"{target.name}\n".encode()
         if behaviour in (Behaviour.OK, Behaviour.TLS_UNTRUSTED):
-            await stream.send_all(_response(200, body, head_only=head_only))
+            await self._answer(stream, _response(200, body, head_only=head_only))
         elif behaviour is Behaviour.STATUS:
-            await stream.send_all(_response(target.status, body, head_only=head_only))
+            await self._answer(stream, _response(target.status, body, head_only=head_only))
         elif behaviour is Behaviour.REDIRECT and final:
-            await stream.send_all(_response(200, body, head_only=head_only))
+            await self._answer(stream, _response(200, body, head_only=head_only))
         elif behaviour in (Behaviour.REDIRECT, Behaviour.REDIRECT_LOOP):
             location = target.url + ("/final" if behaviour is Behaviour.REDIRECT else "")
             response = _response(302, b"", head_only=head_only, location=location)
-            await stream.send_all(response)
+            await self._answer(stream, response)
         elif behaviour is Behaviour.RESET:
             if isinstance(stream, trio.SocketStream):
                 stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
