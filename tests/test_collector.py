@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 import uuid
+from typing import Any
 
 import pytest
 import trio
@@ -16,6 +20,8 @@ from uptimelab.config import Settings
 from uptimelab.domain.pings import PingResult
 from uptimelab.domain.sites import Probeable
 from uptimelab.errors import CycleInProgressError
+from uptimelab.ops.health import health, status
+from uptimelab.probe.transport import LeanClient, Target
 from uptimelab.storage.database import Database
 from uptimelab.storage.sites import active_sites_slowest_first
 from uptimelab.testing.zoo import Behaviour, Zoo, ZooSpec, open_zoo
@@ -256,3 +262,110 @@ def test_a_background_collector_reports_status_and_stops(db: Database) -> None:
     assert status["last_cycle"]["stored"] == "stored"
     assert count(db, "SELECT count(*) FROM pings") == 3
     assert count(db, "SELECT count(*) FROM monitoring_cycles WHERE collector_id IS NOT NULL") == 1
+
+
+# -- a fault of our own client -----------------------------------------------------------------
+
+# `python -c` this, then the CLI's arguments: the CLI with a bug in our own client for one URL.
+_FAULTY_CLI = """
+import os
+import sys
+
+from uptimelab.cli import main
+from uptimelab.probe.transport import LeanClient
+
+broken_url = os.environ["UPTIMELAB_TEST_BROKEN_URL"]
+real_request = LeanClient.request
+
+
+async def request(self, method, target, *, auth):
+    if target.url == broken_url:
+        raise RuntimeError("a bug in our client")
+    return await real_request(self, method, target, auth=auth)
+
+
+LeanClient.request = request
+sys.argv = ["uptimelab", *sys.argv[1:]]
+main()
+"""
+
+
+async def test_a_fault_of_our_own_client_costs_its_site_one_ping_and_nothing_else(
+    db: Database, zoo: Zoo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = register(db, zoo, "ok", "status", "refused", "redirect")
+    broken_url = zoo.url("status")
+    real_request = LeanClient.request
+
+    async def request(self: LeanClient, method: str, target: Target, *, auth: str | None) -> Any:
+        if target.url == broken_url:
+            raise RuntimeError("a bug in our client")
+        return await real_request(self, method, target, auth=auth)
+
+    monkeypatch.setattr(LeanClient, "request", request)
+    s = settings(probe_engine="lean")
+    with caplog.at_level("ERROR", logger="uptimelab"):
+        summary = await Collector(db, s).cycle()
+
+    assert summary.faults == 1
+    assert (summary.sites_checked, summary.up, summary.down) == (3, 2, 1)
+    by_site = {ids[p.site_id] for p in summary.pings}
+    assert by_site == {"ok", "refused", "redirect"}  # no ping for the broken one, not "down"
+    with db.connect() as conn:
+        stored = conn.execute("SELECT site_id FROM pings").fetchall()
+        cycle = conn.execute("SELECT error FROM monitoring_cycles").fetchone()
+    assert sorted(ids[r["site_id"]] for r in stored) == ["ok", "redirect", "refused"]
+    assert cycle is not None
+    assert "1 collector fault(s)" in cycle["error"]
+    (logged,) = [r for r in caplog.records if r.exc_info and "fault" in r.getMessage()]
+    assert logged.exc_info is not None
+    assert logged.exc_info[0] is RuntimeError  # with its traceback
+
+    report = status(s)
+    assert report.database.collector_faults_24h == 1
+    assert report.collector is not None
+    assert report.collector.last_cycle is not None
+    assert report.collector.last_cycle.faults == 1
+    (last_cycle,) = [c for c in health(s).checks if c.name == "last cycle"]
+    assert last_cycle.status == "degraded"
+    assert "1 collector fault(s)" in last_cycle.detail
+
+
+def test_collect_once_with_a_fault_of_our_own_client_exits_1_and_stores_the_rest(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with zoo_in_thread(ZooSpec.every_failure(duration_s=60)) as zoo:
+        ids = register(db, zoo, "ok", "status", "refused")
+        monkeypatch.setenv("UPTIMELAB_TEST_BROKEN_URL", zoo.url("status"))
+        monkeypatch.setenv("PROBE_ENGINE", "lean")
+        once = subprocess.run(
+            [sys.executable, "-c", _FAULTY_CLI, "collect", "--once", "--ping-timeout-ms", "2000"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ.copy(),
+        )
+    assert once.returncode == 1, once.stderr
+    assert "1 collector fault(s)" in once.stdout
+    output = once.stdout + once.stderr
+    assert "Traceback" in output
+    assert "RuntimeError: a bug in our client" in output
+    with db.connect() as conn:
+        stored = conn.execute("SELECT site_id FROM pings").fetchall()
+    assert sorted(ids[r["site_id"]] for r in stored) == ["ok", "refused"]
+    health_line = subprocess.run(
+        [sys.executable, "-m", "uptimelab", "health"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
+    assert "1 collector fault(s)" in health_line.stdout
+    status_text = subprocess.run(
+        [sys.executable, "-m", "uptimelab", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
+    assert "collector faults (24 h): 1" in status_text.stdout
