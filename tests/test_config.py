@@ -367,3 +367,19 @@ def test_durations(text: str, seconds: float) -> None:
 def test_a_bad_duration_names_the_option(text: str) -> None:
     with pytest.raises(ConfigError, match=r"^--every="):
         parse_duration(text, name="--every")
+
+
+@pytest.mark.parametrize(
+    ("variable", "name"),
+    [
+        ("UPTIMELAB_DATA_DIR", "UPTIMELAB_DATA_DIR"),
+        ("UPTIMELAB_PERF_JSON", "UPTIMELAB_PERF_JSON"),
+        ("UPTIMELAB_CA_BUNDLE", "UPTIMELAB_CA_BUNDLE"),
+    ],
+)
+def test_a_path_whose_tilde_names_no_home_is_one_config_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, name: str
+) -> None:
+    monkeypatch.setenv(variable, "~no-such-user-of-uptimelab/x")
+    with pytest.raises(ConfigError, match=rf"^{name}=.*: its ~ names no home directory$"):
+        Settings.load()

@@ -224,9 +224,12 @@ class Settings(BaseSettings):
     @field_validator("perf_json")
     @classmethod
     def _perf_json_is_not_a_directory(cls, path: Path | None) -> Path | None:
-        if path is not None and path.expanduser().is_dir():
+        if path is None:
+            return None
+        path = expand_home(path, "perf_json")
+        if path.is_dir():
             raise RuleBroken("perf_json", _shown(str(path)), "is a directory, not a file")
-        return None if path is None else path.expanduser()
+        return path
 
     @field_validator("ca_bundle")
     @classmethod
@@ -235,7 +238,7 @@ class Settings(BaseSettings):
             return None
         import ssl  # here: loading the settings stays light for commands that probe nothing
 
-        path = path.expanduser()
+        path = expand_home(path, "ca_bundle")
         try:
             ssl.create_default_context(cafile=str(path))
         except FileNotFoundError:
@@ -286,13 +289,22 @@ class Settings(BaseSettings):
             raise ConfigError(_one_line(exc.errors()[0])) from None
 
 
+def expand_home(path: Path, field: str) -> Path:
+    """``path`` with a leading ``~`` expanded. Raises RuleBroken for ``field`` when the ``~``
+    names no home directory (a user that does not exist, or no HOME at all)."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        raise RuleBroken(field, _shown(str(path)), "its ~ names no home directory") from None
+
+
 def usable_directory(path: Path) -> Path:
     """``path`` (``~`` expanded) if it is a directory or could be made one: not a file, and the
     nearest existing ancestor a directory. Raises RuleBroken for the data directory otherwise.
 
     Nothing is created; whether the directory is writable is found out when it is first used.
     """
-    path = path.expanduser()
+    path = expand_home(path, "data_dir")
     shown = _shown(str(path))
     if "\0" in str(path):
         raise RuleBroken("data_dir", shown, "not a usable path (it holds a NUL character)")
