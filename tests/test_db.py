@@ -77,6 +77,7 @@ _PG_TYPES = {
     "BIGINTEGER": "bigint",
     "FLOAT": "real",
     "DATETIME": "timestamp with time zone",
+    "JSONB": "jsonb",
 }
 
 

@@ -13,7 +13,8 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from ..domain.redaction import redact
+from ..domain.assertions import parse_headers
+from ..domain.redaction import redact, redact_headers
 from ..storage import sites as lib
 from ._common import console, state
 
@@ -56,6 +57,40 @@ def add(
             "expired), a weaker check that `sites list` and `status` show."
         ),
     ] = True,
+    expect_body: Annotated[
+        str | None,
+        typer.Option(
+            help="A regular expression the decoded body (its first 64 KiB) must match, else the "
+            "ping is down (assertion)."
+        ),
+    ] = None,
+    expect_json: Annotated[
+        str | None,
+        typer.Option(
+            help="PATH OP VALUE or len(PATH) OP N the JSON body must satisfy: PATH a JSONPath "
+            "selecting one value, OP one of == != < <= > >= contains, VALUE a JSON literal; e.g. "
+            "'$.status == \"UP\"', 'len($.items) > 0'."
+        ),
+    ] = None,
+    max_response_ms: Annotated[
+        int | None,
+        typer.Option(help="The slowest response that is still up; slower is down (assertion)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A request header 'Name: value' (repeatable). Secret ones (Authorization, "
+            "Cookie, names with key, token, secret or password) are shown as ***.",
+            show_default=False,
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option(
+            help="The request body, for POST, PUT, PATCH, DELETE; give its Content-Type "
+            "with --header."
+        ),
+    ] = None,
 ) -> None:
     """Register a site."""
     site = lib.add_site(
@@ -69,6 +104,11 @@ def add(
         interval_ms=interval_ms,
         retry_interval_ms=retry_interval_ms,
         tls_verify=tls_verify,
+        expect_body=expect_body,
+        expect_json=expect_json,
+        max_response_ms=max_response_ms,
+        headers=parse_headers(header or ()),
+        body=body,
         db=state(ctx).db(),
     )
     console.print(f"added {redact(site.url)} ({site.id})", markup=False, soft_wrap=True)
@@ -86,7 +126,9 @@ def list_(
         return
     # The tls cell is never folded: a narrow terminal shortens the other columns instead.
     tls = Column("tls", no_wrap=True)
-    table = Table("id", "name", "url", "active", "method", "expect", "every", tls, box=None)
+    table = Table(
+        "id", "name", "url", "active", "method", "expect", "every", tls, "checks", box=None
+    )
     for s in found:
         table.add_row(
             str(s.id),
@@ -97,9 +139,25 @@ def list_(
             s.expected_status,
             _every(s.interval_ms, s.retry_interval_ms),
             "" if s.tls_verify else "NOT VERIFIED",
+            Text(_checks(s)),
         )
     console.print(table)
     console.print(f"{len(found)} site(s)")
+
+
+def _checks(site: lib.SiteRow) -> str:
+    """A site's assertions and request options, short, secret header values as ``***``."""
+    parts = []
+    if site.expect_body is not None:
+        parts.append(f"body ~ {site.expect_body}")
+    if site.expect_json is not None:
+        parts.append(f"json {site.expect_json}")
+    if site.max_response_ms is not None:
+        parts.append(f"<= {site.max_response_ms} ms")
+    parts += [f"{k}: {v}" for k, v in redact_headers(site.headers or {}).items()]
+    if site.body is not None:
+        parts.append(f"body of {len(site.body)} chars")
+    return "; ".join(parts)
 
 
 def _every(interval_ms: int | None, retry_interval_ms: int | None) -> str:
@@ -156,6 +214,8 @@ def import_(
 def _row(site: lib.SiteRow) -> dict[str, object]:
     row = {k: _json_value(v) for k, v in dataclasses.asdict(site).items()}
     row["url"] = redact(site.url)
+    if site.headers is not None:
+        row["headers"] = redact_headers(site.headers)
     return row
 
 

@@ -28,6 +28,8 @@ ERROR_CATEGORIES = (
     "protocol",
     "http_status",
     "too_many_redirects",
+    # Added by sql/009_assertions.sql: an expected status, but the page failed an assertion.
+    "assertion",
 )
 
 

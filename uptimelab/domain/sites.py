@@ -3,6 +3,7 @@ small site record a collector holds."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,12 @@ from pydantic import (
 )
 
 from ..errors import InvalidURLError, SiteError
+from .assertions import (
+    check_body,
+    check_headers,
+    parse_expect_body,
+    parse_expect_json,
+)
 from .redaction import redact
 from .urls import URLRuleError, normalise_url
 
@@ -43,6 +50,11 @@ COLUMNS = (
     "interval_ms",
     "retry_interval_ms",
     "tls_verify",
+    "expect_body",
+    "expect_json",
+    "max_response_ms",
+    "headers",
+    "body",
 )
 IGNORED_COLUMNS = ("id", "created_at", "updated_at")
 
@@ -112,6 +124,12 @@ class SiteSpec(BaseModel):
     retry_interval_ms: int | None = None
     # False accepts any certificate (self-signed, expired, another name): a weaker check.
     tls_verify: bool = True
+    # What the page must say, and what the request carries (see domain/assertions.py).
+    expect_body: str | None = None
+    expect_json: str | None = None
+    max_response_ms: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -161,6 +179,51 @@ class SiteSpec(BaseModel):
             raise ValueError(f"{info.field_name} must be from {low} to {high} (24 h)")
         return value
 
+    @field_validator("expect_body", "expect_json", "body", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty cell of a site file means "none", as for the other optional columns.
+        return None if value == "" else value
+
+    @field_validator("expect_body")
+    @classmethod
+    def _expect_body(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_expect_body(value)
+        return value
+
+    @field_validator("expect_json")
+    @classmethod
+    def _expect_json(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_expect_json(value)
+        return value
+
+    @field_validator("max_response_ms")
+    @classmethod
+    def _max_response(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_TIMEOUT_MS:
+            raise ValueError(f"max_response_ms must be from 1 to {MAX_TIMEOUT_MS} (24 h)")
+        return value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: object) -> object:
+        if value is None or value == "" or value == {}:
+            return None
+        if isinstance(value, str):  # a CSV cell: a JSON object
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise SiteError("headers: give a JSON object of header names and values") from None
+        return check_headers(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _body_fits_the_method(self) -> SiteSpec:
+        if self.body is not None:
+            check_body(self.body, self.method, self.headers)
+        return self
+
     @model_validator(mode="after")
     def _intervals_above_the_timeout(self) -> SiteSpec:
         for name in ("interval_ms", "retry_interval_ms"):
@@ -202,6 +265,11 @@ class ActiveSite:
     interval_ms: int | None = None
     retry_interval_ms: int | None = None
     tls_verify: bool = True
+    expect_body: str | None = None
+    expect_json: str | None = None
+    max_response_ms: int | None = None
+    headers: Mapping[str, str] | None = None
+    body: str | None = None
 
 
 ACTIVE_SITE_FIELDS = tuple(f for f in ActiveSite.__slots__)
@@ -226,3 +294,13 @@ class Probeable(Protocol):
     def timeout_ms(self) -> int | None: ...
     @property
     def tls_verify(self) -> bool: ...
+    @property
+    def expect_body(self) -> str | None: ...
+    @property
+    def expect_json(self) -> str | None: ...
+    @property
+    def max_response_ms(self) -> int | None: ...
+    @property
+    def headers(self) -> Mapping[str, str] | None: ...
+    @property
+    def body(self) -> str | None: ...

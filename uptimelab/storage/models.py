@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import BigInteger, Column, DateTime
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS, PingResult
@@ -65,6 +66,15 @@ class Site(SQLModel, table=True):
     updated_at: dt.datetime = Field(sa_column=_tz())
     # Added by sql/007_tls_verify.sql: false accepts any certificate (a weaker check).
     tls_verify: bool = True
+    # Added by sql/009_assertions.sql: what the page must say, and what the request carries
+    # (headers may hold secrets: they are kept out of the repr).
+    expect_body: str | None = None
+    expect_json: str | None = None
+    max_response_ms: int | None = None
+    headers: dict[str, str] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True), repr=False
+    )
+    body: str | None = Field(default=None, repr=False)
 
 
 class Ping(SQLModel, table=True):

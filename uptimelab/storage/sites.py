@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import class_row, tuple_row
+from psycopg.types.json import Jsonb
 
 from ..config import Settings
 from ..domain.redaction import redact
@@ -63,6 +64,12 @@ class SiteRow:
     updated_at: dt.datetime
     # A column sql/007_tls_verify.sql adds; a database without it verifies every certificate.
     tls_verify: bool = True
+    # Columns sql/009_assertions.sql adds (``headers`` may hold secrets: shown redacted).
+    expect_body: str | None = None
+    expect_json: str | None = None
+    max_response_ms: int | None = None
+    headers: dict[str, str] | None = field(default=None, repr=False)
+    body: str | None = field(default=None, repr=False)
 
 
 def add_site(
@@ -77,11 +84,22 @@ def add_site(
     interval_ms: int | None = None,
     retry_interval_ms: int | None = None,
     tls_verify: bool = True,
+    expect_body: str | None = None,
+    expect_json: str | None = None,
+    max_response_ms: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    body: str | None = None,
     db: Database | None = None,
 ) -> Site:
     """Register a site. ``tls_verify=False`` accepts any certificate of an https site (a weaker
-    check, shown by ``sites list`` and status). Raises InvalidURLError, SiteError (bad values or
-    URL already registered)."""
+    check, shown by ``sites list`` and status).
+
+    A ping of the site is down (``assertion``) unless the decoded body matches the regular
+    expression ``expect_body``, its JSON satisfies ``expect_json`` (``PATH OP VALUE`` or
+    ``len(PATH) OP N``, e.g. ``$.status == "UP"``) and it took at most ``max_response_ms``
+    milliseconds. ``headers`` (secret ones shown redacted) and ``body`` (for POST, PUT, PATCH,
+    DELETE; its Content-Type in ``headers``) go with each request. Raises InvalidURLError,
+    SiteError (bad values or URL already registered)."""
     spec = site_spec(
         {
             "url": url,
@@ -94,10 +112,15 @@ def add_site(
             "interval_ms": interval_ms,
             "retry_interval_ms": retry_interval_ms,
             "tls_verify": tls_verify,
+            "expect_body": expect_body,
+            "expect_json": expect_json,
+            "max_response_ms": max_response_ms,
+            "headers": headers,
+            "body": body,
         }
     )
     check_site_cadence(spec)
-    values = spec.model_dump()
+    values = _stored(spec)
     values["name"] = values["name"] or urlsplit(spec.url).hostname
     columns = ", ".join(values)
     placeholders = ", ".join(f"%({c})s" for c in values)
@@ -113,6 +136,14 @@ def add_site(
     if row is None:
         raise SiteError(f"{redact(spec.url)!r} is already registered")
     return _site(row)
+
+
+def _stored(spec: SiteSpec) -> dict[str, Any]:
+    """A spec's values as ``sites`` takes them (headers as jsonb)."""
+    values = spec.model_dump()
+    if values["headers"] is not None:
+        values["headers"] = Jsonb(values["headers"])
+    return values
 
 
 def check_site_cadence(spec: SiteSpec, settings: Settings | None = None) -> None:
@@ -279,7 +310,7 @@ def upsert_sites(
     added = updated = unchanged = 0
     with default_db(db).connect() as conn:
         for spec, given in specs:
-            values = spec.model_dump()
+            values = _stored(spec)
             if not values["name"]:
                 values["name"] = urlsplit(spec.url).hostname
             updates = [c for c in COLUMNS if c in given and c != "url"]

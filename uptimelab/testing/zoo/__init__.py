@@ -15,7 +15,16 @@ Usage::
         url = zoo.url("hang")
 """
 
-from .server import HUGE_BODY_LENGTH, MAX_HEAD_BYTES, SLOW_DRIP_LENGTH, Zoo, open_zoo
+from .server import (
+    BOMB_DECODED_BYTES,
+    HUGE_BODY_LENGTH,
+    JSON_DOCUMENT,
+    MAX_HEAD_BYTES,
+    SLOW_DRIP_LENGTH,
+    ZOO_KEYWORD,
+    Zoo,
+    open_zoo,
+)
 from .targets import (
     EXPECTED_CATEGORY,
     MAX_DURATION_S,
@@ -27,11 +36,14 @@ from .targets import (
 )
 
 __all__ = [
+    "BOMB_DECODED_BYTES",
     "EXPECTED_CATEGORY",
     "HUGE_BODY_LENGTH",
+    "JSON_DOCUMENT",
     "MAX_DURATION_S",
     "MAX_HEAD_BYTES",
     "SLOW_DRIP_LENGTH",
+    "ZOO_KEYWORD",
     "Behaviour",
     "Target",
     "TargetSpec",

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import http
+import json
+import re
 import socket
 import ssl
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 
 import trio
@@ -34,6 +38,15 @@ _BACKLOG = 1024
 _ACCEPT_RETRY_S = 0.1
 _DRAIN_S = 1.0
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ZOO_KEYWORD = "all systems operational"
+"""A phrase the GZIP target's page says (decoded) and no other target's does."""
+
+JSON_DOCUMENT = {"status": "UP", "items": [1, 2, 3], "version": 7}
+"""What the JSON target answers (``application/json``)."""
+
+BOMB_DECODED_BYTES = 128 * 1024 * 1024
+"""How many bytes (zeros) the GZIP_BOMB target's gzip body decodes to: about 130 KB sent."""
+
 _CHUNK = bytes(64 * 1024)
 _GARBAGE = b"\x00\x01garbage\r\n\r\n"
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -126,9 +139,10 @@ class Zoo:
     async def _converse(self, stream: trio.abc.Stream, routes: Mapping[str, Target]) -> None:
         """Read one request head from ``stream`` and act out the routed target's behaviour."""
         try:
-            head = await _read_head(stream)
-            if head is None:
+            read = await _read_head(stream)
+            if read is None:
                 return
+            head, rest = read
             self.requests += 1
             method, path = _parse_request_line(head)
         except _BadRequest as exc:
@@ -185,6 +199,22 @@ class Zoo:
                     with trio.move_on_after(1.0):
                         await _wait_for_eof(stream)
                         return
+        elif behaviour is Behaviour.JSON:
+            document = json.dumps(JSON_DOCUMENT).encode()
+            response = _response(
+                200, document, head_only=head_only, content_type="application/json"
+            )
+            await self._answer(stream, response)
+        elif behaviour is Behaviour.GZIP:
+            page = zlib.compress(f"{target.name}: {ZOO_KEYWORD}\n".encode(), wbits=16 + 15)
+            response = _response(200, page, head_only=head_only, encoding="gzip")
+            await self._answer(stream, response)
+        elif behaviour is Behaviour.GZIP_BOMB:
+            bomb = await trio.to_thread.run_sync(_gzip_bomb)
+            await self._answer(stream, _response(200, bomb, head_only=head_only, encoding="gzip"))
+        elif behaviour is Behaviour.ECHO:
+            body = await _read_body(stream, head, rest)
+            await self._answer(stream, _echo(head, body, head_only))
         elif behaviour is Behaviour.HUGE_BODY:
             await stream.send_all(_response(200, b"", length=HUGE_BODY_LENGTH))
             if not head_only:
@@ -203,8 +233,9 @@ async def _wait_for_eof(stream: trio.abc.Stream) -> None:
         pass
 
 
-async def _read_head(stream: trio.abc.Stream) -> bytes | None:
-    """The request head up to the blank line; None if the client closed before sending one."""
+async def _read_head(stream: trio.abc.Stream) -> tuple[bytes, bytes] | None:
+    """The request head up to the blank line, and what arrived after it (the start of a body);
+    None if the client closed before sending one."""
     buf = bytearray()
     while True:
         data = await stream.receive_some(MAX_HEAD_BYTES)
@@ -215,7 +246,7 @@ async def _read_head(stream: trio.abc.Stream) -> bytes | None:
         buf += data
         end = buf.find(b"\r\n\r\n", start)
         if 0 <= end <= MAX_HEAD_BYTES - 4:
-            return bytes(buf[:end])
+            return bytes(buf[:end]), bytes(buf[end + 4 :])
         if end >= 0 or len(buf) >= MAX_HEAD_BYTES:
             raise _BadRequest(431)
 
@@ -239,6 +270,8 @@ def _response(
     head_only: bool = False,
     location: str | None = None,
     length: int | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+    encoding: str | None = None,
 ) -> bytes:
     """A complete response: head plus ``body`` unless ``head_only``.
 
@@ -251,14 +284,56 @@ def _response(
     lines = [
         f"HTTP/1.1 {status} {reason}",
         "Server: uptimelab-zoo",
-        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Type: {content_type}",
         f"Content-Length: {len(body) if length is None else length}",
         "Connection: close",
     ]
     if location is not None:
         lines.append(f"Location: {location}")
+    if encoding is not None:
+        lines.append(f"Content-Encoding: {encoding}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
     return head if head_only else head + body
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """BOMB_DECODED_BYTES of zeros, gzipped (made once, in 0.4 s)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    parts = [compressor.compress(zeros) for _ in range(BOMB_DECODED_BYTES // len(zeros))]
+    return b"".join([*parts, compressor.flush()])
+
+
+async def _read_body(stream: trio.abc.Stream, head: bytes, rest: bytes) -> bytes:
+    """The request body of a head with a Content-Length (at most MAX_HEAD_BYTES), ``rest``
+    being what arrived with the head."""
+    found = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    length = min(int(found.group(1)), MAX_HEAD_BYTES) if found else 0
+    while len(rest) < length:
+        data = await stream.receive_some(MAX_HEAD_BYTES)
+        if not data:
+            break
+        rest += data
+    return rest[:length]
+
+
+def _echo(head: bytes, body: bytes, head_only: bool) -> bytes:
+    """The ECHO target's answer: the request's method, headers (names in lower case) and
+    body, as JSON."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    document = {
+        "method": lines[0].split(" ", 1)[0],
+        "headers": headers,
+        "body": body.decode("utf-8", errors="replace"),
+    }
+    return _response(
+        200, json.dumps(document).encode(), head_only=head_only, content_type="application/json"
+    )
 
 
 def _url_host(host: str) -> str:

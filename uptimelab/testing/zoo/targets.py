@@ -37,6 +37,11 @@ class Behaviour(enum.StrEnum):
     SLOW_DRIP = "slow-drip"
     HUGE_BODY = "huge-body"
     DNS = "dns"
+    # What a page says, for a site's assertions (a site without any sees each of these up).
+    JSON = "json"
+    GZIP = "gzip"
+    GZIP_BOMB = "gzip-bomb"
+    ECHO = "echo"
 
 
 EXPECTED_CATEGORY: Mapping[Behaviour, str | None] = types.MappingProxyType(
@@ -56,6 +61,11 @@ EXPECTED_CATEGORY: Mapping[Behaviour, str | None] = types.MappingProxyType(
         # A probe reads at most 64 KiB of a body and stops, so a huge body is still "up".
         Behaviour.HUGE_BODY: None,
         Behaviour.DNS: "dns",
+        # Up without assertions; with them, see ZOO_KEYWORD, JSON_DOCUMENT and ECHO in server.py.
+        Behaviour.JSON: None,
+        Behaviour.GZIP: None,
+        Behaviour.GZIP_BOMB: None,
+        Behaviour.ECHO: None,
     }
 )
 """The failure category a correct probe reports per behaviour; None means the site is up."""
