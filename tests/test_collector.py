@@ -278,10 +278,10 @@ broken_url = os.environ["UPTIMELAB_TEST_BROKEN_URL"]
 real_request = LeanClient.request
 
 
-async def request(self, method, target, *, auth):
+async def request(self, method, target, **options):
     if target.url == broken_url:
         raise RuntimeError("a bug in our client")
-    return await real_request(self, method, target, auth=auth)
+    return await real_request(self, method, target, **options)
 
 
 LeanClient.request = request
@@ -297,10 +297,10 @@ async def test_a_fault_of_our_own_client_costs_its_site_one_ping_and_nothing_els
     broken_url = zoo.url("status")
     real_request = LeanClient.request
 
-    async def request(self: LeanClient, method: str, target: Target, *, auth: str | None) -> Any:
+    async def request(self: LeanClient, method: str, target: Target, **options: Any) -> Any:
         if target.url == broken_url:
             raise RuntimeError("a bug in our client")
-        return await real_request(self, method, target, auth=auth)
+        return await real_request(self, method, target, **options)
 
     monkeypatch.setattr(LeanClient, "request", request)
     s = settings(probe_engine="lean")

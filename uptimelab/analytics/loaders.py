@@ -12,7 +12,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from ..config import parse_duration
-from ..domain.pings import PING_COLUMNS
+from ..domain.pings import PHASES, PING_COLUMNS
 from ..errors import ConfigError
 from .frames import ERROR_DTYPE, STATUS_DTYPE, TimeBound, utc_timestamp
 from .outages import outages
@@ -20,6 +20,8 @@ from .outages import outages
 if TYPE_CHECKING:
     import psycopg
     import sqlalchemy
+
+_PHASE_COLUMNS = tuple(f"{p}_ms" for p in PHASES)
 
 
 def load_pings(
@@ -44,8 +46,10 @@ def load_pings(
     objects, never the whole result as tuples. Columns: ``site_id``, ``location``, ``region_code``
     categorical (of str); ``checked_at`` datetime64[us, UTC]; ``status`` and ``error_category``
     categorical with the fixed categories ``STATUS_CATEGORIES`` / ``ERROR_CATEGORIES``;
-    ``status_code``/``response_time_ms`` Int32 (milliseconds); ``error_message`` str. Rows come
-    in no particular order.
+    ``status_code``/``response_time_ms`` Int32 (milliseconds); ``error_message`` str; the phases
+    ``dns_ms``, ``connect_ms``, ``tls_ms``, ``ttfb_ms``, ``transfer_ms`` Int32 (milliseconds, NA
+    where a phase did not happen); ``cert_expires_at`` datetime64[us, UTC] (NaT without one).
+    Rows come in no particular order.
 
     Raises ValueError for a malformed site id or time bound or a chunksize < 1, TypeError for an
     engine whose driver is not psycopg, and psycopg.Error when the query fails.
@@ -71,7 +75,8 @@ def load_pings(
         params["sites"] = site_ids
     query = (
         "SELECT site_id::text, checked_at, status, status_code, response_time_ms,"
-        " error_category, error_message, location, region_code FROM pings"
+        " error_category, error_message, location, region_code,"
+        " dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, cert_expires_at FROM pings"
     )
     if conditions:
         query += " WHERE " + " AND ".join(conditions)
@@ -138,6 +143,8 @@ def _typed_chunk(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         "error_message": pd.array(cols[6], dtype="str"),
         "location": pd.Categorical(cols[7]),
         "region_code": pd.Categorical(cols[8]),
+        **{name: pd.array(cols[k], dtype="Int32") for k, name in enumerate(_PHASE_COLUMNS, 9)},
+        "cert_expires_at": pd.DatetimeIndex(pd.to_datetime(list(cols[14]), utc=True)).as_unit("us"),
     }
 
 
@@ -153,6 +160,8 @@ def _concat_chunks(chunks: list[dict[str, Any]]) -> pd.DataFrame:
             "error_message": pd.array([], dtype="str"),
             "location": pd.Categorical([], categories=pd.Index([], dtype="str")),
             "region_code": pd.Categorical([], categories=pd.Index([], dtype="str")),
+            **{name: pd.array([], dtype="Int32") for name in _PHASE_COLUMNS},
+            "cert_expires_at": pd.DatetimeIndex([], dtype="datetime64[us, UTC]"),
         }
         return pd.DataFrame(empty)
     columns: dict[str, Any] = {}
@@ -163,7 +172,7 @@ def _concat_chunks(chunks: list[dict[str, Any]]) -> pd.DataFrame:
             # concat would fall back to object) and sorting makes the categories' order the
             # strings' order.
             columns[name] = union_categoricals(parts, sort_categories=True)
-        elif name == "checked_at":
+        elif name in ("checked_at", "cert_expires_at"):
             columns[name] = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
         else:
             columns[name] = (

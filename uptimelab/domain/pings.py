@@ -17,7 +17,17 @@ PING_COLUMNS = (
     "error_message",
     "location",
     "region_code",
+    # Added by sql/008_probe_depth.sql: phase timings and the server certificate's expiry.
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "ttfb_ms",
+    "transfer_ms",
+    "cert_expires_at",
 )
+
+PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
+"""The phases of a ping, in order; ``pings`` has a ``<phase>_ms`` column for each."""
 
 ERROR_CATEGORIES = (
     "dns",
@@ -36,7 +46,15 @@ ERROR_CATEGORIES = (
 @dataclass(slots=True)
 class PingResult:
     """One ping, as the probe made it: the columns of ``pings``, in a small object (a cycle of
-    100 000 sites holds 100 000 of them)."""
+    100 000 sites holds 100 000 of them).
+
+    The phases (milliseconds, None where a phase did not happen or did not end): ``dns_ms``
+    name resolution, ``connect_ms`` TCP connect, ``tls_ms`` the handshake, ``ttfb_ms`` from the
+    request sent to the first response byte, ``transfer_ms`` from there to the end of what was
+    read. Over redirects each is the sum over the hops. ``cert_expires_at``: the expiry of the
+    server's certificate, for an HTTPS ping whose handshake succeeded (the earliest over the
+    hops).
+    """
 
     site_id: uuid.UUID
     checked_at: dt.datetime
@@ -47,3 +65,9 @@ class PingResult:
     error_message: str | None
     location: str
     region_code: str
+    dns_ms: int | None = None
+    connect_ms: int | None = None
+    tls_ms: int | None = None
+    ttfb_ms: int | None = None
+    transfer_ms: int | None = None
+    cert_expires_at: dt.datetime | None = None

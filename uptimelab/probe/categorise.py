@@ -34,7 +34,7 @@ _NETWORK_ERRNOS = {
 }
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and everything behind it: causes, contexts and members of exception groups."""
     seen: set[int] = set()
     stack = [exc]
@@ -59,7 +59,7 @@ def categorise(exc: BaseException) -> tuple[str, str]:
     """
     if isinstance(exc, ResponseError):
         return exc.category, str(exc)
-    chain = list(_causes(exc))
+    chain = list(causes(exc))
 
     def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
         return next((e for e in chain if isinstance(e, kind)), None)

@@ -35,7 +35,8 @@ from ..domain.pings import PingResult
 from ..domain.redaction import redact
 from ..domain.sites import Probeable, parse_expected_status, status_expected
 from . import httpx_engine
-from .categorise import categorise
+from .categorise import categorise, causes
+from .phases import CERT_HAS_EXPIRED, PhaseClock, expired_on
 from .transport import BODY_CAP_BYTES, REDIRECT_CODES, LeanClient, ResponseError, next_hop
 
 log = logging.getLogger("uptimelab.probe")
@@ -75,7 +76,7 @@ class Prober:
         context = ssl_context(verify, ca_bundle)
         # Sites with tls_verify false: a context that accepts any certificate, made once here
         # (0.2 ms: it loads no CAs), not per ping.
-        unverified = ssl_context(False)
+        unverified = self._unverified = ssl_context(False)
         self._lean = LeanClient(ssl_context=context, user_agent=USER_AGENT, body_cap=BODY_CAP_BYTES)
         self._lean_unverified = LeanClient(
             ssl_context=unverified, user_agent=USER_AGENT, body_cap=BODY_CAP_BYTES
@@ -111,13 +112,13 @@ class Prober:
         """
         timeout_ms = site.timeout_ms or self.timeout_ms
         checked_at = dt.datetime.now(dt.UTC)
-        started = time.perf_counter()
+        clock = PhaseClock()
         status_code: int | None = None
         category: str | None = None
         message: str | None = None
         with trio.move_on_after(timeout_ms / 1000) as deadline:
             try:
-                status_code, category, message = await self._fetch(site)
+                status_code, category, message = await self._fetch(site, clock)
             except (
                 httpx.HTTPError,
                 httpx.InvalidURL,
@@ -126,6 +127,11 @@ class Prober:
                 trio.BrokenResourceError,
             ) as exc:
                 category, message = categorise(exc)
+                if _expired(exc) and clock.origin is not None:
+                    # Look again without verifying, to say when (within the same deadline).
+                    when = await expired_on(clock.origin, self._unverified)
+                    if when is not None:
+                        message = f"TLS failed: certificate expired on {when:%Y-%m-%d %H:%M} UTC"
             except Exception as exc:  # noqa: BLE001 - our client's fault must not cost the cycle
                 log.error(
                     "probe fault (%s engine) on %s: %s: %s",
@@ -139,7 +145,7 @@ class Prober:
                 return None
         if deadline.cancelled_caught:
             category, message = "timeout", f"no complete response within {timeout_ms} ms"
-        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        elapsed_ms = round((time.perf_counter() - clock.started) * 1000)
         return PingResult(
             site_id=site.id,
             checked_at=checked_at,
@@ -150,9 +156,13 @@ class Prober:
             error_message=_clean(message, site.url),
             location=self.location,
             region_code=self.region_code,
+            **clock.milliseconds(),
+            cert_expires_at=clock.cert_expires_at,
         )
 
-    async def _fetch(self, site: Probeable) -> tuple[int, str | None, str | None]:
+    async def _fetch(
+        self, site: Probeable, clock: PhaseClock
+    ) -> tuple[int, str | None, str | None]:
         """Send the request, follow redirects by the site's rules, read at most 64 KiB of body."""
         expected = self._expected.get(site.expected_status)
         if expected is None:
@@ -161,21 +171,21 @@ class Prober:
             )
         if self.engine == "lean":
             lean = self._lean if site.tls_verify else self._lean_unverified
-            return await _fetch_lean(lean, site, expected)
+            return await _fetch_lean(lean, site, expected, clock)
         client = self._client if site.tls_verify else self._client_unverified
         assert client is not None  # the httpx engine has its clients
-        return await httpx_engine.fetch(client, site, expected)
+        return await httpx_engine.fetch(client, site, expected, clock)
 
 
 async def _fetch_lean(
-    lean: LeanClient, site: Probeable, expected: tuple[tuple[int, int], ...]
+    lean: LeanClient, site: Probeable, expected: tuple[tuple[int, int], ...], clock: PhaseClock
 ) -> tuple[int, str | None, str | None]:
     target = lean.target(site.url)
     method = site.method
     auth = target.authorization
     redirects = 0
     while True:
-        response = await lean.request(method, target, auth=auth)
+        response = await lean.request(method, target, auth=auth, clock=clock)
         code = response.status
         if site.follow_redirects and code in REDIRECT_CODES and response.location:
             if redirects >= site.max_redirects:
@@ -228,6 +238,14 @@ def _httpx_client(context: ssl.SSLContext) -> httpx.AsyncClient:
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Connection": "close"},
         trust_env=False,
+    )
+
+
+def _expired(exc: BaseException) -> bool:
+    """Whether a handshake failed because a certificate expired."""
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) and e.verify_code == CERT_HAS_EXPIRED
+        for e in causes(exc)
     )
 
 

@@ -20,19 +20,24 @@ its category (``protocol`` for a malformed answer, ``network`` for one cut short
 from __future__ import annotations
 
 import base64
+import functools
+import ipaddress
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httptools
 import trio
 
 from ..domain.urls import URLRuleError, normalise_url, resolve_location
+from .phases import PhaseClock
 
 BODY_CAP_BYTES = 64 * 1024
 HEAD_LIMIT = 64 * 1024
 READ_SIZE = 64 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+HAPPY_EYEBALLS_DELAY_S = 0.250  # trio's default (RFC 8305 recommends 250 ms)
 
 
 class ResponseError(Exception):
@@ -119,15 +124,21 @@ class LeanClient:
             found = self._targets[url] = Target.parse(url)
         return found
 
-    async def request(self, method: str, target: Target, *, auth: str | None) -> Response:
-        """One request on a fresh connection; the body is read up to the cap, then dropped."""
-        stream: trio.abc.Stream = await trio.open_tcp_stream(target.host, target.port)
+    async def request(
+        self, method: str, target: Target, *, auth: str | None, clock: PhaseClock
+    ) -> Response:
+        """One request on a fresh connection; the body is read up to the cap, then dropped.
+        ``clock`` is lapped at the end of each phase and keeps the certificate's expiry."""
+        clock.origin = (target.host, target.port)
+        stream: trio.abc.Stream = await _open_stream(target.host, target.port, clock)
         try:
             if target.tls:
                 tls = trio.SSLStream(
                     stream, self.ssl_context, server_hostname=target.host, https_compatible=True
                 )
                 await tls.do_handshake()
+                clock.lap("tls")
+                clock.saw_certificate(tls)
                 stream = tls
             head = (
                 f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"
@@ -136,11 +147,15 @@ class LeanClient:
             if auth is not None:
                 head += f"Authorization: {auth}\r\n"
             await stream.send_all((head + "\r\n").encode("ascii"))
-            return await self._read_response(stream, method)
+            response = await self._read_response(stream, method, clock)
         finally:
             await trio.aclose_forcefully(stream)
+        clock.lap("transfer")
+        return response
 
-    async def _read_response(self, stream: trio.abc.Stream, method: str) -> Response:
+    async def _read_response(
+        self, stream: trio.abc.Stream, method: str, clock: PhaseClock
+    ) -> Response:
         """Feed what the server sends to the parser until the response is complete, the body cap
         is reached, or (HEAD) the head is complete."""
         reader = _ResponseReader()
@@ -152,6 +167,8 @@ class LeanClient:
                 data = await stream.receive_some(READ_SIZE)
                 if not data:
                     return reader.at_close(received)
+                if not received:
+                    clock.lap("ttfb")
                 received += len(data)
                 try:
                     parser.feed_data(data)
@@ -280,3 +297,82 @@ def next_hop(target: Target, location: bytes, method: str, status: int) -> tuple
     if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
         method = "GET"
     return hop, method
+
+
+async def _open_stream(host: str, port: int, clock: PhaseClock) -> trio.SocketStream:
+    """trio.open_tcp_stream in two timed phases: resolve ``host`` (``dns``, not lapped for an IP
+    address), then connect (``connect``), racing the addresses as trio does (happy eyeballs:
+    the next address is tried when the previous fails or after 250 ms, the first to connect
+    wins). Raises OSError (socket.gaierror for a name that does not resolve)."""
+    # trio.socket.getaddrinfo answers an IP address at once, and asks a custom hostname
+    # resolver (trio.socket.set_custom_hostname_resolver) as open_tcp_stream would.
+    targets = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    if not _is_ip_address(host):
+        clock.lap("dns")
+    if not targets:
+        raise OSError(f"name {host!r} resolved to no address")
+    if len(targets) == 1:
+        stream = await _connect(targets[0])
+    else:
+        stream = await _race(_rfc6555_order(targets), host, port)
+    clock.lap("connect")
+    return stream
+
+
+async def _connect(target: tuple[Any, ...]) -> trio.SocketStream:
+    family, kind, proto, _, address = target
+    sock = trio.socket.socket(family, kind, proto)
+    try:
+        await sock.connect(address)
+    except BaseException:  # also cancelled: the socket is ours to close either way
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+async def _race(targets: list[tuple[Any, ...]], host: str, port: int) -> trio.SocketStream:
+    """Happy eyeballs over resolved addresses, as trio.open_tcp_stream does."""
+    winner: trio.SocketStream | None = None
+    errors: list[OSError] = []
+
+    async def attempt(target: tuple[Any, ...], failed: trio.Event) -> None:
+        nonlocal winner
+        try:
+            stream = await _connect(target)
+        except OSError as exc:
+            errors.append(exc)
+            failed.set()
+            return
+        if winner is None:
+            winner = stream
+            nursery.cancel_scope.cancel()
+        else:  # connected in the same instant as the winner
+            await trio.aclose_forcefully(stream)
+
+    async with trio.open_nursery() as nursery:
+        for target in targets:
+            failed = trio.Event()
+            nursery.start_soon(attempt, target, failed)
+            with trio.move_on_after(HAPPY_EYEBALLS_DELAY_S):
+                await failed.wait()
+    if winner is None:
+        message = f"all attempts to connect to {host}:{port} failed"
+        raise OSError(message) from ExceptionGroup(message, errors)
+    return winner
+
+
+def _rfc6555_order(targets: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The first address of the other family moves up to second place (RFC 6555 5.4)."""
+    for i in range(1, len(targets)):
+        if targets[i][0] != targets[0][0]:
+            return [targets[0], targets[i], *targets[1:i], *targets[i + 1 :]]
+    return targets
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

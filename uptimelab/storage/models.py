@@ -75,6 +75,8 @@ class Site(SQLModel, table=True):
         default=None, sa_column=Column(JSONB, nullable=True), repr=False
     )
     body: str | None = Field(default=None, repr=False)
+    # Added by sql/008_probe_depth.sql: a certificate expiring in fewer days is a warning.
+    cert_min_days: int = 14
 
 
 class Ping(SQLModel, table=True):
@@ -91,6 +93,13 @@ class Ping(SQLModel, table=True):
     error_message: str | None = None
     location: str = Field(primary_key=True)
     region_code: str
+    # Added by sql/008_probe_depth.sql: phase timings (ms) and the certificate's expiry.
+    dns_ms: int | None = None
+    connect_ms: int | None = None
+    tls_ms: int | None = None
+    ttfb_ms: int | None = None
+    transfer_ms: int | None = None
+    cert_expires_at: dt.datetime | None = Field(default=None, sa_column=_tz(nullable=True))
 
     @classmethod
     def from_result(cls, ping: PingResult) -> Ping:
@@ -140,3 +149,5 @@ class SiteStats(SQLModel, table=True):
     pings_1h: int = 0
     pings_24h: int = 0
     pings_7d: int = 0
+    # Added by sql/008_probe_depth.sql: the latest certificate expiry seen.
+    cert_expires_at: dt.datetime | None = Field(default=None, sa_column=_tz(nullable=True))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..domain.pings import PING_COLUMNS
 from ..errors import StoreError
 from .local_state import exclusive, fsync_directory, private_dir, stale_partials, write_private
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("uptimelab.spool")
 
 PingRow = tuple[Any, ...]
+_WIDTH = len(PING_COLUMNS)
+_CERT_AT = PING_COLUMNS.index("cert_expires_at")
 
 
 class SpoolFullError(StoreError):
@@ -148,6 +151,10 @@ class Spool:
                 rows = []
                 for line in handle:
                     site_id, at, *rest = json.loads(line)
+                    # A segment spooled before the rows grew has fewer fields: NULL the rest.
+                    rest += [None] * (_WIDTH - 2 - len(rest))
+                    if rest[_CERT_AT - 2] is not None:
+                        rest[_CERT_AT - 2] = dt.datetime.fromisoformat(rest[_CERT_AT - 2])
                     rows.append((uuid.UUID(site_id), dt.datetime.fromisoformat(at), *rest))
         except FileNotFoundError:
             return None

@@ -44,6 +44,8 @@ from .spool import PingRow, Segment, Spool, SpoolFullError
 log = logging.getLogger("uptimelab.store")
 
 CYCLE_COLUMNS = tuple(MonitoringCycle.model_fields)
+_WIDTH = len(PING_COLUMNS)
+_NULLS = (None,) * _WIDTH
 _COPY_PINGS = f"COPY pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
 _INSERT_CYCLE = (
     f"INSERT INTO monitoring_cycles ({', '.join(CYCLE_COLUMNS)}) "
@@ -107,6 +109,12 @@ def ping_row(p: PingResult) -> PingRow:
         p.error_message,
         p.location,
         p.region_code,
+        p.dns_ms,
+        p.connect_ms,
+        p.tls_ms,
+        p.ttfb_ms,
+        p.transfer_ms,
+        p.cert_expires_at,
     )
 
 
@@ -455,6 +463,8 @@ class Writer:
 def _copy_rows(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[PingRow]) -> None:
     with cur.copy(statement) as copy:
         for row in rows:
+            if len(row) < _WIDTH:  # a row made before pings grew (a history's): NULLs for the rest
+                row = (*row, *_NULLS[len(row) :])
             copy.write_row(row)
 
 
