@@ -3,10 +3,12 @@ the CLI's validation, and secret headers redacted wherever a site is shown."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import psycopg
@@ -16,14 +18,27 @@ from hypothesis import strategies as st
 
 import uptimelab as ul
 from uptimelab.domain.assertions import (
+    BODY_LIMIT_BYTES,
     Body,
     assertions,
     parse_expect_json,
     parse_headers,
 )
+from uptimelab.domain.pings import PingResult
 from uptimelab.errors import InvalidSiteFileError, SiteError
+from uptimelab.probe import BODY_CAP_BYTES, ENGINES, Prober
 from uptimelab.storage.database import Database
+from uptimelab.storage.models import Site
 from uptimelab.storage.sites import site_rows
+from uptimelab.testing.zoo import (
+    BOMB_DECODED_BYTES,
+    ZOO_KEYWORD,
+    Behaviour,
+    TargetSpec,
+    Zoo,
+    ZooSpec,
+    open_zoo,
+)
 
 SECRET = "s3cr3t-value-42"
 SECRET_HEADERS = {
@@ -336,3 +351,140 @@ def test_sites_add_takes_the_options_and_sites_list_shows_secret_headers_redacte
         SECRET_HEADERS, "***"
     )
     assert row["expect_json"] == '$.status == "UP"'
+
+
+# The probe: assertions through both engines, against the zoo.
+
+
+@pytest.fixture(params=["lean", "httpx"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each probe test runs through both engines, which must give the same verdicts."""
+    return str(request.param)
+
+
+def site(url: str, **fields: object) -> Site:
+    now = dt.datetime.now(dt.UTC)
+    return Site(url=url, created_at=now, updated_at=now, **fields)
+
+
+async def ping(engine: str, url: str, **fields: object) -> PingResult:
+    async with Prober(location="test", region_code="TT", timeout_ms=5000, engine=engine) as prober:
+        result = await prober.ping(site(url, **fields))
+    assert result is not None
+    return result
+
+
+async def test_a_page_without_the_keyword_is_down_with_the_assertion_category(
+    engine: str, zoo: Zoo
+) -> None:
+    result = await ping(engine, zoo.url("ok"), expect_body=ZOO_KEYWORD)
+    assert (result.status, result.status_code, result.error_category) == (
+        "down",
+        200,
+        "assertion",
+    )
+    assert result.error_message == (
+        f'expect_body {ZOO_KEYWORD!r} failed: not in the body (3 bytes), which starts "ok\\n"'
+    )
+
+
+async def test_a_json_page_with_the_wrong_value_is_down_and_with_the_right_one_up(
+    engine: str, zoo: Zoo
+) -> None:
+    wrong = await ping(engine, zoo.url("json"), expect_json='$.status == "DOWN"')
+    assert (wrong.status, wrong.error_category) == ("down", "assertion")
+    assert wrong.error_message == 'expect_json $.status == "DOWN" failed: saw "UP"'
+    right = await ping(engine, zoo.url("json"), expect_json="len($.items) == 3")
+    assert (right.status, right.error_category) == ("up", None)
+    not_json = await ping(engine, zoo.url("ok"), expect_json='$.status == "UP"')
+    assert not_json.error_message is not None
+    assert "is not JSON" in not_json.error_message
+
+
+async def test_a_gzip_page_with_the_keyword_is_up(engine: str, zoo: Zoo) -> None:
+    result = await ping(engine, zoo.url("gzip"), expect_body=f"^gzip: {ZOO_KEYWORD}$")
+    assert (result.status, result.error_category) == ("up", None), result.error_message
+    # The same page without assertions is read and dropped: up as well.
+    assert (await ping(engine, zoo.url("gzip"))).status == "up"
+
+
+async def test_a_compression_bomb_is_decoded_only_up_to_the_cap(engine: str, zoo: Zoo) -> None:
+    await ping(engine, zoo.url("gzip-bomb"))  # the zoo makes its bomb once, outside the count
+    tracemalloc.start()
+    try:
+        result = await ping(engine, zoo.url("gzip-bomb"), expect_body="[^\\x00]")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.status, result.error_category) == ("down", "assertion")
+    assert result.error_message is not None
+    assert f"({BODY_LIMIT_BYTES} bytes, more not read)" in result.error_message
+    # 64 KiB read from the wire would be 64 MiB decoded; the caps keep the whole ping (client,
+    # server and both sides' buffers) within a few times the two 64 KiB caps.
+    assert BOMB_DECODED_BYTES > 1000 * BODY_CAP_BYTES
+    assert peak < 8 * (BODY_CAP_BYTES + BODY_LIMIT_BYTES), peak
+
+
+async def test_a_slower_response_than_max_response_ms_is_down() -> None:
+    spec = ZooSpec((TargetSpec("slow", Behaviour.OK, latency_ms=60),), duration_s=60)
+    async with open_zoo(spec) as slow_zoo:
+        for engine in ENGINES:
+            result = await ping(engine, slow_zoo.url("slow"), max_response_ms=20)
+            assert (result.status, result.error_category) == ("down", "assertion")
+            assert result.response_time_ms is not None
+            assert result.error_message == (
+                f"max_response_ms 20 failed: the response took {result.response_time_ms} ms"
+            )
+
+
+async def test_headers_and_body_are_sent_and_secrets_seen_on_the_page_are_redacted(
+    engine: str, zoo: Zoo
+) -> None:
+    headers = {"Content-Type": "application/json", "X-Api-Key": SECRET, "Accept": "text/x"}
+    fields = {"method": "POST", "headers": headers, "body": '{"q": 1}'}
+    sent = await ping(
+        engine,
+        zoo.url("echo"),
+        expect_json='$.body == "{\\"q\\": 1}"',
+        **fields,
+    )
+    assert (sent.status, sent.error_category) == ("up", None), sent.error_message
+    for expression in (
+        '$.method == "POST"',
+        '$.headers.accept == "text/x"',
+        f'$.headers["x-api-key"] == "{SECRET}"',
+        '$.headers["content-type"] == "application/json"',
+    ):
+        result = await ping(engine, zoo.url("echo"), expect_json=expression, **fields)
+        assert result.status == "up", (expression, result.error_message)
+    seen = await ping(
+        engine, zoo.url("echo"), expect_json='$.headers["x-api-key"] == "other"', **fields
+    )
+    assert seen.error_message == 'expect_json $.headers["x-api-key"] == "other" failed: saw "***"'
+
+
+CASES = [
+    ("ok", {"expect_body": ZOO_KEYWORD}),
+    ("ok", {"expect_body": "^ok$"}),
+    ("json", {"expect_json": '$.status == "DOWN"'}),
+    ("json", {"expect_json": "$.version >= 7", "expect_body": '"items"'}),
+    ("gzip", {"expect_body": ZOO_KEYWORD}),
+    ("gzip", {"expect_json": "$.status == 1"}),
+    ("gzip-bomb", {"expect_body": "x"}),
+    ("status", {"expect_body": "status"}),  # the status fails first
+    ("redirect", {"expect_body": "^redirect$"}),
+    ("huge-body", {"expect_body": "\\x00{65536}"}),
+]
+
+
+@pytest.mark.parametrize(("name", "fields"), CASES)
+async def test_every_engine_gives_the_same_verdict(
+    zoo: Zoo, name: str, fields: dict[str, object]
+) -> None:
+    verdicts = []
+    for engine in ENGINES:
+        result = await ping(engine, zoo.url(name), **fields)
+        verdicts.append(
+            (result.status, result.status_code, result.error_category, result.error_message)
+        )
+    assert verdicts[0] == verdicts[1]

@@ -210,7 +210,9 @@ async def test_a_result_converts_to_the_sqlmodel_row(engine: str, zoo: Zoo) -> N
 async def test_a_fault_of_our_own_client_gives_no_ping_and_is_logged_with_its_traceback(
     engine: str, zoo: Zoo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(self: Prober, site: object, clock: object) -> tuple[int, None, None]:
+    async def broken(
+        self: Prober, site: object, clock: object, page: object
+    ) -> tuple[int, None, None]:
         raise RuntimeError("a bug in our client for http://bob:hunter2@x.example/")
 
     async with prober(engine) as p:

@@ -8,6 +8,7 @@ network             reset, unreachable, or closed before or during the response
 protocol            the answer is not valid HTTP
 http_status         a response whose status is not in the site's expected set
 too_many_redirects  more redirects than the site's max_redirects
+assertion           the page failed one of the site's assertions (a body that does not decode)
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from ..domain.redaction import is_secret_header
 from ..domain.sites import Probeable, status_expected
+from .body import Page
 from .phases import PhaseClock
 from .transport import BODY_CAP_BYTES
 
@@ -30,10 +32,14 @@ async def fetch(
     site: Probeable,
     expected: tuple[tuple[int, int], ...],
     clock: PhaseClock,
+    page: Page,
 ) -> tuple[int, str | None, str | None]:
-    """Send the request, follow redirects by the site's rules, read at most 64 KiB of body;
-    lap ``clock`` at the end of each phase."""
-    request = client.build_request(site.method, site.url)
+    """Send the request (with ``page``'s headers and body), follow redirects by the site's
+    rules, read at most 64 KiB of body (kept in ``page`` if it asks); lap ``clock`` at the end
+    of each phase."""
+    request = client.build_request(
+        site.method, site.url, headers=page.headers, content=page.content
+    )
     trace = _tracer(clock)
     redirects = 0
     while True:
@@ -52,10 +58,20 @@ async def fetch(
                         f"(last to {response.headers.get('location', '?')})",
                     )
                 redirects += 1
+                if _origin(next_request.url) != _origin(request.url):
+                    # As the lean engine: secret headers go only to the origin they were given.
+                    for name in list(next_request.headers):
+                        if is_secret_header(name):
+                            del next_request.headers[name]
                 request = next_request
                 continue
-            await _read_capped(response)
             code = response.status_code
+            if page.keep_body and status_expected(code, expected):
+                raw, more = await _read_kept(response)
+                headers = response.headers
+                page.keep(raw, headers.get("content-encoding"), headers.get("content-type"), more)
+                return code, None, None
+            await _read_capped(response)
             if status_expected(code, expected):
                 return code, None, None
             return (
@@ -77,6 +93,22 @@ def _tracer(clock: PhaseClock) -> Callable[[str, dict[str, Any]], Awaitable[None
                 clock.saw_certificate(info["return_value"].get_extra_info("ssl_object"))
 
     return trace
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+async def _read_kept(response: httpx.Response) -> tuple[bytes, bool]:
+    """The body as sent, up to BODY_CAP_BYTES, and whether it went on past that."""
+    kept = bytearray()
+    chunks = response.aiter_raw()
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            kept += chunk[: BODY_CAP_BYTES - len(kept)]
+            if len(kept) >= BODY_CAP_BYTES:
+                return bytes(kept), True
+    return bytes(kept), False
 
 
 async def _read_capped(response: httpx.Response) -> int:

@@ -11,6 +11,8 @@ A failed ping is data, not an exception: :meth:`Prober.ping` always returns a re
     protocol            the answer is not valid HTTP
     http_status         a response whose status is not in the site's expected set
     too_many_redirects  more redirects than the site's max_redirects
+    assertion           an expected status, but the page failed one of the site's assertions
+                        (expect_body, expect_json, max_response_ms)
 
 There is no CORS category: CORS is a browser policy, and a server-side client never meets it.
 """
@@ -24,6 +26,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Mapping
 from types import TracebackType
 
 import certifi
@@ -31,10 +34,12 @@ import httpx
 import trio
 
 from .._version import __version__
+from ..domain.assertions import NO_ASSERTIONS, assertions
 from ..domain.pings import PingResult
-from ..domain.redaction import redact
+from ..domain.redaction import is_secret_header, redact
 from ..domain.sites import Probeable, parse_expected_status, status_expected
-from . import httpx_engine
+from . import body, httpx_engine
+from .body import Page
 from .categorise import categorise, causes
 from .phases import CERT_HAS_EXPIRED, PhaseClock, expired_on
 from .transport import BODY_CAP_BYTES, REDIRECT_CODES, LeanClient, ResponseError, next_hop
@@ -43,6 +48,7 @@ log = logging.getLogger("uptimelab.probe")
 ENGINES = ("lean", "httpx")
 MAX_MESSAGE_CHARS = 500
 USER_AGENT = f"uptimelab/{__version__} (uptime monitor)"
+NO_PAGE = Page()
 
 
 class Prober:
@@ -113,12 +119,17 @@ class Prober:
         timeout_ms = site.timeout_ms or self.timeout_ms
         checked_at = dt.datetime.now(dt.UTC)
         clock = PhaseClock()
+        checks = assertions(site.expect_body, site.expect_json, site.max_response_ms)
+        if checks.reads_body or site.headers or site.body is not None:
+            page = body.page(site, keep_body=checks.reads_body)
+        else:
+            page = NO_PAGE  # the common case: nothing to send or keep
         status_code: int | None = None
         category: str | None = None
         message: str | None = None
         with trio.move_on_after(timeout_ms / 1000) as deadline:
             try:
-                status_code, category, message = await self._fetch(site, clock)
+                status_code, category, message = await self._fetch(site, clock, page)
             except (
                 httpx.HTTPError,
                 httpx.InvalidURL,
@@ -138,7 +149,7 @@ class Prober:
                     self.engine,
                     redact(site.url),
                     type(exc).__name__,
-                    _clean(str(exc), site.url),
+                    _clean(str(exc), site.url, site.headers),
                     exc_info=exc,
                     extra={"component": "probe", "category": "fault", "site_id": str(site.id)},
                 )
@@ -146,6 +157,10 @@ class Prober:
         if deadline.cancelled_caught:
             category, message = "timeout", f"no complete response within {timeout_ms} ms"
         elapsed_ms = round((time.perf_counter() - clock.started) * 1000)
+        if category is None and checks is not NO_ASSERTIONS:
+            failed = checks.check(page.body, elapsed_ms)
+            if failed is not None:
+                category, message = "assertion", failed
         return PingResult(
             site_id=site.id,
             checked_at=checked_at,
@@ -153,7 +168,7 @@ class Prober:
             status_code=status_code,
             response_time_ms=elapsed_ms,
             error_category=category,
-            error_message=_clean(message, site.url),
+            error_message=_clean(message, site.url, site.headers),
             location=self.location,
             region_code=self.region_code,
             **clock.milliseconds(),
@@ -161,7 +176,7 @@ class Prober:
         )
 
     async def _fetch(
-        self, site: Probeable, clock: PhaseClock
+        self, site: Probeable, clock: PhaseClock, page: Page
     ) -> tuple[int, str | None, str | None]:
         """Send the request, follow redirects by the site's rules, read at most 64 KiB of body."""
         expected = self._expected.get(site.expected_status)
@@ -171,21 +186,34 @@ class Prober:
             )
         if self.engine == "lean":
             lean = self._lean if site.tls_verify else self._lean_unverified
-            return await _fetch_lean(lean, site, expected, clock)
+            return await _fetch_lean(lean, site, expected, clock, page)
         client = self._client if site.tls_verify else self._client_unverified
         assert client is not None  # the httpx engine has its clients
-        return await httpx_engine.fetch(client, site, expected, clock)
+        return await httpx_engine.fetch(client, site, expected, clock, page)
 
 
 async def _fetch_lean(
-    lean: LeanClient, site: Probeable, expected: tuple[tuple[int, int], ...], clock: PhaseClock
+    lean: LeanClient,
+    site: Probeable,
+    expected: tuple[tuple[int, int], ...],
+    clock: PhaseClock,
+    page: Page,
 ) -> tuple[int, str | None, str | None]:
     target = lean.target(site.url)
     method = site.method
     auth = target.authorization
+    headers = page.headers
     redirects = 0
     while True:
-        response = await lean.request(method, target, auth=auth, clock=clock)
+        response = await lean.request(
+            method,
+            target,
+            auth=auth,
+            clock=clock,
+            headers=headers,
+            body=page.content_for(method),
+            keep_body=page.keep_body,
+        )
         code = response.status
         if site.follow_redirects and code in REDIRECT_CODES and response.location:
             if redirects >= site.max_redirects:
@@ -199,9 +227,14 @@ async def _fetch_lean(
             hop, method = next_hop(target, response.location, method, code)
             # Credentials go only where they were given: not to another origin.
             auth = hop.authorization or (auth if hop.origin == target.origin else None)
+            if hop.origin != target.origin:
+                headers = body.public(headers)
             target = hop
             continue
         if status_expected(code, expected):
+            if page.keep_body:
+                raw = response.body or b""
+                page.keep(raw, response.content_encoding, response.content_type, response.more)
             return code, None, None
         reason = response.reason or _reason(code)
         return code, "http_status", f"HTTP {code} {reason} (expected {site.expected_status})"
@@ -256,11 +289,15 @@ def _reason(code: int) -> str:
         return ""
 
 
-def _clean(message: str | None, url: str) -> str | None:
-    """One line, credentials redacted, at most MAX_MESSAGE_CHARS characters."""
+def _clean(message: str | None, url: str, headers: Mapping[str, str] | None = None) -> str | None:
+    """One line, credentials redacted (the URL's, and the values of secret ``headers``, which a
+    page may echo), at most MAX_MESSAGE_CHARS characters."""
     if message is None:
         return None
     text = redact(" ".join(message.split()))
+    for name, value in (headers or {}).items():
+        if value and is_secret_header(name):
+            text = text.replace(value, "***")
     # A password may also appear on its own (a library quoting a header, say).
     try:
         password = httpx.URL(url).password

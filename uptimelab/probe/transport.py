@@ -23,6 +23,7 @@ import base64
 import functools
 import ipaddress
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -106,6 +107,11 @@ class Response:
     status: int
     reason: str
     location: bytes | None  # as sent: resolved and normalised by next_hop
+    # Kept only when asked (a site with a body assertion): up to the cap, as sent.
+    body: bytes | None = None
+    content_encoding: str | None = None
+    content_type: str | None = None
+    more: bool = False  # the body went on past what was read
 
 
 class LeanClient:
@@ -125,10 +131,20 @@ class LeanClient:
         return found
 
     async def request(
-        self, method: str, target: Target, *, auth: str | None, clock: PhaseClock
+        self,
+        method: str,
+        target: Target,
+        *,
+        auth: str | None,
+        clock: PhaseClock,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        keep_body: bool = False,
     ) -> Response:
-        """One request on a fresh connection; the body is read up to the cap, then dropped.
-        ``clock`` is lapped at the end of each phase and keeps the certificate's expiry."""
+        """One request on a fresh connection; the body is read up to the cap, then dropped
+        (kept in the Response if ``keep_body``). ``headers`` (a site's own, which win over ours
+        and over ``auth``) and ``body`` go with the request. ``clock`` is lapped at the end of
+        each phase and keeps the certificate's expiry."""
         clock.origin = (target.host, target.port)
         stream: trio.abc.Stream = await _open_stream(target.host, target.port, clock)
         try:
@@ -140,25 +156,30 @@ class LeanClient:
                 clock.lap("tls")
                 clock.saw_certificate(tls)
                 stream = tls
-            head = (
-                f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"
-                f"User-Agent: {self.user_agent}\r\nAccept: */*\r\nConnection: close\r\n"
-            )
-            if auth is not None:
-                head += f"Authorization: {auth}\r\n"
-            await stream.send_all((head + "\r\n").encode("ascii"))
-            response = await self._read_response(stream, method, clock)
+            if headers or body is not None:
+                head = _head(method, target, self.user_agent, auth, headers or {}, body)
+            else:
+                head = (
+                    f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"
+                    f"User-Agent: {self.user_agent}\r\nAccept: */*\r\nConnection: close\r\n"
+                )
+                if auth is not None:
+                    head += f"Authorization: {auth}\r\n"
+            await stream.send_all((head + "\r\n").encode("ascii") + (body or b""))
+            response = await self._read_response(stream, method, clock, keep_body)
         finally:
             await trio.aclose_forcefully(stream)
         clock.lap("transfer")
         return response
 
     async def _read_response(
-        self, stream: trio.abc.Stream, method: str, clock: PhaseClock
+        self, stream: trio.abc.Stream, method: str, clock: PhaseClock, keep_body: bool = False
     ) -> Response:
         """Feed what the server sends to the parser until the response is complete, the body cap
         is reached, or (HEAD) the head is complete."""
         reader = _ResponseReader()
+        if keep_body:
+            reader.kept = bytearray()
         reader.parser = parser = httptools.HttpResponseParser(reader)
         parser.set_dangerous_leniencies(**_LENIENCIES)
         received = 0
@@ -208,8 +229,11 @@ class _ResponseReader:
     __slots__ = (
         "body_bytes",
         "complete",
+        "content_encoding",
         "content_length",
+        "content_type",
         "head_done",
+        "kept",
         "location",
         "parser",
         "reason",
@@ -222,6 +246,7 @@ class _ResponseReader:
         self.head_done = False
         self.complete = False
         self.body_bytes = 0
+        self.kept: bytearray | None = None  # the body's bytes, when a site's assertions read it
         self.on_message_begin()
 
     def on_message_begin(self) -> None:
@@ -234,6 +259,8 @@ class _ResponseReader:
         self.location: bytes | None = None
         self.transfer_codings: list[bytes] = []
         self.content_length = False
+        self.content_encoding: str | None = None
+        self.content_type: str | None = None
 
     def on_status(self, data: bytes) -> None:
         self.reason += data  # may arrive in pieces
@@ -247,6 +274,14 @@ class _ResponseReader:
             self.transfer_codings += [c.strip().lower() for c in value.split(b",")]
         elif key == b"content-length":
             self.content_length = True
+        elif self.kept is not None and key in (b"content-encoding", b"content-type"):
+            text = value.decode("latin-1")
+            if key == b"content-type":
+                self.content_type = text
+            else:
+                self.content_encoding = (
+                    f"{self.content_encoding}, {text}" if self.content_encoding else text
+                )
 
     def on_headers_complete(self) -> None:
         assert self.parser is not None
@@ -256,6 +291,9 @@ class _ResponseReader:
 
     def on_body(self, data: bytes) -> None:
         self.body_bytes += len(data)
+        kept = self.kept
+        if kept is not None and len(kept) < BODY_CAP_BYTES:
+            kept += data[: BODY_CAP_BYTES - len(kept)]
 
     def on_message_complete(self) -> None:
         self.complete = self.head_done
@@ -281,7 +319,44 @@ class _ResponseReader:
         return self.content_length
 
     def response(self) -> Response:
-        return Response(self.status, self.reason.decode("latin-1").strip(), self.location)
+        reason = self.reason.decode("latin-1").strip()
+        if self.kept is None:
+            return Response(self.status, reason, self.location)
+        return Response(
+            self.status,
+            reason,
+            self.location,
+            bytes(self.kept),
+            self.content_encoding,
+            self.content_type,
+            more=not self.complete,
+        )
+
+
+def _head(
+    method: str,
+    target: Target,
+    user_agent: str,
+    auth: str | None,
+    headers: Mapping[str, str],
+    body: bytes | None,
+) -> str:
+    """A request head with a site's own headers (checked where the site was stored: tokens and
+    one-line ASCII values), which replace ours of the same name."""
+    own = {name.lower() for name in headers}
+    head = f"{method} {target.target} HTTP/1.1\r\nHost: {target.host_header}\r\n"
+    if "user-agent" not in own:
+        head += f"User-Agent: {user_agent}\r\n"
+    if "accept" not in own:
+        head += "Accept: */*\r\n"
+    head += "Connection: close\r\n"
+    if auth is not None and "authorization" not in own:
+        head += f"Authorization: {auth}\r\n"
+    for name, value in headers.items():
+        head += f"{name}: {value}\r\n"
+    if body is not None:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head
 
 
 def next_hop(target: Target, location: bytes, method: str, status: int) -> tuple[Target, str]:
