@@ -5,18 +5,33 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 import socket
 import ssl
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from uptimelab import stats as ul_stats
+from uptimelab.api.metrics import Metrics, Scrape
+from uptimelab.config import Settings
 from uptimelab.domain.pings import PHASES, PingResult
+from uptimelab.ops.health import health, spool_backlog, status
 from uptimelab.probe import Prober
+from uptimelab.storage.database import Database
 from uptimelab.storage.models import Site
+from uptimelab.storage.queries import site_metrics
+from uptimelab.storage.spool import Segment, Spool
+from uptimelab.storage.writer import Writer
 from uptimelab.testing.zoo import Behaviour, TargetSpec, Zoo, ZooSpec, open_zoo
 
 DNS_DELAY_S = 0.2
@@ -195,3 +210,182 @@ async def test_an_expired_certificate_is_tls_and_the_error_says_when_it_expired(
     assert ping.error_category == "tls"
     assert ping.cert_expires_at is None  # the handshake failed
     assert ping.error_message == f"TLS failed: certificate expired on {expired:%Y-%m-%d %H:%M} UTC"
+
+
+# ------------------------------------------------------------------------------------------
+# Stored: site_stats, status, health, /metrics, per-phase percentiles, old spool segments
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def store_pings(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of (site_id, minutes ago, status, dns, connect, tls, ttfb, transfer, cert expiry)."""
+    with db.connect() as conn:
+        with conn.cursor().copy(
+            "COPY pings (site_id, checked_at, status, response_time_ms, error_category, "
+            "location, region_code, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, "
+            "cert_expires_at) FROM STDIN"
+        ) as copy:
+            for site_id, ago, status, *phases, cert in rows:
+                total = sum(p or 0 for p in phases)
+                category = None if status == "up" else "tls"
+                at = NOW - dt.timedelta(minutes=ago)
+                copy.write_row((site_id, at, status, total, category, "Lab", "LB", *phases, cert))
+        conn.execute("SELECT uptimelab_refresh_site_stats(%s)", (NOW,))
+
+
+def add_sites(db: Database, *names: str) -> list[uuid.UUID]:
+    with db.connect() as conn:
+        return [
+            conn.execute(
+                "INSERT INTO sites (name, url) VALUES (%s, %s) RETURNING id",
+                (name, f"https://{name}.example/"),
+            ).fetchone()["id"]
+            for name in names
+        ]
+
+
+def test_site_stats_keeps_the_latest_certificate_and_status_and_health_warn_of_it(
+    db: Database, tmp_path: Path
+) -> None:
+    soon, later, plain = add_sites(db, "soon", "later", "plain")
+    in_3_days = NOW + dt.timedelta(days=3)
+    store_pings(
+        db,
+        [
+            (soon, 30, "up", 5, 10, 20, 40, 2, NOW + dt.timedelta(days=90)),
+            (soon, 20, "up", 5, 10, 20, 40, 2, in_3_days),  # renewed badly: the latest counts
+            (soon, 10, "down", 5, 10, None, None, None, None),  # a failed handshake: none
+            (later, 10, "up", 5, 10, 20, 40, 2, NOW + dt.timedelta(days=30)),
+            (plain, 10, "up", 5, 10, None, 40, 2, None),
+        ],
+    )
+    with db.connect() as conn:
+        kept = {
+            r["site_id"]: r["cert_expires_at"]
+            for r in conn.execute("SELECT site_id, cert_expires_at FROM site_stats")
+        }
+    assert kept == {soon: in_3_days, later: NOW + dt.timedelta(days=30), plain: None}
+
+    settings = Settings.load(database_url=db.url, data_dir=tmp_path)
+    facts = status(settings, db=db).database
+    assert facts.cert_expiring_sites == 1
+    assert [(c.name, c.expires_at, c.min_days) for c in facts.cert_expiring or []] == [
+        ("soon", in_3_days, 14)
+    ]
+    check = next(c for c in health(settings, db=db).checks if c.name == "certificates")
+    assert check.status == "degraded"
+    assert "soon" in check.detail
+    assert "later" not in check.detail
+
+    # A site may ask for more notice: 30 days ahead, "later" is a warning too.
+    with db.connect() as conn:
+        conn.execute("UPDATE sites SET cert_min_days = 31 WHERE id = %s", (later,))
+    assert status(settings, db=db).database.cert_expiring_sites == 2
+
+
+def test_health_has_no_certificate_warning_when_none_expires_soon(
+    db: Database, tmp_path: Path
+) -> None:
+    (site_id,) = add_sites(db, "fine")
+    store_pings(db, [(site_id, 10, "up", 5, 10, 20, 40, 2, NOW + dt.timedelta(days=60))])
+    settings = Settings.load(database_url=db.url, data_dir=tmp_path)
+    check = next(c for c in health(settings, db=db).checks if c.name == "certificates")
+    assert check.status == "healthy"
+
+
+def test_metrics_give_the_phases_under_blackbox_names_and_the_certificate_expiry(
+    db: Database, tmp_path: Path
+) -> None:
+    secure, plain = add_sites(db, "secure", "plain")
+    expires = NOW + dt.timedelta(days=20)
+    store_pings(
+        db,
+        [
+            (secure, 10, "up", 7, 11, 23, 41, 3, expires),
+            (plain, 10, "up", None, 11, None, 41, 3, None),
+        ],
+    )
+    scrape = Scrape(
+        Metrics(), site_metrics(db), None, spool_backlog(Spool(tmp_path, max_bytes=1), None)
+    )
+    registry = CollectorRegistry()
+    registry.register(scrape)
+    text = generate_latest(registry).decode()
+    got = {
+        (s.name, s.labels.get("site_id"), s.labels.get("phase")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    phases = {"resolve": 0.007, "connect": 0.011, "tls": 0.023, "processing": 0.041}
+    for phase, seconds in {**phases, "transfer": 0.003}.items():
+        assert got["probe_http_duration_seconds", str(secure), phase] == pytest.approx(seconds)
+    assert got["probe_http_duration_seconds", str(plain), "tls"] == 0
+    assert got["probe_ssl_earliest_cert_expiry", str(secure), None] == expires.timestamp()
+    assert ("probe_ssl_earliest_cert_expiry", str(plain), None) not in got
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    phases=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1]),
+            st.booleans(),
+            *[st.one_of(st.none(), st.integers(0, 5000)) for _ in PHASES],
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    q=st.sampled_from([0.5, 0.9, 0.99]),
+)
+def test_phase_percentiles_in_sql_and_pandas_agree(
+    db: Database, phases: list[tuple[Any, ...]], q: float
+) -> None:
+    with db.connect() as conn:
+        conn.execute("TRUNCATE sites CASCADE")
+    ids = add_sites(db, "a", "b")
+    store_pings(
+        db,
+        [
+            (ids[k], minute, "up" if up else "down", *values, None)
+            for minute, (k, up, *values) in enumerate(phases)
+        ],
+    )
+    with db.connect() as conn:
+        in_sql = conn.execute(
+            "SELECT site_id::text, phase, pings, value_ms FROM uptimelab_phase_percentiles"
+            "(%s, %s, %s) ORDER BY site_id, array_position(%s, phase)",
+            (NOW - dt.timedelta(days=1), NOW, q, list(PHASES)),
+        ).fetchall()
+    frame = ul_stats.phase_quantiles(ul_stats.load_pings(db), q)
+    in_pandas = [(r.site_id, r.phase, r.pings, r.value_ms) for r in frame.itertuples(index=False)]
+    assert [(r["site_id"], r["phase"], r["pings"]) for r in in_sql] == [x[:3] for x in in_pandas]
+    for row, (*_, value) in zip(in_sql, in_pandas, strict=True):
+        assert row["value_ms"] == pytest.approx(value, rel=1e-12)
+
+
+def test_a_spool_segment_from_before_the_wider_rows_is_stored_with_nulls(
+    db: Database, tmp_path: Path
+) -> None:
+    (site_id,) = add_sites(db, "old")
+    at = NOW - dt.timedelta(minutes=1)
+    segment = tmp_path / "20260101T000000000000Z-old.spool"
+    old_row = [str(site_id), at.isoformat(), "up", 200, 42, None, None, "Lab", "LB"]
+    segment.write_text(json.dumps({"cycle": None}) + "\n" + json.dumps(old_row) + "\n")
+    read = Spool.read(Segment(segment, segment.stat().st_size))
+    assert read is not None
+    _, rows = read
+    assert rows == [(site_id, at, "up", 200, 42, None, None, "Lab", "LB", *[None] * 6)]
+    writer = Writer(db, Settings.load(database_url=db.url, data_dir=tmp_path))
+    try:
+        writer.write_rows(rows, {at.date()})
+    finally:
+        writer.close()
+    with db.connect() as conn:
+        stored = conn.execute(
+            "SELECT response_time_ms, dns_ms, cert_expires_at FROM pings WHERE site_id = %s",
+            (site_id,),
+        ).fetchone()
+    assert stored == {"response_time_ms": 42, "dns_ms": None, "cert_expires_at": None}

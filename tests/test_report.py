@@ -353,9 +353,9 @@ def test_figures_need_no_backend_and_are_not_kept(
 FACES: Final = {
     "stats": (
         "ERROR_CATEGORIES ERROR_DTYPE STATUS_CATEGORIES STATUS_DTYPE WINDOWS error_breakdown "
-        "load_outages load_pings load_site_intervals location_stats outages quorum_stats "
-        "quorum_uptime quorum_verdicts reliability response_time_quantiles uptime_series "
-        "window_stats"
+        "load_outages load_pings load_site_intervals location_stats outages phase_breakdown "
+        "phase_quantiles quorum_stats quorum_uptime quorum_verdicts reliability "
+        "response_time_quantiles uptime_series window_stats"
     ),
     "analysis": (
         "HtmlTable PERF_JSON_ENV collector_gaps cycle_interval fleet_table html_table "

@@ -6,7 +6,7 @@ the pings frame's dtypes; ``loaders``; ``windows``: sliding windows and calendar
 """
 
 from .analytics.frames import ERROR_DTYPE, STATUS_CATEGORIES, STATUS_DTYPE
-from .analytics.latency import response_time_quantiles
+from .analytics.latency import phase_breakdown, phase_quantiles, response_time_quantiles
 from .analytics.loaders import load_outages, load_pings
 from .analytics.outages import outages, reliability
 from .analytics.regions import (
@@ -31,6 +31,8 @@ __all__ = [
     "load_site_intervals",
     "location_stats",
     "outages",
+    "phase_breakdown",
+    "phase_quantiles",
     "quorum_stats",
     "quorum_uptime",
     "quorum_verdicts",

@@ -1,4 +1,5 @@
-"""Response times: quantiles per group, and each site's largest rise (a latency regression)."""
+"""Response times: quantiles per group, per phase, and each site's largest rise (a latency
+regression)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..domain.pings import PHASES
 from .frames import duration, is_up, require_columns
 
 # --------------------------------------------------------------------------------------------
@@ -45,6 +47,59 @@ def response_time_quantiles(
         table.columns = pd.Index(names)
         result = result.join(table)
     return result
+
+
+def phase_quantiles(pings: pd.DataFrame, q: float = 0.5, by: str = "site_id") -> pd.DataFrame:
+    """The ``q`` quantile of each phase (``dns_ms`` ... ``transfer_ms``) over up pings, per group
+    and phase: what PostgreSQL's ``uptimelab_phase_percentiles`` gives (``percentile_cont``).
+
+    Long form, one row per group and phase that has pings with the phase: columns ``by``,
+    ``phase`` (``dns``, ``connect``, ``tls``, ``ttfb``, ``transfer``), ``pings`` (int64) and
+    ``value_ms`` (float64, milliseconds), sorted by group then phase order. Raises ValueError
+    for a missing column or a quantile outside [0, 1].
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"the quantile must be within [0, 1], got {q}")
+    columns = [f"{p}_ms" for p in PHASES]
+    require_columns(pings, "status", by, *columns)
+    up = pings.loc[is_up(pings), [by, *columns]]
+    long = up.melt(id_vars=[by], value_vars=columns, var_name="phase", value_name="ms")
+    long = long[long["ms"].notna()]
+    long["phase"] = pd.Categorical(
+        long["phase"].str.removesuffix("_ms"), categories=list(PHASES), ordered=True
+    )
+    long["ms"] = long["ms"].astype(np.float64)
+    grouped = long.groupby([by, "phase"], observed=True, sort=True)["ms"]
+    result = pd.DataFrame(
+        {"pings": grouped.size().astype(np.int64), "value_ms": grouped.quantile(q)}
+    ).reset_index()
+    result["phase"] = result["phase"].astype(str)
+    return result
+
+
+def phase_breakdown(
+    pings: pd.DataFrame, q: float = 0.5, names: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Per site, the ``q`` quantile (milliseconds) of each phase side by side, and the phase
+    that takes the most (``slowest``): which sites are slow because of DNS, TLS or the server.
+
+    Indexed by ``site_id`` (str); columns ``site`` (the name from ``names``, else the id), one
+    float64 column per phase (``dns`` ... ``transfer``, NaN where the site never had it) and
+    ``slowest``; the sites with the largest total first.
+    """
+    long = phase_quantiles(pings, q)
+    if long.empty:
+        frame = pd.DataFrame(columns=["site", *PHASES, "slowest"])
+        frame.index = pd.Index([], name="site_id", dtype="str")
+        return frame
+    wide = long.pivot(index="site_id", columns="phase", values="value_ms")
+    wide = wide.reindex(columns=list(PHASES)).astype(np.float64)
+    wide.index = pd.Index(wide.index.astype(str), name="site_id")
+    wide.columns.name = None
+    wide["slowest"] = wide[list(PHASES)].fillna(-1.0).idxmax(axis=1)
+    wide.insert(0, "site", [(names or {}).get(s, s) for s in wide.index])
+    order = wide[list(PHASES)].sum(axis=1).sort_values(ascending=False, kind="stable").index
+    return wide.loc[order]
 
 
 def latency_shifts(

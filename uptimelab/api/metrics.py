@@ -18,6 +18,14 @@ from ..domain.state import SpoolBacklog, StoreState
 CYCLE_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 BREAKER_STATES = ("closed", "open", "half-open")
 WINDOWS = ("1h", "24h", "7d")
+# Our phases under blackbox_exporter's names for them (prober/http.go).
+BLACKBOX_PHASES = {
+    "dns": "resolve",
+    "connect": "connect",
+    "tls": "tls",
+    "ttfb": "processing",
+    "transfer": "transfer",
+}
 
 
 class Metrics:
@@ -153,13 +161,32 @@ class Scrape:
             None,
             [*labels, "window"],
         )
+        phases = GaugeMetricFamily(
+            "probe_http_duration_seconds",
+            "Duration of each phase of the latest ping of the site, as blackbox_exporter names "
+            "them (0 for a phase that did not happen).",
+            None,
+            [*labels, "phase"],
+        )
+        expiry = GaugeMetricFamily(
+            "probe_ssl_earliest_cert_expiry",
+            "When the site's latest certificate seen expires (Unix time).",
+            None,
+            labels,
+        )
         for row in self.sites:
             site = [str(row["site_id"]), row["name"], redact(row["url"])]
             success.add_metric(site, 1.0 if row["current_status"] == "up" else 0.0)
             checked.add_metric(site, row["last_checked"].timestamp())
             if row["response_time_ms"] is not None:
                 duration.add_metric(site, row["response_time_ms"] / 1000)
+            timed = {ours: row.get(f"{ours}_ms") for ours in BLACKBOX_PHASES}
+            if any(ms is not None for ms in timed.values()):  # none on a ping before 008
+                for ours, theirs in BLACKBOX_PHASES.items():
+                    phases.add_metric([*site, theirs], (timed[ours] or 0) / 1000)
+            if row.get("cert_expires_at") is not None:
+                expiry.add_metric(site, row["cert_expires_at"].timestamp())
             for window in WINDOWS:
                 if row[f"pings_{window}"]:
                     uptime.add_metric([*site, window], row[f"uptime_{window}"] / 100)
-        return (success, duration, checked, uptime)
+        return (success, duration, phases, checked, uptime, expiry)

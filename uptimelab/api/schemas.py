@@ -96,3 +96,6 @@ class SiteStatsRecord(BaseModel):
     pings_1h: Count
     pings_24h: Count
     pings_7d: Count
+    cert_expires_at: dt.datetime | None = Field(
+        default=None, description="When the latest certificate seen expires; null over HTTP."
+    )

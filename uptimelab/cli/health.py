@@ -97,6 +97,18 @@ def _print_status(report: Status) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+        if db.cert_expiring_sites:
+            soon = ", ".join(
+                f"{c.name or c.url} ({c.days_left:g} days, {c.expires_at:%Y-%m-%d})"
+                for c in (db.cert_expiring or [])[:5]
+            )
+            more = db.cert_expiring_sites - min(5, len(db.cert_expiring or []))
+            out(
+                f"CERTIFICATES EXPIRING (within cert_min_days): {db.cert_expiring_sites} active "
+                f"site(s): {soon}{f' and {more} more' if more > 0 else ''}",
+                markup=False,
+                soft_wrap=True,
+            )
         if db.collector_faults_24h:
             out(
                 f"collector faults (24 h): {db.collector_faults_24h} site(s) got no ping because "

@@ -209,15 +209,20 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
         return
     table = Table(
         box=None,
-        title="uptime % and mean ms of up pings (- = no pings; red = down now)",
+        title="uptime % and mean ms of up pings (- = no pings; red = down now); "
+        "cert: days until the certificate expires (yellow = within cert_min_days)",
     )
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
-    for header in ("up 1h", "up 24h", "up 7d", "ms 1h", "ms 24h", "ms 7d"):
+    for header in ("up 1h", "up 24h", "up 7d", "ms 1h", "ms 24h", "ms 7d", "cert"):
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("last UTC", no_wrap=True)
-    today = dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
     for r in rows:
         last = r.last_checked.astimezone(dt.UTC)
+        site = sites.get(r.site_id)
+        days = None if r.cert_expires_at is None else (r.cert_expires_at - now) / dt.timedelta(1)
+        soon = days is not None and days < (site.cert_min_days if site else 14)
         table.add_row(
             _label(sites.get(r.site_id), r.site_id),
             _pct(r.uptime_1h, r.pings_1h),
@@ -226,8 +231,9 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
             str(r.avg_response_time_1h),
             str(r.avg_response_time_24h),
             str(r.avg_response_time_7d),
+            "-" if days is None else f"{days:.1f}",
             last.strftime("%H:%M" if last.date() == today else "%m-%d"),
-            style="red" if r.current_status == "down" else None,
+            style="red" if r.current_status == "down" else "yellow" if soon else None,
         )
     console.print(table)
 

@@ -199,6 +199,18 @@ class UnverifiedSite(BaseModel):
     url: str = Field(description="Redacted.")
 
 
+class ExpiringCertificate(BaseModel):
+    """An active site whose latest certificate expires in fewer than its ``cert_min_days``
+    days (or has expired): a warning, not downtime."""
+
+    id: uuid.UUID
+    name: str
+    url: str = Field(description="Redacted.")
+    expires_at: dt.datetime
+    days_left: float = Field(description="Days until it expires; negative once it has.")
+    min_days: int = Field(description="The site's cert_min_days.")
+
+
 class LastCycle(BaseModel):
     """The newest stored cycle or round, and the pings of its location in its time window by
     status and by error category (with several collectors in the location, theirs too)."""
@@ -244,6 +256,13 @@ class DatabaseStatus(BaseModel):
     )
     tls_unverified: list[UnverifiedSite] | None = Field(
         default=None, description="The first 100 of them, in the order they were added."
+    )
+    cert_expiring_sites: int | None = Field(
+        default=None,
+        description="Active sites whose certificate expires within their cert_min_days.",
+    )
+    cert_expiring: list[ExpiringCertificate] | None = Field(
+        default=None, description="The first 100 of them, soonest first."
     )
     pings_table_bytes: int | None = None
 

@@ -23,6 +23,7 @@ from ..domain.state import (
     CollectorState,
     DatabaseStatus,
     ErrorReport,
+    ExpiringCertificate,
     FleetCollector,
     HealthReport,
     SpoolBacklog,
@@ -122,8 +123,9 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     """The health checks (GET /monitoring/health): the database reachable within
     ``db_timeout_ms``; the last cycle or round finished within two intervals (a running collector
     stores a round every interval), degraded when it had collector faults; every collector seen
-    in the last day stopped or with a heartbeat younger than ``collector_lease_ms``; the breaker
-    closed; the spool empty.
+    in the last day stopped or with a heartbeat younger than ``collector_lease_ms``; no active
+    site's certificate expiring within its ``cert_min_days`` (degraded); the breaker closed; the
+    spool empty.
     ``exit_code`` is 0 healthy, 1 degraded, 2 unhealthy."""
     settings = settings or Settings.load()
     checks: list[Check] = []
@@ -132,10 +134,11 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     last_finished: dt.datetime | None = None
     last_faults = 0
     collectors: list[FleetCollector] | None = None
+    expiring: list[ExpiringCertificate] | None = None
     database = None
     try:
         database = _database(settings, db)
-        last_finished, last_faults, collectors = health_facts(
+        last_finished, last_faults, collectors, expiring = health_facts(
             database, lease_ms=settings.collector_lease_ms, timeout_ms=settings.db_timeout_ms
         )
         detail = f"reachable ({database.masked_url})"
@@ -169,6 +172,7 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
         status = UNHEALTHY if not fresh else DEGRADED if last_faults else HEALTHY
         checks.append(Check(name="last cycle", status=status, detail=detail))
     checks.append(_collectors_check(collectors, settings.collector_lease_ms))
+    checks.append(_certificates_check(expiring))
 
     breaker = store.breaker
     if breaker is None:
@@ -194,6 +198,26 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     else:
         checks.append(Check(name="spool", status=HEALTHY, detail="empty"))
     return HealthReport(checks=checks)
+
+
+def _certificates_check(expiring: list[ExpiringCertificate] | None) -> Check:
+    """Degraded when an active site's certificate expires within its cert_min_days: the site
+    is up, but will not be for long."""
+    if expiring is None:
+        return Check(
+            name="certificates", status=DEGRADED, detail="not known: the database is unreachable"
+        )
+    if not expiring:
+        return Check(name="certificates", status=HEALTHY, detail="none expiring soon")
+    named = "; ".join(
+        f"{c.name or c.url}: {c.days_left:g} days left (min {c.min_days})" for c in expiring[:5]
+    )
+    more = f" and {len(expiring) - 5} more" if len(expiring) > 5 else ""
+    return Check(
+        name="certificates",
+        status=DEGRADED,
+        detail=f"{len(expiring)} expiring soon: {named}{more}",
+    )
 
 
 def _collectors_check(collectors: list[FleetCollector] | None, lease_ms: int) -> Check:

@@ -25,6 +25,7 @@ from ..domain.redaction import redact
 from ..domain.state import (
     CycleCounts,
     DatabaseStatus,
+    ExpiringCertificate,
     FleetCollector,
     LastCycle,
     Lateness,
@@ -99,15 +100,28 @@ _TLS_UNVERIFIED = """
 SELECT id, coalesce(name, '') AS name, url, count(*) OVER () AS total FROM sites
  WHERE is_active AND NOT tls_verify ORDER BY created_at, url LIMIT %s
 """
+CERT_EXPIRING_SHOWN = 100
+# Active sites whose latest certificate expires within their cert_min_days (or has expired).
+_CERT_EXPIRING = """
+SELECT s.id, coalesce(s.name, '') AS name, s.url, ss.cert_expires_at AS expires_at,
+       s.cert_min_days AS min_days,
+       extract(epoch FROM ss.cert_expires_at - now()) / 86400 AS days_left,
+       count(*) OVER () AS total
+  FROM site_stats AS ss JOIN sites AS s ON s.id = ss.site_id
+ WHERE s.is_active AND ss.cert_expires_at < now() + make_interval(days => s.cert_min_days)
+ ORDER BY ss.cert_expires_at, s.id LIMIT %s
+"""
 _SITE_METRICS = """
 SELECT s.id AS site_id, coalesce(s.name, '') AS name, s.url,
        ss.current_status, ss.last_checked,
        ss.uptime_1h, ss.uptime_24h, ss.uptime_7d, ss.pings_1h, ss.pings_24h, ss.pings_7d,
-       latest.response_time_ms
+       latest.response_time_ms, latest.dns_ms, latest.connect_ms, latest.tls_ms,
+       latest.ttfb_ms, latest.transfer_ms, ss.cert_expires_at
   FROM site_stats AS ss
   JOIN sites AS s ON s.id = ss.site_id
   LEFT JOIN LATERAL (
-        SELECT p.response_time_ms FROM pings AS p
+        SELECT p.response_time_ms, p.dns_ms, p.connect_ms, p.tls_ms, p.ttfb_ms, p.transfer_ms
+          FROM pings AS p
          WHERE p.site_id = ss.site_id AND p.checked_at = ss.last_checked
          ORDER BY p.location COLLATE "C" DESC
          LIMIT 1) AS latest ON true
@@ -159,6 +173,7 @@ def status_facts(
         failed = conn.execute(_FAILED_CYCLES_24H).fetchone()
         faults = conn.execute(_FAULTS_24H).fetchone()
         unverified = conn.execute(_TLS_UNVERIFIED, (TLS_UNVERIFIED_SHOWN,)).fetchall()
+        expiring = conn.execute(_CERT_EXPIRING, (CERT_EXPIRING_SHOWN,)).fetchall()
         size = conn.execute(_PINGS_TABLE_BYTES).fetchone()
     return DatabaseStatus(
         reachable=True,
@@ -181,7 +196,20 @@ def status_facts(
         tls_unverified=[
             UnverifiedSite(id=r["id"], name=r["name"], url=redact(r["url"])) for r in unverified
         ],
+        cert_expiring_sites=int(expiring[0]["total"]) if expiring else 0,
+        cert_expiring=[_expiring(r) for r in expiring],
         pings_table_bytes=int(size["bytes"]) if size else 0,
+    )
+
+
+def _expiring(row: dict[str, Any]) -> ExpiringCertificate:
+    return ExpiringCertificate(
+        id=row["id"],
+        name=row["name"],
+        url=redact(row["url"]),
+        expires_at=row["expires_at"],
+        days_left=round(float(row["days_left"]), 1),
+        min_days=row["min_days"],
     )
 
 
@@ -191,18 +219,21 @@ class HealthFacts(NamedTuple):
     last_finished: dt.datetime | None  # the newest stored cycle or round; None before the first
     last_faults: int  # its collector faults (sites that got no ping because our client failed)
     collectors: list[FleetCollector]
+    cert_expiring: list[ExpiringCertificate]  # the first CERT_EXPIRING_SHOWN, soonest first
 
 
 def health_facts(db: Database, *, lease_ms: int, timeout_ms: int | None = None) -> HealthFacts:
     """What ``uptimelab health`` reads from the database, in one connection: when the newest
     stored (not dry-run) cycle or round finished and its collector faults, and the collectors
-    seen in the last day (stale: no heartbeat for ``lease_ms``)."""
+    seen in the last day (stale: no heartbeat for ``lease_ms``), and the active sites whose
+    certificate expires within their ``cert_min_days``."""
     with _reading(db, timeout_ms) as conn:
         row = conn.execute(_LAST_FINISHED).fetchone()
         collectors = _collectors(conn, lease_ms)
+        expiring = [_expiring(r) for r in conn.execute(_CERT_EXPIRING, (CERT_EXPIRING_SHOWN,))]
     if row is None:
-        return HealthFacts(None, 0, collectors)
-    return HealthFacts(row["at"], int(row["faults"]), collectors)
+        return HealthFacts(None, 0, collectors, expiring)
+    return HealthFacts(row["at"], int(row["faults"]), collectors, expiring)
 
 
 def _lateness(conn: psycopg.Connection[Any]) -> Lateness:
@@ -231,6 +262,7 @@ def _collectors(conn: psycopg.Connection[Any], lease_ms: int) -> list[FleetColle
 
 def site_metrics(db: Database, *, timeout_ms: int | None = None) -> list[dict[str, Any]]:
     """Per active site with stats: id, name, URL (as stored: redact before showing it), current
-    status, last check, uptime and ping count per window, and the latest response time (ms)."""
+    status, last check, uptime and ping count per window, the latest response time and its
+    phases (``<phase>_ms``, milliseconds), and the latest certificate expiry."""
     with _reading(db, timeout_ms) as conn:
         return conn.execute(_SITE_METRICS).fetchall()
