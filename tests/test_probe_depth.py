@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import trio
 import trustme
@@ -389,3 +391,43 @@ def test_a_spool_segment_from_before_the_wider_rows_is_stored_with_nulls(
             (site_id,),
         ).fetchone()
     assert stored == {"response_time_ms": 42, "dns_ms": None, "cert_expires_at": None}
+
+
+def test_certificate_expiry_takes_each_sites_latest_certificate_and_flags_the_near_ones() -> None:
+    at = pd.Timestamp("2026-06-01 12:00", tz="UTC")
+    pings = pd.DataFrame(
+        {
+            "site_id": ["a", "a", "a", "b", "c"],
+            "checked_at": [at - pd.Timedelta(hours=h) for h in (3, 2, 1, 1, 1)],
+            "cert_expires_at": pd.DatetimeIndex(
+                [at + pd.Timedelta(days=90), at + pd.Timedelta(days=3), pd.NaT]
+                + [at + pd.Timedelta(days=30), pd.NaT]
+            ),
+        }
+    )
+    found = ul_stats.certificate_expiry(pings, names={"a": "Alpha"}, now=at, min_days={"b": 31})
+    assert found.index.tolist() == ["a", "b"]  # soonest first; c never showed one
+    assert found["site"].tolist() == ["Alpha", "b"]
+    assert found["days_left"].tolist() == [3.0, 30.0]
+    assert found["expiring"].tolist() == [True, True]
+    assert ul_stats.certificate_expiry(pings, now=at)["expiring"].tolist() == [True, False]
+
+
+def test_the_phase_breakdown_names_each_sites_slowest_phase() -> None:
+    rows = {
+        "site_id": ["dns-slow", "dns-slow", "tls-slow"],
+        "status": ["up", "up", "up"],
+        "dns_ms": [300, 500, 5],
+        "connect_ms": [10, 10, 10],
+        "tls_ms": [None, None, 400],
+        "ttfb_ms": [50, 50, 50],
+        "transfer_ms": [1, 1, 1],
+    }
+    pings = pd.DataFrame(
+        {k: pd.array(v, dtype="Int32") if k.endswith("_ms") else v for k, v in rows.items()}
+    )
+    breakdown = ul_stats.phase_breakdown(pings)
+    assert breakdown.index.tolist() == ["tls-slow", "dns-slow"]  # largest total first
+    assert breakdown.loc["dns-slow", "dns"] == 400.0  # the median of 300 and 500
+    assert breakdown["slowest"].to_dict() == {"tls-slow": "tls", "dns-slow": "dns"}
+    assert np.isnan(breakdown.loc["dns-slow", "tls"])

@@ -352,7 +352,8 @@ def test_figures_need_no_backend_and_are_not_kept(
 
 FACES: Final = {
     "stats": (
-        "ERROR_CATEGORIES ERROR_DTYPE STATUS_CATEGORIES STATUS_DTYPE WINDOWS error_breakdown "
+        "ERROR_CATEGORIES ERROR_DTYPE STATUS_CATEGORIES STATUS_DTYPE WINDOWS certificate_expiry "
+        "error_breakdown "
         "load_outages load_pings load_site_intervals location_stats outages phase_breakdown "
         "phase_quantiles quorum_stats quorum_uptime quorum_verdicts reliability "
         "response_time_quantiles uptime_series window_stats"
@@ -364,7 +365,8 @@ FACES: Final = {
     ),
     "plots": (
         "CATEGORY_COLOURS collector_timeline cycle_durations error_budget error_categories "
-        "latency_shift outage_timeline perf_results pings_per_cycle response_time_distributions "
+        "latency_shift outage_timeline perf_results phase_breakdown_chart pings_per_cycle "
+        "response_time_distributions "
         "response_time_percentiles uptime_heatmap worst_sites"
     ),
 }

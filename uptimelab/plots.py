@@ -18,6 +18,7 @@ from .analytics.collector_plots import (
     pings_per_cycle,
 )
 from .analytics.figures import CATEGORY_COLOURS
+from .analytics.phase_plots import phase_breakdown_chart
 from .analytics.site_plots import (
     error_budget,
     error_categories,
@@ -38,6 +39,7 @@ __all__ = [
     "latency_shift",
     "outage_timeline",
     "perf_results",
+    "phase_breakdown_chart",
     "pings_per_cycle",
     "response_time_distributions",
     "response_time_percentiles",

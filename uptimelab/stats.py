@@ -5,6 +5,7 @@ the pings frame's dtypes; ``loaders``; ``windows``: sliding windows and calendar
 ``latency``; ``outages``; ``regions``: per-location stats and the quorum verdict).
 """
 
+from .analytics.certificates import certificate_expiry
 from .analytics.frames import ERROR_DTYPE, STATUS_CATEGORIES, STATUS_DTYPE
 from .analytics.latency import phase_breakdown, phase_quantiles, response_time_quantiles
 from .analytics.loaders import load_outages, load_pings
@@ -25,6 +26,7 @@ __all__ = [
     "STATUS_CATEGORIES",
     "STATUS_DTYPE",
     "WINDOWS",
+    "certificate_expiry",
     "error_breakdown",
     "load_outages",
     "load_pings",

@@ -27,7 +27,8 @@ from typing import Final
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..analytics import collector_plots, site_plots
+from ..analytics import collector_plots, phase_plots, site_plots
+from ..analytics.certificates import certificate_expiry
 from ..analytics.collector_health import (
     collector_gaps,
     cycle_interval,
@@ -36,7 +37,7 @@ from ..analytics.collector_health import (
     round_lateness,
 )
 from ..analytics.frames import duration, period_start
-from ..analytics.latency import latency_shifts
+from ..analytics.latency import latency_shifts, phase_breakdown
 from ..analytics.loaders import load_pings
 from ..analytics.outages import outages
 from ..analytics.tables import DEFAULT_TARGET, fleet_table, site_names, site_summary, sla_table
@@ -170,6 +171,15 @@ def _fleet_section(data: PeriodData, target: float) -> Section:
         f"their latest ping" + (f" ({', '.join(map(str, down))})." if down else ".")
     )
     s.table(html_table(fleet.drop(columns=["site_id"]), percent=_UPTIMES, target=target))
+    certificates = certificate_expiry(data.pings, names=data.names, now=data.end)
+    expiring = certificates.loc[certificates["expiring"]]
+    s.text(
+        f"Certificates: {len(certificates)} site(s) served one in the period; {len(expiring)} "
+        f"expire(s) within {certificates['min_days'].max() if len(certificates) else 14} days of "
+        "the end of the period (a warning, not downtime)."
+    )
+    if not certificates.empty:
+        s.table(html_table(certificates.head(10), caption="Certificates, soonest expiry first"))
     if not fleet.empty:
         s.figure(
             site_plots.worst_sites(fleet, column="uptime_7d", target=target),
@@ -208,6 +218,19 @@ def _latency_section(data: PeriodData, target: float) -> Section:
         site_plots.response_time_percentiles(data.pings, freq=_heat_freq(data)),
         "p50, p95 and p99 of all up pings per period (log scale).",
     )
+    breakdown = phase_breakdown(data.pings, names=data.names)
+    if not breakdown.empty:
+        s.text(
+            "Where the time goes: the median of each phase of the up pings (DNS, connect, TLS, "
+            "the server's time to the first byte, transfer), the slowest sites first; "
+            "'slowest' names the phase that takes the most."
+        )
+        s.table(html_table(breakdown.head(10), caption="Median ms per phase"))
+        s.figure(
+            phase_plots.phase_breakdown_chart(breakdown),
+            "Median milliseconds per phase, stacked: a long first bar is a slow resolver, a long "
+            "TLS bar a slow handshake, a long server bar a slow application.",
+        )
     shifts = latency_shifts(data.pings, names=data.names)
     regressed = shifts.loc[shifts["regressed"].astype(bool)]
     s.text(

@@ -259,8 +259,45 @@ def synthetic_history(
         duration_ms[interrupted] = int(cut)
 
     pings = _pings_frame(roster, starts, kept, offset_ms, message, cat, rt_ms)
+    _add_phases_and_certificates(pings, sites, seed, last)
     cycles = _cycles_frame(rng, starts, ran, kept, down, duration_ms, interrupted, sites)
     return History(roster, pings, cycles, incidents, first, last, step)
+
+
+def _add_phases_and_certificates(
+    pings: pd.DataFrame, sites: int, seed: int, last: pd.Timestamp
+) -> None:
+    """Split each up ping's response time into phases by its site's shares (one site slow to
+    resolve, one slow in TLS, the rest mostly the server), and give each site's up pings its
+    certificate's expiry (two expiring within two weeks of the end). A stream of random numbers
+    of its own: the rest of the history stays what the seed made before phases existed."""
+    rng = np.random.default_rng([seed, 13])
+    shares = np.column_stack(
+        [
+            rng.uniform(0.01, 0.08, sites),  # dns
+            rng.uniform(0.05, 0.15, sites),  # connect
+            rng.uniform(0.08, 0.2, sites),  # tls
+            rng.uniform(0.02, 0.08, sites),  # transfer
+        ]
+    )
+    order = rng.permutation(sites)
+    shares[order[0], 0] = 0.55  # a slow resolver
+    shares[order[1], 2] = 0.45  # a slow handshake
+    days = rng.uniform(25, 120, sites)
+    days[order[2]], days[order[3]] = 3.5, 10.5
+    site_idx = pings["site"].cat.codes.to_numpy()
+    up = (pings["status"] == "up").to_numpy()
+    rt = pings["response_time_ms"].to_numpy(dtype=np.int64, na_value=0)
+    parts = np.floor(rt[:, None] * shares[site_idx]).astype(np.int64)
+    ttfb = rt - parts.sum(axis=1)
+    for name, values in zip(
+        ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms"),
+        (parts[:, 0], parts[:, 1], parts[:, 2], ttfb, parts[:, 3]),
+        strict=True,
+    ):
+        pings[name] = pd.arrays.IntegerArray(values.astype(np.int32), mask=~up)
+    expiry = (last + pd.to_timedelta(days, unit="D")).floor("s").as_unit("us")
+    pings["cert_expires_at"] = pd.Series(expiry[site_idx]).where(up).array
 
 
 def check_history(sites: int, span: dt.timedelta, every: dt.timedelta) -> None:
