@@ -3,7 +3,8 @@
 In a scratch database, alternating for `--repeat` rounds: the collector's writer storing a cycle
 of N pings (one per site, partitions ready, one transaction with COPY plus the cycle row, as in
 production, without the stats refresh) and a bare `COPY pings FROM STDIN` of rows of the same
-shape in one transaction. Both write into the same table (same indexes, same trigger).
+shape in one transaction. Both write into the same table (same indexes, same trigger). Rows are
+as wide as an HTTPS ping makes them (phase timings and a certificate expiry).
 
     .venv/bin/python benchmarks/write_copy.py [--sites 10000] [--repeat 20]
 """
@@ -47,10 +48,17 @@ def main() -> None:
         ids = placeholder_sites(db, args.sites)
         writer = Writer(db, Settings.load(database_url=db.url, data_dir=Path(data)))
         at = dt.datetime.now(dt.UTC)
+        expires = at + dt.timedelta(days=60)
         with psycopg.connect(db.url, autocommit=True) as conn:
             for k in range(2 * args.repeat + 2):
                 at += dt.timedelta(seconds=1)
-                pings = [PingResult(s, at, "up", 200, 120, None, None, "bench", "BB") for s in ids]
+                # Rows as wide as an HTTPS ping makes them: every phase and a certificate.
+                pings = [
+                    PingResult(
+                        s, at, "up", 200, 120, None, None, "bench", "BB", 8, 12, 25, 70, 5, expires
+                    )
+                    for s in ids
+                ]
                 cycle = MonitoringCycle(
                     id=uuid.uuid4(), started_at=at, location="bench", region_code="BB"
                 )
