@@ -14,6 +14,7 @@ import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from uptimelab.probe.phases import PhaseClock
 from uptimelab.probe.transport import LeanClient, ResponseError
 
 Verdict = tuple[str, int | None]  # ("ok", status) or (category, None)
@@ -36,7 +37,7 @@ async def lean_verdict(data: bytes, pieces: list[int], method: str) -> Verdict:
     stream.put_eof()
     client = LeanClient(ssl_context=None, user_agent="t", body_cap=64 * 1024)  # type: ignore[arg-type]
     try:
-        response = await client._read_response(stream, method)
+        response = await client._read_response(stream, method, PhaseClock())
     except ResponseError as exc:
         return exc.category, None
     return "ok", response.status

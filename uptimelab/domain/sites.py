@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -50,6 +51,7 @@ COLUMNS = (
     "interval_ms",
     "retry_interval_ms",
     "tls_verify",
+    "cert_min_days",
     "expect_body",
     "expect_json",
     "max_response_ms",
@@ -124,6 +126,8 @@ class SiteSpec(BaseModel):
     retry_interval_ms: int | None = None
     # False accepts any certificate (self-signed, expired, another name): a weaker check.
     tls_verify: bool = True
+    # A certificate expiring in fewer days is a warning (status, health), not downtime.
+    cert_min_days: int = Field(default=14, ge=0, le=3650)
     # What the page must say, and what the request carries (see domain/assertions.py).
     expect_body: str | None = None
     expect_json: str | None = None

@@ -64,6 +64,8 @@ class SiteRow:
     updated_at: dt.datetime
     # A column sql/007_tls_verify.sql adds; a database without it verifies every certificate.
     tls_verify: bool = True
+    # A column sql/008_probe_depth.sql adds: fewer days before the certificate expires warn.
+    cert_min_days: int = 14
     # Columns sql/009_assertions.sql adds (``headers`` may hold secrets: shown redacted).
     expect_body: str | None = None
     expect_json: str | None = None
