@@ -14,7 +14,6 @@ Times here are wall-clock seconds since the epoch (grids are shared across machi
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import uuid
 from collections.abc import Iterable, Mapping
@@ -42,13 +41,19 @@ class Schedule:
         self.default_interval_s = default_interval_s
         self._sites: dict[uuid.UUID, ActiveSite] = {}
         self._due: dict[uuid.UUID, float] = {}
-        self._heap: list[tuple[float, int, uuid.UUID]] = []
-        self._order = itertools.count()
+        # (due, site): ties are rare and uuids compare, so no counter (36 B a site less).
+        self._heap: list[tuple[float, uuid.UUID]] = []
         self._in_flight: set[uuid.UUID] = set()
-        self._last: dict[uuid.UUID, tuple[float, bool]] = {}
+        # The newest ping of each site, and the few sites whose newest ping is down (a tuple
+        # (at, down) per site cost 56 B more).
+        self._last: dict[uuid.UUID, float] = {}
+        self._down: set[uuid.UUID] = set()
 
     def __len__(self) -> int:
         return len(self._sites)
+
+    def __contains__(self, site_id: object) -> bool:
+        return site_id in self._sites
 
     def interval_s(self, site: ActiveSite) -> float:
         return site.interval_ms / 1000 if site.interval_ms else self.default_interval_s
@@ -67,20 +72,21 @@ class Schedule:
             if site_id not in wanted:
                 del self._sites[site_id]
                 self._due.pop(site_id, None)
-                self._last.pop(site_id, None)
+                self._forget(site_id)
         for site_id, site in wanted.items():
             old = self._sites.get(site_id)
+            if old == site:  # keep the object held: a reload would otherwise copy every site
+                site = old
             self._sites[site_id] = site
             if site_id in self._in_flight:
                 continue
             if old is not None and old.interval_ms == site.interval_ms and site_id in self._due:
                 continue
-            known = [x for x in (last.get(site_id), self._last.get(site_id)) if x is not None]
-            seen = max(known, key=lambda x: x[0]) if known else None
+            seen = self._newest(last.get(site_id), site_id)
             if seen is None:
                 self._set(site_id, now)
             else:
-                self._last.pop(site_id, None)
+                self._forget(site_id)
                 self.probed(site_id, seen[0], down=seen[1])
 
     def probed(self, site_id: uuid.UUID, at: float, *, down: bool, elsewhere: bool = False) -> None:
@@ -94,14 +100,18 @@ class Schedule:
         if site is None:
             return
         known = self._last.get(site_id)
-        if known is None or at > known[0]:
-            self._last[site_id] = (at, down)
+        if known is None or at > known:
+            self._last[site_id] = at
+            if down:
+                self._down.add(site_id)
+            else:
+                self._down.discard(site_id)
         elif elsewhere:
             return
         if site_id in self._in_flight:
             return
-        newest, newest_down = self._last[site_id]
-        if newest_down and site.retry_interval_ms:
+        newest = self._last[site_id]
+        if site_id in self._down and site.retry_interval_ms:
             self._set(site_id, newest + site.retry_interval_ms / 1000)
         else:
             self._set(site_id, next_due(site_id, self.interval_s(site), newest))
@@ -117,7 +127,7 @@ class Schedule:
     def next_due_at(self) -> float | None:
         """When the earliest site is due; None when nothing is held."""
         while self._heap:
-            due, _, site_id = self._heap[0]
+            due, site_id = self._heap[0]
             if self._due.get(site_id) == due:
                 return due
             heapq.heappop(self._heap)
@@ -129,7 +139,7 @@ class Schedule:
         due = self.next_due_at()
         if due is None or due > now:
             return None
-        _, _, site_id = heapq.heappop(self._heap)
+        _, site_id = heapq.heappop(self._heap)
         del self._due[site_id]
         self._in_flight.add(site_id)
         return self._sites[site_id], due
@@ -141,4 +151,17 @@ class Schedule:
 
     def _set(self, site_id: uuid.UUID, due: float) -> None:
         self._due[site_id] = due
-        heapq.heappush(self._heap, (due, next(self._order), site_id))
+        heapq.heappush(self._heap, (due, site_id))
+
+    def _newest(
+        self, given: tuple[float, bool] | None, site_id: uuid.UUID
+    ) -> tuple[float, bool] | None:
+        """The newer of ``given`` (probed at, down) and the newest ping known here."""
+        mine = self._last.get(site_id)
+        if mine is not None and (given is None or mine > given[0]):
+            return mine, site_id in self._down
+        return given
+
+    def _forget(self, site_id: uuid.UUID) -> None:
+        self._last.pop(site_id, None)
+        self._down.discard(site_id)

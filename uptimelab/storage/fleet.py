@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -83,13 +84,25 @@ def sites_in_buckets(
     """The active sites in the buckets this collector holds."""
     if not held:
         return []
+    # Rows are made one at a time (not fetchall: 130 B a site at once), and the method and
+    # expected statuses, which nearly all sites share, are interned (about 100 B a site less).
+    method, expected = (
+        ACTIVE_SITE_FIELDS.index("method"),
+        ACTIVE_SITE_FIELDS.index("expected_status"),
+    )
+    out = []
     with conn.cursor(row_factory=tuple_row) as cur:
-        rows = cur.execute(
+        cur.execute(
             f"SELECT {', '.join(ACTIVE_SITE_FIELDS)} FROM sites "
             "WHERE is_active AND uptimelab_site_bucket(id, %s) = ANY(%s)",
             (buckets, sorted(held)),
-        ).fetchall()
-    return [ActiveSite(*row) for row in rows]
+        )
+        for row in cur:
+            values = list(row)
+            values[method] = sys.intern(values[method])
+            values[expected] = sys.intern(values[expected])
+            out.append(ActiveSite(*values))
+    return out
 
 
 def last_pings(

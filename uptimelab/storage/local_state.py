@@ -17,13 +17,12 @@ sites. Every file is private: 0600 in 0700 directories (site URLs may carry pass
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,8 +121,17 @@ def _url_key(data_dir: Path, url: str) -> Path:
 
 def save_sites(local: LocalState, sites: list[ActiveSite]) -> None:
     """Keep the active sites of this database on disk (private: URLs may carry passwords)."""
-    data = json.dumps([dataclasses.asdict(s) for s in sites], default=str).encode()
-    write_private(local.sites_cache, data)
+    write_private(local.sites_cache, _sites_json(sites))
+
+
+def _sites_json(sites: list[ActiveSite]) -> Iterator[bytes]:
+    # A JSON array written site by site: built whole, it took about 1.1 KB a site at once
+    # (100 000 sites: a peak of 108 MB on top of the sites themselves).
+    encode = json.JSONEncoder(default=str).encode
+    for k, site in enumerate(sites):
+        fields = {name: getattr(site, name) for name in ACTIVE_SITE_FIELDS}
+        yield (b"," if k else b"[") + encode(fields).encode()
+    yield b"]" if sites else b"[]"
 
 
 def load_sites(local: LocalState) -> list[ActiveSite] | None:
@@ -149,8 +157,9 @@ def private_dir(directory: Path, *, up_to: Path | None = None) -> None:
             folder.chmod(PRIVATE_DIR)
 
 
-def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), mode 0600.
+def write_private(path: Path, data: bytes | Iterable[bytes], *, durable: bool = False) -> None:
+    """Write ``data`` (bytes, or chunks of them) to ``path`` atomically (a temporary file
+    renamed over it), mode 0600.
 
     With ``durable`` the file and its directory are fsynced, so it is whole or absent after a
     crash. Raises OSError."""
@@ -159,7 +168,10 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
