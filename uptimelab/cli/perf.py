@@ -1,4 +1,5 @@
-"""``uptimelab perf``: the seed's performance test (and the sustained 100 000-site run)."""
+"""``uptimelab perf``: the seed's performance test, the sustained 100 000-site run, and fleets of
+collector processes sharing one database (``--collectors``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..config import parse_duration
 from ..errors import ConfigError, UptimelabError
-from ..storage.database import connect
+from ..storage.database import Database, connect
+from ..testing import fleet_perf
 from ..testing.perf import (
     MEMORY_STRESS_SITES,
     SCENARIOS,
@@ -34,28 +37,76 @@ def perf(
     memory_stress: Annotated[
         bool, typer.Option(help=f"Add the memory stress run ({MEMORY_STRESS_SITES} sites).")
     ] = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Pings in flight.")] = 10,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1000,
+            help="Pings in flight (default 10; a fleet: per collector, enough for the survivors "
+            "to carry the fleet twice over).",
+        ),
+    ] = None,
     timeout_ms: Annotated[int, typer.Option(min=100, help="Ping deadline, ms.")] = 10_000,
     cycles: Annotated[int, typer.Option(min=1, help="Cycles per scenario.")] = 1,
     sustained: Annotated[
         bool,
         typer.Option(help="Run --sites on the collector's cadence of --interval for --cycles."),
     ] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between cycles (sustained).")] = 300,
+    interval: Annotated[
+        str,
+        typer.Option(help="Seconds between cycles (sustained), or each site's interval (fleet)."),
+    ] = "300s",
+    collectors: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Run N `uptimelab collect` processes sharing --sites (a fleet run)."
+        ),
+    ] = None,
+    duration: Annotated[str, typer.Option(help="How long the fleet run lasts.")] = "10m",
+    kill_one: Annotated[
+        bool, typer.Option(help="SIGKILL one collector halfway; report its sites' longest gap.")
+    ] = False,
+    lease_ms: Annotated[
+        int | None,
+        typer.Option(
+            min=1000, help="COLLECTOR_LEASE_MS of the fleet (10 s with --kill-one, else 30 s)."
+        ),
+    ] = None,
+    zoos: Annotated[
+        int | None, typer.Option(min=1, help="Zoo processes (default: one per 400 requests/s).")
+    ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     plot_file: Annotated[
         Path | None, typer.Option("--plot", help="PNG of cycle time against ideal.")
     ] = None,
 ) -> None:
     """Time cycles against a zoo in another process and a scratch database; report against the
-    ideal. Runs on the configured PostgreSQL server (a scratch database, dropped afterwards)."""
+    ideal. With --collectors, run that many `uptimelab collect` processes over --sites for
+    --duration and report how the fleet was served. Runs on the configured PostgreSQL server (a
+    scratch database, dropped afterwards)."""
     server = connect(state(ctx).database_url, migrate=False)
+    interval_s = parse_duration(interval, name="--interval").total_seconds()
+    if collectors is not None:
+        _fleet(
+            server,
+            collectors,
+            sites,
+            interval_s,
+            duration,
+            kill_one,
+            lease_ms,
+            zoos,
+            concurrency,
+            json_file,
+        )
+        return
+    concurrency = concurrency or 10
     runs: list[tuple[str, int, int]] = []
     if sustained:
         if sites is None:
             raise ConfigError("--sustained needs --sites")
-        if interval < 60:
-            raise ConfigError(f"--interval={interval:g}: the interval must be at least 60 s")
+        if interval_s < 60:
+            raise ConfigError(f"--interval={interval}: the interval must be at least 60 s")
     else:
         for name in scenario or ([] if sites else list(SCENARIOS)):
             if name not in SCENARIOS:
@@ -79,7 +130,7 @@ def perf(
                 concurrency=concurrency,
                 timeout_ms=timeout_ms,
                 cycles=cycles,
-                interval_s=interval,
+                interval_s=interval_s,
                 progress=say,
             )
         )
@@ -128,7 +179,7 @@ def perf(
         r = results[0]
         verdict = "every cycle within the interval" if r.within_interval else "OVERRAN"
         console.print(
-            f"sustained: {r.cycles} cycles of {r.sites} sites every {interval:g} s: {verdict}; "
+            f"sustained: {r.cycles} cycles of {r.sites} sites every {interval_s:g} s: {verdict}; "
             f"{r.stored_pings} of {r.sites * r.cycles} pings stored; longest refresh "
             f"{r.refresh_s:.2f} s",
             markup=False,
@@ -139,6 +190,95 @@ def perf(
     if plot_file is not None:
         with _written("--plot", plot_file):
             plot(results, plot_file)
+
+
+def _fleet(
+    server: Database,
+    collectors: int,
+    sites: int | None,
+    interval_s: float,
+    duration: str,
+    kill_one: bool,
+    lease_ms: int | None,
+    zoos: int | None,
+    concurrency: int | None,
+    json_file: Path | None,
+) -> None:
+    if sites is None:
+        raise ConfigError("--collectors needs --sites")
+    if not 1 <= interval_s <= 86_400:
+        raise ConfigError(f"--interval={interval_s:g}s: a site's interval is 1 s to 24 h")
+    if kill_one and collectors < 2:
+        raise ConfigError("--kill-one needs --collectors 2 or more")
+    r = fleet_perf.run_fleet(
+        server,
+        collectors=collectors,
+        sites=sites,
+        interval_s=interval_s,
+        duration_s=parse_duration(duration, name="--duration").total_seconds(),
+        kill_one=kill_one,
+        lease_ms=lease_ms,
+        zoos=zoos,
+        concurrency=concurrency,
+        progress=lambda line: console.print(line, markup=False),
+    )
+    console.print(fleet_table(r))
+    if json_file is not None:
+        with _written("--json", json_file):
+            json_file.write_text(json.dumps(fleet_perf.as_json(r), indent=1))
+
+
+def fleet_table(r: fleet_perf.FleetResult) -> Table:
+    """The figures of a fleet run, one per row."""
+
+    def s(value: float | None, unit: str = " s") -> str:
+        return "-" if value is None else f"{value:.2f}{unit}"
+
+    table = Table("measure", "value", box=None)
+    rows = [
+        (
+            "fleet",
+            f"{r.sites} sites every {r.interval_s:g} s, {r.collectors} collectors, "
+            f"{r.zoos} zoo(s), {r.concurrency} in flight each, lease {r.lease_ms} ms, "
+            f"{r.duration_s:g} s",
+        ),
+        ("pings stored / counted by the rounds", f"{r.pings_stored} / {r.pings_recorded}"),
+        (
+            "sites never pinged / missed an interval / twice within half",
+            f"{r.sites_never_pinged} / {r.sites_missed_interval} / {r.sites_too_soon}",
+        ),
+        ("longest gap of a site", s(r.longest_gap_s)),
+        ("steady part", s(r.steady_s)),
+        (
+            "pings/s mean, 10-s windows min-max",
+            f"{r.mean_per_s:.1f}, {r.window_min_per_s:.1f}-{r.window_max_per_s:.1f}",
+        ),
+        ("spread (worst window vs mean)", s(r.spread_pct, " %")),
+        ("ping-to-queryable median / p95", f"{s(r.delay_median_s)} / {s(r.delay_p95_s)}"),
+        ("pings not seen by the poller", str(r.delay_unseen)),
+        ("load average (1 min) start / max / end", " / ".join(f"{x:.2f}" for x in r.load_average)),
+    ]
+    if r.analysed:
+        rows.append(("server's autovacuum is off", "pings ANALYZEd every minute by the run"))
+    if r.killed_sites:
+        rows.append(
+            (
+                "killed collector's sites: longest gap (goal)",
+                f"{s(r.killed_longest_gap_s)} ({s(r.gap_goal_s)}) over {r.killed_sites} sites",
+            )
+        )
+    for k, c in enumerate(r.per_collector):
+        state_ = "killed" if c.killed else f"exit {c.exit_code}"
+        rows.append(
+            (
+                f"collector {k} (pid {c.pid})",
+                f"{c.sites_owned} sites, RSS {c.rss_mb:.0f} MB, peak {c.peak_rss_mb:.0f} MB, "
+                f"{state_}",
+            )
+        )
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 @contextlib.contextmanager
