@@ -37,6 +37,10 @@ SECRET = "s3cr3t-Pw"
         ("http://example.org/?email=a@b.c", "http://example.org/?email=a@b.c"),
         ("http://[::1]:8080/a@b", "http://[::1]:8080/a@b"),
         ("http://example.org:8080/a@b", "http://example.org:8080/a@b"),
+        ("http://h/x?token=abc&page=2", "http://h/x?token=***&page=2"),
+        ("http://h/?api_key=abc#top", "http://h/?api_key=***#top"),
+        ("http://h/?X-Amz-Signature=abc&apikey=k", "http://h/?X-Amz-Signature=***&apikey=***"),
+        ("http://h/?keyword=cats&authority=x", "http://h/?keyword=cats&authority=x"),
     ],
 )
 def test_redact_hides_the_whole_userinfo_in_every_spelling(shown: str, expected: str) -> None:
@@ -138,3 +142,25 @@ def test_status_masks_the_database_url_even_when_unreachable(tmp_path: object) -
     report = status(Settings.load(database_url=UNREACHABLE, db_timeout_ms=500))
     text = json.dumps(report.model_dump(mode="json"))
     assert SECRET not in text
+
+
+def test_reprs_a_notebook_shows_hide_passwords() -> None:
+    import datetime as dt
+    import uuid
+
+    from uptimelab.domain.sites import ActiveSite
+    from uptimelab.storage.models import Site
+    from uptimelab.storage.sites import SiteRow
+
+    now = dt.datetime.now(dt.UTC)
+    url = f"http://bob:{SECRET}@example.org/x"
+    shown = [
+        repr(Database(url=f"postgresql://app:{SECRET}@db.example/uptime")),
+        repr(Site(url=url, created_at=now, updated_at=now)),
+        repr(ActiveSite(id=uuid.uuid4(), url=url, headers={"X-Api-Key": SECRET})),
+    ]
+    row = SiteRow(**{f: None for f in SiteRow.__slots__} | {"url": url})
+    shown.append(repr(row))
+    for text in shown:
+        assert SECRET not in text
+        assert "***" in text

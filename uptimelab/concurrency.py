@@ -25,7 +25,10 @@ if TYPE_CHECKING:  # anyio is imported where a portal is opened
 async def stop_on_signals(on_first: Callable[[str], None], scope: trio.CancelScope) -> None:
     """Watch SIGINT and SIGTERM (main thread only): the first calls ``on_first`` with the
     signal's name (stop gracefully), a second cancels ``scope`` at once."""
-    with trio.open_signal_receiver(*SIGNALS) as signals:
+    # A SIGINT ignored from the start (a shell's background job, nohup) stays ignored, as
+    # Python itself leaves it: otherwise it would be ignored only until this watcher starts.
+    watched = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    with trio.open_signal_receiver(*watched) as signals:
         first = True
         async for signum in signals:
             if not first:

@@ -12,6 +12,7 @@ one class; the CLI turns each into one line and an exit code::
     ├── StoreError           the database refused or could not be reached; exit 1
     │   └── MigrationError       a schema file changed after it was applied, or failed
     ├── OutputError          the system refused to write a report or an export file; exit 1
+    ├── LocalStateError      the data directory cannot hold local state (spool, caches); exit 1
     └── CycleInProgressError a cycle is already running in this process; exit 1
 
 A failed ping is *not* an exception: the probe returns a Ping whose ``error_category`` says why.
@@ -60,6 +61,11 @@ class MigrationError(StoreError):
 
 class OutputError(UptimelabError):
     """The operating system refused to write an output file (the path itself was acceptable)."""
+
+
+class LocalStateError(UptimelabError):
+    """The data directory cannot hold the local state (a folder that cannot be made, a file
+    that cannot be written): the environment, not the input."""
 
 
 class CycleInProgressError(UptimelabError):

@@ -76,8 +76,9 @@ async def serve(
     only); then the collector's cycle stores what it probed and the server finishes its
     requests. A second signal cancels at once. ``task_status.started`` gets the URLs served.
 
-    Raises ConfigError for an address it may not or cannot listen on, and what the collector
-    raises (StoreError).
+    Raises ConfigError for an address it may not listen on (public without a token),
+    UptimelabError for one it cannot (taken, not this machine's), and what the collector raises
+    (StoreError).
     """
     check_bind(host, port, settings.api_token)
     import hypercorn.config
@@ -124,7 +125,11 @@ async def serve(
     except BaseExceptionGroup as group:
         only = lone_exception(group)
         if isinstance(only, OSError) and not bound:
-            raise ConfigError(f"cannot listen on {host}:{port}: {only.strerror or only}") from only
+            # The address may be fine and taken, or not this machine's: the environment's
+            # answer, not bad input (exit 1).
+            raise UptimelabError(
+                f"cannot listen on {host}:{port}: {only.strerror or only}"
+            ) from only
         if isinstance(only, UptimelabError):
             raise only from None
         raise

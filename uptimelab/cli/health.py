@@ -17,12 +17,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document.")]
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Configuration, recent cycles and lateness, collectors, sites, breaker, spool, errors (GET
-    /monitoring/status)."""
+    /monitoring/status).
+
+    Exit code 1 when the database cannot be reached (what is known is still shown)."""
     report = collect_status(Settings.load(database_url=state(ctx).database_url))
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
-        return
-    _print_status(report)
+    else:
+        _print_status(report)
+    if not report.database.reachable:  # shown, and still a failure of the environment
+        raise typer.Exit(1)
 
 
 def health(ctx: typer.Context, as_json: JsonOption = False) -> None:

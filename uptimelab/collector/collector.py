@@ -32,7 +32,7 @@ from ..config import Settings
 from ..domain.pings import PingResult
 from ..domain.redaction import redact
 from ..domain.sites import ActiveSite, Probeable
-from ..errors import CycleInProgressError
+from ..errors import CycleInProgressError, UptimelabError
 from ..probe import Prober
 from ..storage.database import Database
 from ..storage.models import MonitoringCycle
@@ -176,6 +176,10 @@ class Collector:
                     await self.cycle(dry_run=dry_run)
                 except CycleInProgressError as exc:
                     self.reporter.note(str(exc))
+                except UptimelabError as exc:
+                    if cycles is not None:  # a one-off round: our error is the command's error
+                        raise
+                    await self._cycle_failed(exc)
                 except Exception as exc:  # noqa: BLE001 - the boundary of one cycle
                     await self._cycle_failed(exc)
                 if cycles is not None and self.cycles_run >= cycles:
@@ -231,7 +235,8 @@ class Collector:
         log.error(
             "cycle failed: %s",
             exc,
-            exc_info=exc,
+            # Our own errors say what happened in one line; anything else is a bug to trace.
+            exc_info=None if isinstance(exc, UptimelabError) else exc,
             extra={"component": "collector", "category": type(exc).__name__},
         )
         self.cycles_run += 1

@@ -22,8 +22,17 @@ MASK = "***"
 _URL_TOKEN = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s<>`]*")
 _PORT = re.compile(r"\d+")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|pass|passwd)=)[^&#\s]*")
-_CONNINFO_PASSWORD = re.compile(r"""(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"]*)""")
+# A quoted value runs to its closing quote, or to the end when the quote is never closed.
+_CONNINFO_PASSWORD = re.compile(r"""(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s]*)""")
 _SECRET_HEADER = re.compile(r"(?i)authorization|cookie|key|token|secret|password")
+
+
+# A query parameter whose name says it is a secret (?token=, &api_key=, &X-Amz-Signature=,
+# ?apikey=): the word ends the name or is followed by a separator, so ?keyword= is not one.
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&#\s]*?(?:token|key|secret|password|passwd|pwd|auth|sig|signature|session)"
+    r"(?:[_.\-][^=&#\s]*)?=)[^&#\s]+"
+)
 
 
 def redact(text: str) -> str:
@@ -32,13 +41,17 @@ def redact(text: str) -> str:
     The userinfo runs to the last ``@`` of the authority, as browsers read it; when the authority
     cannot be a host (a ``:`` not followed by a port), a password with ``/``, ``?`` or ``#`` in
     it is assumed and everything up to the last ``@`` of the URL is hidden: too much is better
-    than a part of a password.
+    than a part of a password. The values of query parameters named like secrets (``token``,
+    ``key``, ``secret``, ``password``, ``sig``, ``auth``, ``session``) are hidden too.
     """
     return _URL_TOKEN.sub(_redact_url, text)
 
 
 def _redact_url(match: re.Match[str]) -> str:
-    token = match.group(0)
+    return _SECRET_QUERY.sub(rf"\g<1>{MASK}", _redact_userinfo(match.group(0)))
+
+
+def _redact_userinfo(token: str) -> str:
     scheme, _, rest = token.partition("://")
     end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
     authority = rest[:end]

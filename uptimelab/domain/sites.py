@@ -27,7 +27,7 @@ from .assertions import (
     parse_expect_body,
     parse_expect_json,
 )
-from .redaction import redact
+from .redaction import redact, redact_headers
 from .urls import URLRuleError, normalise_url
 
 MAX_URL_LENGTH = 2048
@@ -251,12 +251,24 @@ def site_spec(values: Mapping[str, Any]) -> SiteSpec:
         message = str(cause) if cause is not None else err["msg"]
         if err["type"] == "extra_forbidden":
             message = f"unknown column (the columns are: {', '.join(COLUMNS)})"
+        # A rule over several fields has no place; one whose message names its field already
+        # needs no prefix ("method 'FOO' is not ...", not "method: method 'FOO' ...").
+        if not where or message.startswith((where, where.replace("_", " "))):
+            raise SiteError(message) from None
         raise SiteError(f"{where}: {message}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class ActiveSite:
     """What a cycle needs of a site, small: a collector may hold 100 000 of them."""
+
+    def __repr__(self) -> str:
+        # A notebook shows reprs: the URL's password and secret header values never are.
+        shown = {f: getattr(self, f) for f in self.__slots__}
+        shown["url"] = redact(self.url)
+        if shown.get("headers"):
+            shown["headers"] = redact_headers(shown["headers"])
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     id: uuid.UUID
     url: str

@@ -30,7 +30,7 @@ from ..domain.state import (
     Status,
     StoreState,
 )
-from ..errors import UptimelabError
+from ..errors import LocalStateError, UptimelabError
 from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
 from ..storage.queries import health_facts, status_facts
@@ -53,7 +53,10 @@ def local_state(settings: Settings, db: Database | None) -> tuple[CollectorState
     the folder has none."""
     folder = settings.data_dir
     if db is not None:
-        local = find_local_state(settings.data_dir, db.url, timeout_ms=settings.db_timeout_ms)
+        try:
+            local = find_local_state(settings.data_dir, db.url, timeout_ms=settings.db_timeout_ms)
+        except LocalStateError:  # a data dir that cannot be made holds no state to read
+            local = None
         if local is not None:
             folder = local.directory
     published = read_collector_state(folder) or read_collector_state(settings.data_dir)

@@ -51,13 +51,16 @@ class Database:
     ``server`` holds pgserver's handle, which keeps the server alive while this process uses it.
     """
 
-    url: str
+    url: str = field(repr=False)  # shown masked by __repr__: it may carry a password
     embedded: bool = False
     server: Any = field(default=None, repr=False)
     _engine: sqlalchemy.Engine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_database_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Database(url={self.masked_url!r}, embedded={self.embedded})"
 
     @property
     def masked_url(self) -> str:
@@ -140,9 +143,14 @@ def check_database_url(url: str) -> None:
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
+        if not scheme and "=" not in url:
+            # Text that is neither form may be anything, a password pasted by mistake among
+            # them: it is not shown, nor is libpq's reading of it.
+            raise ConfigError(
+                "the database URL is neither a postgresql:// URL nor key=value pairs such as "
+                "'host=db dbname=uptime' (not shown: it may hold a secret)"
+            ) from None
         reason = scrub(_first_line(exc), url)
-        if not scheme:
-            reason = f"neither a postgresql:// URL nor key=value pairs ({reason})"
         raise ConfigError(f"database URL {mask_url(url)!r}: {reason}") from None
 
 

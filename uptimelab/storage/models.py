@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS, PingResult
+from ..domain.redaction import redact
 
 __all__ = [
     "ERROR_CATEGORIES",
@@ -50,6 +53,13 @@ class Site(SQLModel, table=True):
     """A website to watch."""
 
     __tablename__ = "sites"
+
+    def __repr_args__(self) -> Sequence[tuple[str | None, Any]]:
+        # A notebook shows reprs: the URL's password never is.
+        return [
+            (name, redact(value) if name == "url" and isinstance(value, str) else value)
+            for name, value in super().__repr_args__()
+        ]
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str | None = None

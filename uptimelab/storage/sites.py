@@ -16,7 +16,7 @@ from psycopg.rows import class_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from ..config import Settings
-from ..domain.redaction import redact
+from ..domain.redaction import redact, redact_headers
 from ..domain.sites import (
     ACTIVE_SITE_FIELDS,
     COLUMNS,
@@ -48,6 +48,14 @@ def _site(row: Mapping[str, Any]) -> Site:
 @dataclass(frozen=True, slots=True)
 class SiteRow:
     """A site as stored, read without SQLAlchemy: the fields of ``Site``, plain values."""
+
+    def __repr__(self) -> str:
+        # A notebook shows reprs: the URL's password and secret header values never are.
+        shown = {f: getattr(self, f) for f in self.__slots__}
+        shown["url"] = redact(self.url)
+        if shown.get("headers"):
+            shown["headers"] = redact_headers(shown["headers"])
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     id: uuid.UUID
     name: str | None
