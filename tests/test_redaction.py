@@ -159,7 +159,7 @@ def test_reprs_a_notebook_shows_hide_passwords() -> None:
         repr(Site(url=url, created_at=now, updated_at=now)),
         repr(ActiveSite(id=uuid.uuid4(), url=url, headers={"X-Api-Key": SECRET})),
     ]
-    row = SiteRow(**{f: None for f in SiteRow.__slots__} | {"url": url})
+    row = SiteRow(**dict.fromkeys(SiteRow.__slots__) | {"url": url})
     shown.append(repr(row))
     for text in shown:
         assert SECRET not in text
