@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,16 @@ from rich.console import Console
 if TYPE_CHECKING:
     from ..storage.database import Database
 
+PIPED_WIDTH = 250
+
 # No markup: names, URLs, errors and categories come from outside and are shown as typed (a site
 # named "[red]x" is not styled); our own styling goes through style= arguments.
 console = Console(highlight=False, markup=False)
 err_console = Console(stderr=True, highlight=False, markup=False)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # Into a pipe or a file, a table is not cut to 80 columns: a URL shown as "http://127.0.…"
+    # is of no use to grep. COLUMNS still sets the width.
+    console.width = PIPED_WIDTH
 
 
 @dataclass
