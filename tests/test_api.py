@@ -337,6 +337,11 @@ async def test_errors_are_json_and_an_unreachable_database_is_503(db: Database) 
         assert_error(await client.post("/monitoring/trigger", headers=AUTH), 503)
         assert (await client.get("/monitoring/status")).json()["database"]["reachable"] is False
         assert (await client.get("/monitoring/health")).status_code == 503
+        # Metrics still answer: the gauges kept here say why there are no per-site families.
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert value(samples(metrics.text), "uptimelab_database_up") == 0
+        assert "probe_success{" not in metrics.text
 
 
 async def test_a_loopback_app_answers_only_loopback_host_names(db: Database) -> None:

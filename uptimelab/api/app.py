@@ -30,6 +30,7 @@ from ..collector import Collector, QuietReporter
 from ..config import Settings
 from ..domain.redaction import redact
 from ..domain.state import HealthReport, Status, StoreState
+from ..errors import StoreError
 from ..ops.health import health as health_report
 from ..ops.health import local_state, spool_backlog
 from ..ops.health import status as status_report
@@ -280,12 +281,20 @@ class _Api:
         live = self.collector.status()["store"]  # a writer in this process: its live state
 
         def scrape() -> bytes:
-            sites = site_metrics(self.db)
+            # With the database away the per-site families are missing, and the breaker and
+            # spool gauges (kept here) say why: that is when they matter most.
+            try:
+                sites: list[dict[str, Any]] | None = site_metrics(self.db)
+            except StoreError:
+                sites = None
             published, spool = local_state(self.settings, self.db)
             store = published.store if published is not None else None
             if live is not None:
                 store = StoreState.model_validate(live)
-            return encode(Scrape(self.metrics, sites, store, spool_backlog(spool, store)))
+            backlog = spool_backlog(spool, store)
+            return encode(
+                Scrape(self.metrics, sites or [], store, backlog, database_up=sites is not None)
+            )
 
         body = await self._in_thread(scrape)
         return Response(body, headers={"Content-Type": content_type})

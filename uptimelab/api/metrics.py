@@ -101,14 +101,22 @@ class Scrape:
         sites: Sequence[Mapping[str, Any]],
         store: StoreState | None,
         spool: SpoolBacklog,
+        *,
+        database_up: bool = True,
     ) -> None:
         self.metrics = metrics
         self.sites = sites
         self.store = store
         self.spool = spool
+        self.database_up = database_up
 
     def collect(self) -> Iterable[Metric]:
         yield from self.metrics.registry.collect()
+        yield GaugeMetricFamily(
+            "uptimelab_database_up",
+            "Whether the database answered this scrape (1) or not (0: no per-site families).",
+            float(self.database_up),
+        )
         yield from self._sites()
         breaker = None if self.store is None else self.store.breaker
         if breaker is not None:
