@@ -256,10 +256,11 @@ def test_a_killed_collector_s_sites_are_taken_over_and_a_new_one_takes_a_fair_sh
                     p.kill()
     pings = _pings(db)
     # A dead collector's sites wait at most its lease; sites handed to a joining collector wait
-    # the hand-over grace (the ping timeout + two batches, so that the pings in flight are stored
-    # before the new holder looks). Plus a heartbeat (lease / 3) and a second for a loaded box.
+    # the hand-over grace (the ping timeout, two batches and twice the store lag seen, so that
+    # the pings in flight are stored before the new holder looks). A generous bound: a heartbeat
+    # and a few seconds of a loaded box on top; the precise figure is the benchmark's.
     grace_s = 1.0 + 2.0
-    limit = INTERVAL_MS / 1000 + max(LEASE_MS / 1000, grace_s) + LEASE_MS / 3000 + 1.0
+    limit = INTERVAL_MS / 1000 + max(LEASE_MS / 1000, grace_s) + LEASE_MS / 3000 + 4.0
     for site_id, times in pings.items():
         gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
         assert max(gaps) <= limit, (site_id, gaps, log.read_text()[-2000:])

@@ -98,6 +98,7 @@ class Streaming:
         self._learnt_since = dt.datetime.now(dt.UTC)
         self._sites_loaded_at = -float("inf")
         self.interrupted = False
+        self.store_lag_s = 0.0
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -108,34 +109,37 @@ class Streaming:
             s.max_concurrent_pings
         )
         written = trio.Event()
-        async with (
-            Prober(
-                location=s.monitoring_location,
-                region_code=s.monitoring_region_code,
-                timeout_ms=s.ping_timeout_ms,
-                verify=self.collector.verify,
-                engine=s.probe_engine,
-                ca_bundle=s.ca_bundle,
-            ) as prober,
-            trio.open_nursery() as nursery,
-        ):
-            await nursery.start(self._fleet)
-            nursery.start_soon(self._learning)
-            nursery.start_soon(self._writer, pings_receive, written)
-            self.collector.reporter.cycle_started(1, len(self.schedule))
-            with probing:
-                async with trio.open_nursery() as workers, pings_send, sites_receive:
-                    workers.start_soon(self._dispatch, sites_send)
-                    for _ in range(s.max_concurrent_pings):
-                        workers.start_soon(
-                            self._worker, prober, sites_receive.clone(), pings_send.clone()
-                        )
-            self.interrupted = probing.cancelled_caught
-            # The writer drains what was probed, closes the round and returns; then the fleet.
-            with trio.CancelScope(shield=True):
-                await written.wait()
-            nursery.cancel_scope.cancel()
-        await self._stopped()
+        try:
+            async with (
+                Prober(
+                    location=s.monitoring_location,
+                    region_code=s.monitoring_region_code,
+                    timeout_ms=s.ping_timeout_ms,
+                    verify=self.collector.verify,
+                    engine=s.probe_engine,
+                    ca_bundle=s.ca_bundle,
+                ) as prober,
+                trio.open_nursery() as nursery,
+            ):
+                await nursery.start(self._fleet)
+                nursery.start_soon(self._learning)
+                nursery.start_soon(self._writer, pings_receive, written)
+                self.collector.reporter.cycle_started(1, len(self.schedule))
+                with probing:
+                    async with trio.open_nursery() as workers, pings_send, sites_receive:
+                        workers.start_soon(self._dispatch, sites_send)
+                        for _ in range(s.max_concurrent_pings):
+                            workers.start_soon(
+                                self._worker, prober, sites_receive.clone(), pings_send.clone()
+                            )
+                self.interrupted = probing.cancelled_caught
+                # The writer drains what was probed, closes the round and returns; then the fleet.
+                with trio.CancelScope(shield=True):
+                    await written.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            # Also when a second signal cancels at once: the sites go back now, not at lease end.
+            await self._stopped()
 
     async def _stopped(self) -> None:
         with trio.CancelScope(shield=True):
@@ -216,6 +220,16 @@ class Streaming:
             return
         result = await self.writer.store_cycle(None, batch)
         self.round.stored(result.outcome, result.orphans, result.waiting)
+        # How long the oldest ping of the batch took to be stored: a bucket handed over waits
+        # at least this long, so that the next holder sees the pings of this one.
+        lag = time.time() - min(p.checked_at for p in batch).timestamp()
+        self.store_lag_s = max(lag, 0.9 * self.store_lag_s)
+        log.info(
+            "batch of %d pings %s",
+            len(batch),
+            result.outcome,
+            extra={"component": "collector", "category": "batch"},
+        )
 
     def _round_over(self) -> bool:
         length = dt.timedelta(milliseconds=self.settings.monitoring_interval_ms)
@@ -283,8 +297,10 @@ class Streaming:
                     lease_ms=s.collector_lease_ms,
                     sites_owned=len(self.schedule),
                     late_ms=round(self.schedule.late_s(now) * 1000),
-                    # A probe in flight ends within its timeout; its batch is stored a second on.
-                    grace_ms=s.ping_timeout_ms + round(2 * BATCH_SECONDS * 1000),
+                    # A probe in flight ends within its timeout; its batch is stored after the
+                    # lag seen lately (a loaded database makes it seconds), with a margin.
+                    grace_ms=s.ping_timeout_ms
+                    + round((2 * BATCH_SECONDS + 2 * self.store_lag_s) * 1000),
                 )
             )
         except StoreError as exc:
@@ -294,6 +310,15 @@ class Streaming:
             return
         if held != self.held or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
             await self._load(held)
+            if held != self.held:
+                log.info(
+                    "holding %d of %d buckets of %s: %d sites",
+                    len(held),
+                    fleet.BUCKETS,
+                    s.monitoring_location,
+                    len(self.schedule),
+                    extra={"component": "collector", "category": "lease"},
+                )
         self.held = held
 
     async def _learning(self) -> None:

@@ -31,7 +31,7 @@ import psycopg
 
 from ..domain.redaction import mask_url
 from ..domain.sites import ACTIVE_SITE_FIELDS, ActiveSite
-from ..errors import StoreError
+from ..errors import LocalStateError, StoreError
 
 DATABASES = "databases"
 _IDENTITY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -146,15 +146,21 @@ def load_sites(local: LocalState) -> list[ActiveSite] | None:
 
 def private_dir(directory: Path, *, up_to: Path | None = None) -> None:
     """Make ``directory`` 0700, and so every folder from ``up_to`` (included) down to it; missing
-    ones are made."""
+    ones are made. Raises LocalStateError when the system refuses."""
     chain = [directory]
     if up_to is not None and directory.is_relative_to(up_to):
         chain = [up_to, *[p for p in reversed(directory.parents) if p.is_relative_to(up_to)]]
         chain = [*dict.fromkeys([*chain, directory])]
-    for folder in chain:
-        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-        if folder.stat().st_mode & 0o777 != PRIVATE_DIR:
-            folder.chmod(PRIVATE_DIR)
+    try:
+        for folder in chain:
+            folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            if folder.stat().st_mode & 0o777 != PRIVATE_DIR:
+                folder.chmod(PRIVATE_DIR)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise LocalStateError(
+            f"cannot use the data directory {where}: {exc.strerror or exc}"
+        ) from exc
 
 
 def write_private(path: Path, data: bytes | Iterable[bytes], *, durable: bool = False) -> None:

@@ -26,7 +26,7 @@ import trio
 from ..config import Settings
 from ..domain.pings import PING_COLUMNS, PingResult
 from ..domain.sites import ActiveSite
-from ..errors import StoreError
+from ..errors import LocalStateError, StoreError
 from .breaker import BreakerOpenError
 from .database import Database, migrate
 from .local_state import (
@@ -317,6 +317,15 @@ class Writer:
         except SpoolFullError as exc:
             self._note("spool", "full", exc)
             return StoreResult("dropped")
+        except (OSError, LocalStateError) as exc:  # a full disk, a data dir made read-only
+            log.error(
+                "cannot spool %d pings, they are NOT stored: %s",
+                len(rows),
+                exc,
+                extra={"component": "spool", "category": "unwritable"},
+            )
+            self._note("spool", "unwritable", exc)
+            return StoreResult("dropped")
         return StoreResult("spooled", segment=segment.path.name)
 
     def _spool(self) -> Spool:
@@ -376,7 +385,10 @@ class Writer:
             # keeps too: otherwise each change of the list made a second copy of every site.
             kept = {s.id: s for s in self._sites_cache or ()}
             self._sites_cache = [kept.get(s.id, s) if kept.get(s.id) == s else s for s in sites]
-            save_sites(self.local, self._sites_cache)
+            try:
+                save_sites(self.local, self._sites_cache)
+            except (OSError, LocalStateError) as exc:  # the cache is a convenience
+                self._note("store", "site cache", exc)
 
     def _cached_sites(self) -> list[ActiveSite] | None:
         if self._sites_cache is None and self.local is not None:
