@@ -24,9 +24,10 @@ import psycopg
 
 from uptimelab.config import Settings
 from uptimelab.domain.pings import PING_COLUMNS, PingResult
+from uptimelab.storage.copying import ping_row
 from uptimelab.storage.database import connect
 from uptimelab.storage.models import MonitoringCycle
-from uptimelab.storage.writer import Writer, ping_row
+from uptimelab.storage.writer import Writer
 from uptimelab.testing.bench import placeholder_sites, scratch_database
 
 

@@ -20,10 +20,11 @@ import uptimelab as ul
 from uptimelab.collector import Collector
 from uptimelab.domain.pings import PingResult
 from uptimelab.storage.breaker import CLOSED, HALF_OPEN, CircuitBreaker
+from uptimelab.storage.copying import ping_row
 from uptimelab.storage.database import Database, connect
 from uptimelab.storage.local_state import find_local_state, remembered
 from uptimelab.storage.models import MonitoringCycle
-from uptimelab.storage.writer import Writer, ping_row
+from uptimelab.storage.writer import Writer
 from uptimelab.testing.zoo import ZooSpec, open_zoo
 
 from .test_resilience import OwnPostgres, count, quick

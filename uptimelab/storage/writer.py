@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -24,10 +24,11 @@ import psycopg
 import trio
 
 from ..config import Settings
-from ..domain.pings import PING_COLUMNS, PingResult
+from ..domain.pings import PingResult
 from ..domain.sites import ActiveSite
 from ..errors import LocalStateError, StoreError
 from .breaker import BreakerOpenError
+from .copying import PingCopier, ping_row
 from .database import Database, migrate
 from .local_state import (
     LocalState,
@@ -42,29 +43,6 @@ from .resilience import Resilient, StoreDataError, StoreUnavailableError
 from .spool import PingRow, Segment, Spool, SpoolFullError
 
 log = logging.getLogger("uptimelab.store")
-
-CYCLE_COLUMNS = tuple(MonitoringCycle.model_fields)
-_WIDTH = len(PING_COLUMNS)
-_NULLS = (None,) * _WIDTH
-_COPY_PINGS = f"COPY pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
-_INSERT_CYCLE = (
-    f"INSERT INTO monitoring_cycles ({', '.join(CYCLE_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({c})s' for c in CYCLE_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
-)
-# A replayed cycle may already be stored (its commit may have happened just before the client
-# lost the connection), and its sites may have been deleted since: stage it, then insert what is
-# not there yet, for the sites that still exist.
-_STAGE = "CREATE TEMP TABLE IF NOT EXISTS uptimelab_staged_pings (LIKE pings) ON COMMIT DELETE ROWS"
-_COPY_STAGED = f"COPY uptimelab_staged_pings ({', '.join(PING_COLUMNS)}) FROM STDIN"
-_COUNT_ORPHANS = (
-    "SELECT count(*) AS n FROM uptimelab_staged_pings s "
-    "WHERE NOT EXISTS (SELECT 1 FROM sites WHERE sites.id = s.site_id)"
-)
-_INSERT_STAGED = (
-    f"INSERT INTO pings ({', '.join(PING_COLUMNS)}) "
-    f"SELECT {', '.join(PING_COLUMNS)} FROM uptimelab_staged_pings s "
-    "WHERE EXISTS (SELECT 1 FROM sites WHERE sites.id = s.site_id) ON CONFLICT DO NOTHING"
-)
 
 Outcome = Literal["stored", "spooled", "dropped", "quarantined"]
 _TRANSIENT = (StoreUnavailableError, BreakerOpenError)
@@ -97,32 +75,6 @@ class Replay:
     busy: bool = False
 
 
-def ping_row(p: PingResult) -> PingRow:
-    """A ping as a row in PING_COLUMNS order."""
-    return (
-        p.site_id,
-        p.checked_at,
-        p.status,
-        p.status_code,
-        p.response_time_ms,
-        p.error_category,
-        p.error_message,
-        p.location,
-        p.region_code,
-        p.dns_ms,
-        p.connect_ms,
-        p.tls_ms,
-        p.ttfb_ms,
-        p.transfer_ms,
-        p.cert_expires_at,
-    )
-
-
-def days_of(rows: Iterable[PingRow]) -> set[dt.date]:
-    """The UTC days the rows fall on (each needs its daily partition)."""
-    return {r[1].astimezone(dt.UTC).date() for r in rows}
-
-
 class Writer:
     """The store of one collector: writes, the reads it needs, the breaker and the spool.
 
@@ -142,7 +94,7 @@ class Writer:
         self.last_refresh_s = 0.0
         self.orphaned_pings = 0
         self.errors: list[dict[str, str]] = []
-        self._partitions: set[dt.date] = set()
+        self._copier = PingCopier()
         self._files = trio.CapacityLimiter(1)
         self._sites_cache: list[ActiveSite] | None = None
 
@@ -400,24 +352,10 @@ class Writer:
     def _write(
         self, cycle: MonitoringCycle | None, rows: Sequence[PingRow], *, replay: bool
     ) -> int:
-        """One transaction: COPY the pings (staged, deduplicated and without orphans for a
-        replay) and the cycle row. Partitions are made first, in short transactions of their
-        own. Returns the orphaned pings (of sites that no longer exist) that were left out."""
+        """Store ``rows`` (and the cycle row) in one transaction; returns the orphaned pings
+        left out (of sites deleted meanwhile: only a replay, staged, looks for them)."""
         started = time.perf_counter()
-        conn = self.store.connection()
-        self._ensure_partitions(conn, days_of(rows) | _today_and_tomorrow())
-        orphans = 0
-        with conn.transaction(), conn.cursor() as cur:
-            if replay:
-                cur.execute(_STAGE)
-                _copy_rows(cur, _COPY_STAGED, rows)
-                found = cur.execute(_COUNT_ORPHANS).fetchone()
-                orphans = int(found["n"]) if found else 0
-                cur.execute(_INSERT_STAGED)
-            else:
-                _copy_rows(cur, _COPY_PINGS, rows)
-            if cycle is not None:
-                cur.execute(_INSERT_CYCLE, cycle.model_dump())
+        orphans = self._copier.write(self.store.connection(), cycle, rows, replay=replay)
         self.last_write_s = time.perf_counter() - started
         if orphans:
             self.orphaned_pings += orphans
@@ -436,20 +374,7 @@ class Writer:
     def write_rows(self, rows: Sequence[PingRow], days: set[dt.date]) -> None:
         """Blocking, no breaker or spool: store ping rows (tuples in PING_COLUMNS order, e.g. a
         history import) in one transaction, through the same COPY as a cycle."""
-
-        def write() -> None:
-            conn = self.store.connection()
-            self._ensure_partitions(conn, days)
-            with conn.transaction(), conn.cursor() as cur:
-                _copy_rows(cur, _COPY_PINGS, rows)
-
-        self.store.locked(write)
-
-    def _ensure_partitions(self, conn: psycopg.Connection[Any], days: set[dt.date]) -> None:
-        for day in sorted(days - self._partitions):
-            with conn.transaction():
-                conn.execute("SELECT uptimelab_ensure_pings_partition(%s)", (day,))
-            self._partitions.add(day)
+        self.store.locked(lambda: self._copier.write_rows(self.store.connection(), rows, days))
 
     # -- status ------------------------------------------------------------------------------
 
@@ -481,16 +406,3 @@ class Writer:
             "orphaned_pings": self.orphaned_pings,
             "errors": list(self.errors),
         }
-
-
-def _copy_rows(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[PingRow]) -> None:
-    with cur.copy(statement) as copy:
-        for row in rows:
-            if len(row) < _WIDTH:  # a row made before pings grew (a history's): NULLs for the rest
-                row = (*row, *_NULLS[len(row) :])
-            copy.write_row(row)
-
-
-def _today_and_tomorrow() -> set[dt.date]:
-    today = dt.datetime.now(dt.UTC).date()
-    return {today, today + dt.timedelta(days=1)}
