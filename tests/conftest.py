@@ -19,12 +19,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from uptimelab.concurrency import trio_portal
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.zoo import Zoo, ZooSpec, open_zoo
 
 T = TypeVar("T")
+
+# In CI the property tests are deterministic (the same examples every run, none kept from an
+# earlier run) and have no per-example deadline (the machine is shared and its load varies);
+# on a developer's machine they explore at random and remember what failed.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 TABLES = (
     "site_stats",

@@ -71,6 +71,9 @@ def charts(db: Database, tmp_path: Path) -> dict[str, Figure]:
         "outage_timeline": plots.outage_timeline(stats.outages(pings), names=names),
         "error_budget": plots.error_budget(analysis.sla_table(pings, names=names)),
         "perf_results": plots.perf_results(perf),
+        "phase_breakdown_chart": plots.phase_breakdown_chart(
+            stats.phase_breakdown(pings, names=names)
+        ),
     }
 
 
@@ -87,6 +90,7 @@ CHARTS: Final = [
     "latency_shift",
     "outage_timeline",
     "perf_results",
+    "phase_breakdown_chart",
     "response_time_distributions",
     "uptime_heatmap",
     "worst_sites",

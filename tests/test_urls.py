@@ -49,6 +49,11 @@ def test_the_normal_form_is_ascii_idempotent_and_keeps_the_text_as_utf8(
     normal = normalise_url(url)
     assert _ascii_request_form(normal)
     assert normalise_url(normal) == normal
+    # Spaces around a URL are not part of it (WHATWG's parser strips them; so does ours).
+    if query is None:
+        path = path.rstrip(" ") or "/"
+    else:
+        query = query.rstrip(" ")
     parts = urlsplit(normal)
     assert parts.scheme == scheme.lower()
     assert unquote(parts.path, errors="strict") == path

@@ -62,8 +62,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "perf",
         "perf",
         "Time cycles against a zoo in another process and a scratch database; report against "
-        "the\nideal. Runs on the configured PostgreSQL server (a scratch database, dropped "
-        "afterwards).",
+        "the ideal. With --collectors, run that many `uptimelab collect` processes over --sites "
+        "for --duration and report how the fleet was served. Runs on the configured PostgreSQL "
+        "server (a scratch database, dropped afterwards).",
     ),
     "report": (
         "report",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,10 @@ PIPED_WIDTH = 250
 # named "[red]x" is not styled); our own styling goes through style= arguments.
 console = Console(highlight=False, markup=False)
 err_console = Console(stderr=True, highlight=False, markup=False)
-if not console.is_terminal and "COLUMNS" not in os.environ:
+if not console.is_terminal:
     # Into a pipe or a file, a table is not cut to 80 columns: a URL shown as "http://127.0.…"
-    # is of no use to grep. COLUMNS still sets the width.
-    console.width = PIPED_WIDTH
+    # is of no use to grep. COLUMNS still sets the width (get_terminal_size reads it first).
+    console.width = shutil.get_terminal_size((PIPED_WIDTH, 24)).columns
 
 
 @dataclass
