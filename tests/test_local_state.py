@@ -223,10 +223,13 @@ def test_collect_once_says_spooled_and_exits_1_when_the_database_is_down(
     assert first.returncode == 0, first.stderr  # the site is down: that is not a failure
     assert "; stored" in first.stdout
     other_pg.stop()
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    try:
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        local = find_local_state(tmp_path, other_pg.url, timeout_ms=500)
+    finally:
+        other_pg.start()  # the fixture's clean-up stops a running server
     assert second.returncode == 1, second.stderr
     assert "spooled" in second.stdout
     assert "; stored" not in second.stdout
-    local = find_local_state(tmp_path, other_pg.url, timeout_ms=500)
-    assert local is not None  # remembered, though the database is down
+    assert local is not None  # remembered, though the database was down
     assert len(list(local.spool_dir.glob("*.spool"))) == 1

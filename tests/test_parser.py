@@ -115,7 +115,7 @@ def responses(draw: st.DrawFn) -> tuple[bytes, str]:
     return (out if cut is None else out[:cut]), method
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=responses(), pieces=st.lists(st.integers(min_value=1, max_value=30), max_size=6))
 async def test_the_lean_engine_and_h11_give_the_same_verdict(
     case: tuple[bytes, str], pieces: list[int]

@@ -162,7 +162,7 @@ def normalised_locations(rows: list[dict[str, Any]]) -> dict[tuple[str, str], di
 
 
 @settings(
-    max_examples=80,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -115,7 +115,7 @@ def partitioned(db_url: str) -> None:
 
 @pytest.mark.usefixtures("partitioned")
 @settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

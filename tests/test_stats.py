@@ -93,7 +93,7 @@ def model(rows: list[tuple[Any, ...]], now: pd.Timestamp) -> dict[str, dict[str,
     return result
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     drawn=pings_rows,
     as_uuid=st.booleans(),

@@ -198,7 +198,7 @@ _PLAIN_RESTS = st.text(alphabet="aZ09-_.~/%=&?2Fe", max_size=14)
 _ANY_RESTS = st.text(alphabet="aZ09-_.~/%?=&#:@ é2Fe", max_size=14)
 
 
-@settings(max_examples=500)
+@settings(max_examples=200)
 @given(
     scheme=st.sampled_from(["http", "https", "HTTP"]),
     host=st.one_of(_PLAIN_HOSTS, _ANY_HOSTS),
