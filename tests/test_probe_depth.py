@@ -8,6 +8,8 @@ import functools
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,10 +25,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import uptimelab as ul
 from uptimelab import stats as ul_stats
 from uptimelab.api.metrics import Metrics, Scrape
 from uptimelab.config import Settings
 from uptimelab.domain.pings import PHASES, PingResult
+from uptimelab.errors import SiteError
 from uptimelab.ops.health import health, spool_backlog, status
 from uptimelab.probe import Prober
 from uptimelab.storage.database import Database
@@ -431,3 +435,53 @@ def test_the_phase_breakdown_names_each_sites_slowest_phase() -> None:
     assert breakdown.loc["dns-slow", "dns"] == 400.0  # the median of 300 and 500
     assert breakdown["slowest"].to_dict() == {"tls-slow": "tls", "dns-slow": "dns"}
     assert np.isnan(breakdown.loc["dns-slow", "tls"])
+
+
+def test_cert_min_days_comes_in_through_the_api_the_cli_and_import(
+    db: Database, tmp_path: Path
+) -> None:
+    """The per-site warning threshold is accepted by every entry point, and bounded."""
+    assert ul.add_site("https://a.example/", cert_min_days=30, db=db).cert_min_days == 30
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uptimelab",
+            "sites",
+            "add",
+            "https://b.example/",
+            "--cert-min-days",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    assert ul.get_site("https://b.example/", db=db).cert_min_days == 7
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uptimelab",
+            "sites",
+            "add",
+            "https://c.example/",
+            "--cert-min-days",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: ")
+    assert "cert_min_days" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    csv_file = tmp_path / "sites.csv"
+    csv_file.write_text("url,cert_min_days\nhttps://a.example/,3\nhttps://d.example/,\n")
+    ul.import_sites(csv_file, db=db)
+    assert ul.get_site("https://a.example/", db=db).cert_min_days == 3
+    assert ul.get_site("https://d.example/", db=db).cert_min_days == 14
+    with pytest.raises(SiteError, match="cert_min_days"):
+        ul.add_site("https://e.example/", cert_min_days=5000, db=db)

@@ -91,6 +91,13 @@ def add(
             "with --header."
         ),
     ] = None,
+    cert_min_days: Annotated[
+        int,
+        typer.Option(
+            help="Warn (status, health degraded, stats, /metrics) when the https certificate "
+            "expires within this many days; 0 to 3650."
+        ),
+    ] = 14,
 ) -> None:
     """Register a site."""
     site = lib.add_site(
@@ -109,6 +116,7 @@ def add(
         max_response_ms=max_response_ms,
         headers=parse_headers(header or ()),
         body=body,
+        cert_min_days=cert_min_days,
         db=state(ctx).db(),
     )
     console.print(f"added {redact(site.url)} ({site.id})", markup=False, soft_wrap=True)

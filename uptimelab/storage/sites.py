@@ -99,6 +99,7 @@ def add_site(
     max_response_ms: int | None = None,
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
+    cert_min_days: int = 14,
     db: Database | None = None,
 ) -> Site:
     """Register a site. ``tls_verify=False`` accepts any certificate of an https site (a weaker
@@ -108,7 +109,9 @@ def add_site(
     expression ``expect_body``, its JSON satisfies ``expect_json`` (``PATH OP VALUE`` or
     ``len(PATH) OP N``, e.g. ``$.status == "UP"``) and it took at most ``max_response_ms``
     milliseconds. ``headers`` (secret ones shown redacted) and ``body`` (for POST, PUT, PATCH,
-    DELETE; its Content-Type in ``headers``) go with each request. Raises InvalidURLError,
+    DELETE; its Content-Type in ``headers``) go with each request. An https site whose
+    certificate expires within ``cert_min_days`` days is listed as expiring (a warning, not
+    downtime). Raises InvalidURLError,
     SiteError (bad values or URL already registered)."""
     spec = site_spec(
         {
@@ -127,6 +130,7 @@ def add_site(
             "max_response_ms": max_response_ms,
             "headers": headers,
             "body": body,
+            "cert_min_days": cert_min_days,
         }
     )
     check_site_cadence(spec)
