@@ -14,6 +14,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from ..domain.assertions import parse_headers
+from ..domain.incidents import redact_notify_url, shown_notify
 from ..domain.redaction import redact, redact_headers
 from ..storage import sites as lib
 from ._common import console, state
@@ -98,6 +99,24 @@ def add(
             "expires within this many days; 0 to 3650."
         ),
     ] = 14,
+    down_after: Annotated[
+        int,
+        typer.Option(
+            help="Consecutive down pings of a location that confirm an incident, 1 to 1000."
+        ),
+    ] = 2,
+    up_after: Annotated[
+        int,
+        typer.Option(help="Consecutive up pings that resolve the incident, 1 to 1000."),
+    ] = 1,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An apprise URL told of this site's transitions beside NOTIFY_URLS "
+            "(repeatable; json://host/path, tgram://token/chat, ...). Shown redacted.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Register a site."""
     site = lib.add_site(
@@ -117,6 +136,9 @@ def add(
         headers=parse_headers(header or ()),
         body=body,
         cert_min_days=cert_min_days,
+        down_after=down_after,
+        up_after=up_after,
+        notify=notify or None,
         db=state(ctx).db(),
     )
     console.print(f"added {redact(site.url)} ({site.id})", markup=False, soft_wrap=True)
@@ -165,6 +187,10 @@ def _checks(site: lib.SiteRow) -> str:
     parts += [f"{k}: {v}" for k, v in redact_headers(site.headers or {}).items()]
     if site.body is not None:
         parts.append(f"body of {len(site.body)} chars")
+    if (site.down_after, site.up_after) != (2, 1):
+        parts.append(f"down after {site.down_after}, up after {site.up_after}")
+    if site.notify:
+        parts.append(f"notify {shown_notify(site.notify)}")
     return "; ".join(parts)
 
 
@@ -224,6 +250,8 @@ def _row(site: lib.SiteRow) -> dict[str, object]:
     row["url"] = redact(site.url)
     if site.headers is not None:
         row["headers"] = redact_headers(site.headers)
+    if site.notify is not None:
+        row["notify"] = [redact_notify_url(u) for u in site.notify]
     return row
 
 

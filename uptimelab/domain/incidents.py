@@ -10,6 +10,8 @@ layer maintains the ``incidents`` table as pings are stored and reports what cha
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -66,3 +68,57 @@ class Transition:
         if self.started_at is None or self.resolved_at is None:
             return None
         return self.resolved_at - self.started_at
+
+
+# --------------------------------------------------------------------------------------------
+# A site's own notification URLs (the ``notify`` column)
+
+MAX_NOTIFY_URLS = 20
+MAX_NOTIFY_URL_CHARS = 2048
+_NOTIFY_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S+")
+
+
+def parse_notify_urls(value: object) -> list[str] | None:
+    """A site's ``notify`` list from what a user gave: a list of apprise URLs, or text (a site
+    file's cell) holding a JSON list or URLs separated by white space. Empty means None.
+
+    Each URL is ``scheme://...`` without white space, at most 2048 characters; at most 20.
+    Raises ValueError naming the rule broken (quoting no URL: they carry tokens)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(
+                    "notify: give a JSON list of URLs, or URLs separated by spaces"
+                ) from None
+        else:
+            value = text.split()
+    if not isinstance(value, list | tuple) or not all(isinstance(u, str) for u in value):
+        raise ValueError("notify: give a list of apprise URLs")
+    urls = list(dict.fromkeys(u.strip() for u in value if u.strip()))
+    if not urls:
+        return None
+    if len(urls) > MAX_NOTIFY_URLS:
+        raise ValueError(f"notify: at most {MAX_NOTIFY_URLS} URLs")
+    for number, url in enumerate(urls, 1):
+        if len(url) > MAX_NOTIFY_URL_CHARS or not _NOTIFY_URL.fullmatch(url):
+            raise ValueError(
+                f"notify: URL {number} is not an apprise URL (scheme://..., no spaces, "
+                f"at most {MAX_NOTIFY_URL_CHARS} characters)"
+            )
+    return urls
+
+
+def redact_notify_url(url: str) -> str:
+    """An apprise URL as it may be shown: its scheme only (``tgram://***``); whatever follows
+    may be a token."""
+    return f"{url.partition('://')[0].lower()}://***"
+
+
+def shown_notify(urls: list[str] | tuple[str, ...] | None) -> str:
+    """A site's notify list as it may be shown, e.g. ``json://***, tgram://***``."""
+    return ", ".join(redact_notify_url(u) for u in urls or ())

@@ -27,6 +27,7 @@ from .assertions import (
     parse_expect_body,
     parse_expect_json,
 )
+from .incidents import parse_notify_urls
 from .redaction import redact, redact_headers
 from .urls import URLRuleError, normalise_url
 
@@ -57,6 +58,9 @@ COLUMNS = (
     "max_response_ms",
     "headers",
     "body",
+    "down_after",
+    "up_after",
+    "notify",
 )
 IGNORED_COLUMNS = ("id", "created_at", "updated_at")
 
@@ -134,6 +138,16 @@ class SiteSpec(BaseModel):
     max_response_ms: int | None = None
     headers: dict[str, str] | None = None
     body: str | None = None
+    # Incidents (see domain/incidents.py): consecutive down pings of a location that confirm
+    # one, consecutive up pings that resolve it; apprise URLs told of the site's transitions.
+    down_after: int = Field(default=2, ge=1, le=1000)
+    up_after: int = Field(default=1, ge=1, le=1000)
+    notify: list[str] | None = Field(default=None, repr=False)
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify(cls, value: object) -> object:
+        return parse_notify_urls(value)
 
     @field_validator("url")
     @classmethod

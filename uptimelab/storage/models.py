@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Column, DateTime, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from ..domain.pings import ERROR_CATEGORIES, PING_COLUMNS, PingResult
@@ -87,6 +87,13 @@ class Site(SQLModel, table=True):
     body: str | None = Field(default=None, repr=False)
     # Added by sql/008_probe_depth.sql: a certificate expiring in fewer days is a warning.
     cert_min_days: int = 14
+    # Added by sql/011_incidents.sql: the counts that confirm and resolve an incident, and the
+    # site's own apprise URLs (tokens: kept out of the repr).
+    down_after: int = 2
+    up_after: int = 1
+    notify: list[str] | None = Field(
+        default=None, sa_column=Column(ARRAY(Text), nullable=True), repr=False
+    )
 
 
 class Ping(SQLModel, table=True):

@@ -16,6 +16,7 @@ from psycopg.rows import class_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from ..config import Settings
+from ..domain.incidents import shown_notify
 from ..domain.redaction import redact, redact_headers
 from ..domain.sites import (
     ACTIVE_SITE_FIELDS,
@@ -55,6 +56,8 @@ class SiteRow:
         shown["url"] = redact(self.url)
         if shown.get("headers"):
             shown["headers"] = redact_headers(shown["headers"])
+        if shown.get("notify"):
+            shown["notify"] = shown_notify(shown["notify"])
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     id: uuid.UUID
@@ -80,6 +83,10 @@ class SiteRow:
     max_response_ms: int | None = None
     headers: dict[str, str] | None = field(default=None, repr=False)
     body: str | None = field(default=None, repr=False)
+    # Columns sql/011_incidents.sql adds (``notify`` URLs carry tokens: never in a repr).
+    down_after: int = 2
+    up_after: int = 1
+    notify: list[str] | None = field(default=None, repr=False)
 
 
 def add_site(
@@ -100,6 +107,9 @@ def add_site(
     headers: Mapping[str, str] | None = None,
     body: str | None = None,
     cert_min_days: int = 14,
+    down_after: int = 2,
+    up_after: int = 1,
+    notify: Iterable[str] | None = None,
     db: Database | None = None,
 ) -> Site:
     """Register a site. ``tls_verify=False`` accepts any certificate of an https site (a weaker
@@ -111,7 +121,9 @@ def add_site(
     milliseconds. ``headers`` (secret ones shown redacted) and ``body`` (for POST, PUT, PATCH,
     DELETE; its Content-Type in ``headers``) go with each request. An https site whose
     certificate expires within ``cert_min_days`` days is listed as expiring (a warning, not
-    downtime). Raises InvalidURLError,
+    downtime). An incident is confirmed after ``down_after`` consecutive down pings of a
+    location and resolved after ``up_after`` consecutive up ones; ``notify`` (apprise URLs,
+    shown redacted) are told of the site's transitions beside NOTIFY_URLS. Raises InvalidURLError,
     SiteError (bad values or URL already registered)."""
     spec = site_spec(
         {
@@ -131,6 +143,9 @@ def add_site(
             "headers": headers,
             "body": body,
             "cert_min_days": cert_min_days,
+            "down_after": down_after,
+            "up_after": up_after,
+            "notify": None if notify is None else list(notify),
         }
     )
     check_site_cadence(spec)
