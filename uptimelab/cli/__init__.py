@@ -86,6 +86,18 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Watch a simulated fleet of about fifty sites for three cycles, offline; or write a week.",
     ),
+    "prune": (
+        "prune",
+        "prune",
+        "Prune pings older than --keep: each whole UTC day is archived to Parquet and verified, "
+        "then its partition is dropped.",
+    ),
+    "maintain": (
+        "maintain",
+        "maintain",
+        "Run the regular tasks, one line each: partitions ahead, prune by RETENTION_DAYS, stats.",
+    ),
+    "notify": ("notify", "app", "Notifications (apprise): send a test message."),
     "db": ("db", "app", "The database: its URL and its schema."),
     "sites": ("sites", "app", "The sites to watch."),
     "stats": (

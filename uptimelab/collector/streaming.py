@@ -33,6 +33,7 @@ from ..errors import StoreError
 from ..probe import Prober
 from ..storage import fleet
 from ..storage.writer import Writer
+from .maintenance import maintain_on_schedule
 from .reporting import CycleSummary, cycle_error
 from .schedule import Schedule
 
@@ -123,6 +124,8 @@ class Streaming:
             ):
                 await nursery.start(self._fleet)
                 nursery.start_soon(self._learning)
+                if s.retention_days is not None:
+                    nursery.start_soon(maintain_on_schedule, self.collector)
                 nursery.start_soon(self._writer, pings_receive, written)
                 self.collector.reporter.cycle_started(1, len(self.schedule))
                 with probing:

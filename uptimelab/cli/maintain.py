@@ -1,0 +1,60 @@
+"""``uptimelab maintain``: partitions ahead, prune by RETENTION_DAYS, refresh stats."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from ..config import Settings, parse_duration
+from ..errors import ConfigError, UptimelabError
+from ..ops.maintain import maintain as run_maintain
+from ..ops.maintain import maintain_every
+from ..storage.maintenance import MaintenanceReport
+from ._common import console, err_console, state
+from .prune import day_progress
+
+
+def maintain(
+    ctx: typer.Context,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            help="Run again every so long (1h, 30m) until interrupted; default: once.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the regular tasks, one line each: partitions ahead, prune by RETENTION_DAYS, stats.
+
+    Makes the daily partitions 7 days ahead; prunes pings older than RETENTION_DAYS into
+    ARCHIVE_DIR (or drops them when RETENTION_DROP_UNARCHIVED=true; unset: keeps everything);
+    refreshes site_stats and the planner's statistics. One run at a time per database (an
+    advisory lock), however many collectors or cron jobs ask."""
+    interval = None if every is None else parse_duration(every, name="--every")
+    settings = Settings.load()
+    db = state(ctx).db()
+    if interval is None:
+        with day_progress("pruning (days)") as progress:
+            report = run_maintain(db=db, settings=settings, progress=progress)
+        _print(report)
+        return
+    if interval < dt.timedelta(seconds=1):
+        raise ConfigError(f"--every={every}: at least 1s")
+    maintain_every(
+        interval,
+        db=db,
+        settings=settings,
+        on_report=_print,
+        on_error=_failed,
+    )
+
+
+def _print(report: MaintenanceReport) -> None:
+    for line in report.lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _failed(exc: UptimelabError) -> None:
+    err_console.print(f"error: {exc}", markup=False, soft_wrap=True)

@@ -1,0 +1,365 @@
+"""Retention: daily partitions made ahead, and old ones pruned whole into the Parquet archive.
+
+A day is pruned in three steps, each of which a run may be killed after::
+
+    write    the partition's rows -> ARCHIVE_DIR/pings/date=D/part-N.parquet (temp file, renamed)
+    verify   in one transaction: lock the partition against writes, compare its row count and
+             key checksum with the file's,
+    drop     record the day in pings_pruned_days, DETACH PARTITION, DROP TABLE; commit.
+
+A rerun finds the day still in pings (the transaction never committed) and the file in place:
+it checks that file, writing it again only when it does not match, then drops. So no day is lost,
+none is archived twice (the file has the same name), and none is dropped before its file matched.
+Rows are never DELETEd: the hourly rollup, which a DROP does not touch, keeps counting them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from ..errors import ConfigError, OutputError, StoreError
+from .archive import DayFile, part_path, read_day_file, write_day
+from .database import Database, default_db
+
+MIN_KEEP = dt.timedelta(days=8)
+"""The shortest retention: the 7-day stats window, and the day that straddles its far edge."""
+
+PARTITIONS_AHEAD_DAYS = 7
+MAINTENANCE_LOCK = 0x75_70_72_6E  # "uprn": one prune or maintenance run at a time per database
+_DROP_ATTEMPTS = 3
+
+Step = Callable[[str, dt.date], None]
+"""Called after each step of a day ("written", "verified" inside the transaction, "dropped"):
+a test kills the run there."""
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """One daily partition old enough to prune: its UTC day, table and number of pings."""
+
+    day: dt.date
+    partition: str
+    pings: int
+
+
+@dataclass(frozen=True)
+class PrunedDay:
+    """A day gone from the database: its pings and the archive file holding them (None when
+    dropped unarchived)."""
+
+    day: dt.date
+    pings: int
+    archive_file: Path | None
+
+
+@dataclass
+class PruneResult:
+    """What a prune did (or, with ``dry_run``, would do)."""
+
+    cutoff: dt.datetime
+    planned: list[DayPlan]
+    pruned: list[PrunedDay] = field(default_factory=list)
+    default_days_moved: int = 0
+    dry_run: bool = False
+    stopped: bool = False
+
+    @property
+    def pings(self) -> int:
+        return sum(d.pings for d in self.pruned)
+
+
+def check_keep(keep: dt.timedelta) -> None:
+    """Raise ConfigError when ``keep`` would prune inside the 7-day stats window."""
+    if keep < MIN_KEEP:
+        raise ConfigError(
+            f"keep={_days(keep)}: must be at least {MIN_KEEP.days} days "
+            "(the 7-day stats window reads raw pings)"
+        )
+
+
+def _days(span: dt.timedelta) -> str:
+    return f"{span.total_seconds() / 86_400:g}d"
+
+
+@contextlib.contextmanager
+def maintenance_lock(db: Database) -> Iterator[bool]:
+    """Try to take the database's maintenance lock (a session advisory lock, so it goes with a
+    killed process); yields whether it was taken. One prune or maintenance runs at a time."""
+    with db.connect(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s) AS held", (MAINTENANCE_LOCK,)
+        ).fetchone()
+        held = bool(row and row["held"])
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
+
+
+def prune(
+    keep: dt.timedelta,
+    *,
+    archive: Path | None = None,
+    dry_run: bool = False,
+    db: Database | None = None,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    step: Step | None = None,
+    stop: threading.Event | None = None,
+    lock_timeout_ms: int = 15_000,
+) -> PruneResult:
+    """Prune every whole UTC day of pings older than ``now - keep``: written to the Parquet
+    archive under ``archive`` and verified first, or, with ``archive`` None, dropped unarchived
+    (the caller asks first). Pings in the default partition are moved into day partitions first.
+
+    ``progress(done, total)`` is called as days are done; ``stop`` (set from another thread)
+    ends the run after the current day. Raises ConfigError when ``keep`` is under 8 days,
+    StoreError when another prune or maintenance holds the lock or the database fails,
+    OutputError when the archive cannot be written.
+    """
+    check_keep(keep)
+    database = default_db(db)
+    with maintenance_lock(database) as held:
+        if not held:
+            raise StoreError("another prune or maintenance is running on this database")
+        return prune_locked(
+            database,
+            keep,
+            archive=archive,
+            dry_run=dry_run,
+            now=now,
+            progress=progress,
+            step=step,
+            stop=stop,
+            lock_timeout_ms=lock_timeout_ms,
+        )
+
+
+def prune_locked(
+    db: Database,
+    keep: dt.timedelta,
+    *,
+    archive: Path | None,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    step: Step | None = None,
+    stop: threading.Event | None = None,
+    lock_timeout_ms: int = 15_000,
+) -> PruneResult:
+    """:func:`prune`, for a caller that holds :func:`maintenance_lock` already."""
+    check_keep(keep)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - keep
+    with db.connect(autocommit=True) as conn:
+        moved = 0 if dry_run else empty_default_partition(conn)
+        planned = planned_days(conn, cutoff)
+        result = PruneResult(cutoff, planned, default_days_moved=moved, dry_run=dry_run)
+        if dry_run or not planned:
+            return result
+        _roll_up_before(conn, planned[-1].day + dt.timedelta(days=1))
+        for done, plan in enumerate(planned):
+            if stop is not None and stop.is_set():
+                result.stopped = True
+                break
+            result.pruned.append(_prune_day(conn, plan, archive, step, lock_timeout_ms))
+            if progress is not None:
+                progress(done + 1, len(planned))
+    return result
+
+
+def empty_default_partition(conn: psycopg.Connection[Any]) -> int:
+    """Move the rows of pings_default into their day partitions (made for them); returns the
+    number of days moved. Each day moves in a transaction of its own."""
+    days = [
+        r["day"]
+        for r in conn.execute(
+            "SELECT DISTINCT (checked_at AT TIME ZONE 'UTC')::date AS day FROM pings_default"
+        )
+    ]
+    for day in days:
+        conn.execute("SELECT uptimelab_ensure_pings_partition(%s)", (day,))
+    return len(days)
+
+
+def planned_days(conn: psycopg.Connection[Any], cutoff: dt.datetime) -> list[DayPlan]:
+    """The daily partitions whose whole day ends at or before ``cutoff``, oldest first."""
+    last_day = (cutoff.astimezone(dt.UTC) - dt.timedelta(days=1)).date()
+    plans = []
+    for row in conn.execute(
+        "SELECT day, partition_name FROM uptimelab_pings_partitions() WHERE day <= %s", (last_day,)
+    ).fetchall():
+        count = conn.execute(
+            sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(row["partition_name"]))
+        ).fetchone()
+        plans.append(DayPlan(row["day"], row["partition_name"], int(count["n"]) if count else 0))
+    return plans
+
+
+def _roll_up_before(conn: psycopg.Connection[Any], day: dt.date) -> None:
+    # The hourly rollup must count every ping of the days about to go: the watermark passes them.
+    edge = dt.datetime.combine(day, dt.time(), dt.UTC)
+    row = conn.execute("SELECT uptimelab_advance_rollup(%s) AS mark", (edge,)).fetchone()
+    if row is None or row["mark"] < edge:
+        raise StoreError(f"the hourly rollup could not be brought to {edge.isoformat()}")
+
+
+def _prune_day(
+    conn: psycopg.Connection[Any],
+    plan: DayPlan,
+    archive: Path | None,
+    step: Step | None,
+    lock_timeout_ms: int,
+) -> PrunedDay:
+    row = conn.execute(
+        "SELECT coalesce(max(part) + 1, 0) AS part FROM pings_pruned_days WHERE day = %s",
+        (plan.day,),
+    ).fetchone()
+    part = int(row["part"]) if row else 0
+    if archive is None:
+        pings = _drop(conn, plan, part, None, step, lock_timeout_ms)
+        return PrunedDay(plan.day, pings, None)
+    target = part_path(archive, plan.day, part)
+    found = _existing(target)
+    for attempt in range(2):
+        if found is None:
+            found = write_day(conn, plan.partition, archive, plan.day, part)
+            if step is not None:
+                step("written", plan.day)
+        try:
+            _drop(conn, plan, part, (found, archive), step, lock_timeout_ms)
+        except _Mismatch:
+            if attempt:
+                raise
+            found = None  # the file of a killed run, or rows that came since: write it again
+            continue
+        return PrunedDay(plan.day, found.pings, found.path)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _existing(path: Path) -> DayFile | None:
+    if not path.exists():
+        return None
+    try:
+        return read_day_file(path)
+    except OutputError:  # not Parquet (a disk that lied about a write): written again
+        return None
+
+
+class _Mismatch(StoreError):
+    """The archive file does not hold what the partition holds."""
+
+
+def _drop(
+    conn: psycopg.Connection[Any],
+    plan: DayPlan,
+    part: int,
+    archived: tuple[DayFile, Path] | None,
+    step: Step | None,
+    lock_timeout_ms: int,
+) -> int:
+    """Verify (when archived) and drop the partition in one transaction; returns its pings."""
+    table = sql.Identifier(plan.partition)
+    for attempt in range(_DROP_ATTEMPTS):
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(lock_timeout_ms))
+                # Writers wait from here on: what is verified is what is dropped.
+                conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
+                checksum: int | None = None
+                if archived is None:
+                    got = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table))
+                    row = got.fetchone()
+                    pings = int(row["n"]) if row else 0
+                else:
+                    pings, checksum = _partition_keys(conn, table)
+                    file, archive = archived
+                    if (pings, checksum) != (file.pings, file.key_checksum):
+                        raise _Mismatch(
+                            f"{plan.day}: {file.path} holds {file.pings} pings (key checksum "
+                            f"{file.key_checksum}), the partition {pings} ({checksum})"
+                        )
+                    if step is not None:
+                        step("verified", plan.day)
+                conn.execute(
+                    "INSERT INTO pings_pruned_days (day, part, archive_file, pings, key_checksum)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        plan.day,
+                        part,
+                        None
+                        if archived is None
+                        else str(archived[0].path.relative_to(archived[1])),
+                        pings,
+                        checksum,
+                    ),
+                )
+                conn.execute(sql.SQL("ALTER TABLE pings DETACH PARTITION {}").format(table))
+                conn.execute(sql.SQL("DROP TABLE {}").format(table))
+        except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected) as exc:
+            if attempt + 1 == _DROP_ATTEMPTS:
+                raise StoreError(
+                    f"{plan.day}: could not lock {plan.partition} to drop it ({exc})"
+                ) from exc
+            continue
+        except psycopg.Error as exc:
+            raise StoreError(f"{plan.day}: pruning {plan.partition} failed: {exc}") from exc
+        if step is not None:
+            step("dropped", plan.day)
+        return pings
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _partition_keys(conn: psycopg.Connection[Any], table: sql.Identifier) -> tuple[int, int]:
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) AS n,"
+            " coalesce(sum(uptimelab_ping_key_hash(site_id, checked_at, location)), 0) AS sum"
+            " FROM {}"
+        ).format(table)
+    ).fetchone()
+    return (int(row["n"]), int(row["sum"])) if row else (0, 0)
+
+
+def ensure_partitions_ahead(
+    db: Database | None = None, *, days: int = PARTITIONS_AHEAD_DAYS, today: dt.date | None = None
+) -> int:
+    """Make the daily partitions of today and the ``days`` after it that are missing; returns
+    how many were made."""
+    start = today or dt.datetime.now(dt.UTC).date()
+    made = 0
+    with default_db(db).connect(autocommit=True) as conn:
+        for offset in range(days + 1):
+            row = conn.execute(
+                "SELECT uptimelab_ensure_pings_partition(%s) AS made",
+                (start + dt.timedelta(days=offset),),
+            ).fetchone()
+            made += bool(row and row["made"])
+    return made
+
+
+def pruned_days(db: Database | None = None) -> list[PrunedDay]:
+    """Every day pruned so far (one entry per part), oldest first, with its archive file
+    (relative to the archive directory) or None."""
+    with default_db(db).connect() as conn:
+        rows = conn.execute(
+            "SELECT day, pings, archive_file FROM pings_pruned_days ORDER BY day, part"
+        ).fetchall()
+    return [
+        PrunedDay(
+            r["day"],
+            int(r["pings"]),
+            None if r["archive_file"] is None else Path(r["archive_file"]),
+        )
+        for r in rows
+    ]
