@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -40,6 +40,7 @@ MAX_LOCATION_CHARS = 100
 MAX_REGION_CODE_CHARS = 32
 MIN_API_TOKEN_CHARS = 16
 MAX_RETENTION_DAYS = 36_500  # a hundred years
+MAX_NOTIFY_AGE_MS = 7 * 86_400_000  # 7 d
 
 
 def default_data_dir() -> Path:
@@ -69,6 +70,21 @@ def _data_dir_not_blank(value: object) -> object:
         raise RuleBroken(
             "data_dir", _shown(value), "must not be empty (unset it for the per-user directory)"
         )
+    return value
+
+
+def _url_list(value: object) -> object:
+    # NOTIFY_URLS="json://a/x tgram://b/c": URLs never hold spaces; a JSON list works too.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise RuleBroken("notify_urls", SECRET_SHOWN, "not a JSON list of URLs") from None
+        return text.split()
     return value
 
 
@@ -216,7 +232,6 @@ class Settings(BaseSettings):
         description="Bearer token of the API's POST endpoints (at least 16 characters); "
         "needed to serve on an address other machines can reach.",
     )
-
     retention_days: int | None = Field(
         default=None,
         ge=8,
@@ -243,6 +258,58 @@ class Settings(BaseSettings):
         description="Milliseconds between the collector's maintenance runs (with RETENTION_DAYS "
         f"set); 1000 to {MAX_INTERVAL_MS} (24 h).",
     )
+
+    notify_urls: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_url_list)] = Field(
+        default=(),
+        validation_alias=AliasChoices("NOTIFY_URLS"),
+        description="apprise URLs told of every site's transitions (json://host/path, "
+        "tgram://token/chat, mailto://...), separated by spaces; sites add their own with "
+        "--notify. They carry tokens: shown redacted.",
+    )
+    notify_resend_ms: int | None = Field(
+        default=None,
+        ge=MIN_INTERVAL_MS,
+        le=MAX_NOTIFY_AGE_MS,
+        description="Repeat the down notice this often while a site stays down, in milliseconds; "
+        f"{MIN_INTERVAL_MS} to {MAX_NOTIFY_AGE_MS}; unset: never.",
+    )
+    notify_max_age_ms: int = Field(
+        default=3_600_000,
+        ge=1000,
+        le=MAX_NOTIFY_AGE_MS,
+        description="A transition older than this (a replayed spool) is recorded but not sent, "
+        f"in milliseconds; 1000 to {MAX_NOTIFY_AGE_MS} (7 d).",
+    )
+    notify_retry_delay_ms: int = Field(
+        default=5000,
+        ge=10,
+        le=MAX_DB_WAIT_MS,
+        description="First delay before a failed notification is sent again, in milliseconds, "
+        f"doubled each retry up to 10 min; 10 to {MAX_DB_WAIT_MS}.",
+    )
+    public_url: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        validation_alias=AliasChoices("UPTIMELAB_PUBLIC_URL"),
+        description="Where this uptimelab's API is reached (https://uptime.example.org); "
+        "notifications link to the site's page there.",
+    )
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _notify_urls_are_urls(cls, urls: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for url in urls:
+            if not re.fullmatch(r"(?i)[a-z][a-z0-9+.-]*://\S+", url.get_secret_value()):
+                raise RuleBroken(
+                    "notify_urls", SECRET_SHOWN, "each must be an apprise URL like json://host/path"
+                )
+        return tuple({u.get_secret_value(): u for u in urls}.values())
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"(?i)https?://[^\s/?#]+[^\s]*", url):
+            raise RuleBroken("public_url", _shown(url), "use an http:// or https:// URL")
+        return None if url is None else url.rstrip("/")
 
     @field_validator("archive_dir")
     @classmethod

@@ -1,0 +1,366 @@
+"""The notifier: transitions in, one message per transition per channel out, never in the way.
+
+The shape, inside a running collector's nursery::
+
+    Notifier.run
+    ├── recording     transitions from a bounded channel (the writer hands them over without
+    │                 waiting) -> one database hop per batch: a row per channel, ``pending``, or
+    │                 recorded as not to be sent (too old, a maintenance window, flapping)
+    ├── delivering    claims the oldest pending row of each channel when due, sends them (worker
+    │                 threads, at most SENDS_AT_ONCE), marks each sent or schedules its retry
+    └── reminding     every PERIODIC_S: reminders of incidents still down (NOTIFY_RESEND_MS),
+                      certificates expiring within the site's cert_min_days, the sites' channels
+
+The table is the queue: a row exists before its message is sent, so delivery is at least once
+(a crash between sending and marking it sent repeats that one message) and (key, channel) is
+unique, so that a transition reported twice (a replayed spool, another collector) is told once.
+A full channel does not make the writer wait: the transitions wait in a bounded overflow that the
+recorder empties first; past it they are counted as lost, loudly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+import trio
+
+from ..config import Settings, env_name
+from ..domain.incidents import Transition
+from ..errors import StoreError
+from ..storage import notifications as store
+from ..text import one_line
+from .channels import Channel
+from .messages import Message, MessageType, SiteFacts, message_for
+
+log = logging.getLogger("uptimelab.notify")
+T = TypeVar("T")
+Transact = Callable[[Callable[[psycopg.Connection[Any]], T]], Awaitable[T]]
+
+QUEUE_TRANSITIONS = 1000  # between the writer and the recorder
+OVERFLOW_TRANSITIONS = 100_000  # waiting beyond a full queue, before any is lost
+SENDS_AT_ONCE = 4  # worker threads sending at once
+LEASE_S = 300.0  # a claimed row is left alone this long (a send is bounded by apprise's timeouts)
+MAX_RETRY_S = 600.0
+POLL_S = 30.0  # rows recorded by other collectors are seen at least this often
+PERIODIC_S = 30.0
+FAULT_PAUSE_S = 5.0
+
+
+@dataclass
+class Outcome:
+    """What happened to one claimed row."""
+
+    row: store.Claimed
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass
+class DeliveryState:
+    """Counters and the failing channels, for status and tests."""
+
+    recorded: int = 0
+    sent: int = 0
+    failed_attempts: int = 0
+    lost: int = 0
+    failing: dict[str, str] = field(default_factory=dict)
+
+
+class Notifier:
+    """Tells people of transitions through apprise. Hand it transitions with :meth:`offer`
+    (never blocks); run :meth:`run` in the collector's nursery.
+
+    ``transact`` runs a function in one database transaction in a worker thread (the writer's
+    :meth:`~uptimelab.storage.writer.Writer.transact`, or :func:`transact_with` of a Database);
+    it raises StoreError.
+    """
+
+    def __init__(
+        self,
+        transact: Transact[Any],
+        settings: Settings,
+        *,
+        periodic_s: float = PERIODIC_S,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.transact = transact
+        self.settings = settings
+        self.periodic_s = periodic_s
+        self.poll_s = poll_s
+        self.global_channels = tuple(Channel(u.get_secret_value()) for u in settings.notify_urls)
+        self.channels: dict[str, Channel] = {c.shown: c for c in self.global_channels}
+        self.state = DeliveryState()
+        self._send, self._receive = trio.open_memory_channel[Transition](QUEUE_TRANSITIONS)
+        self._overflow: deque[Transition] = deque()
+        self._recorded = trio.Event()
+        self._limiter = trio.CapacityLimiter(SENDS_AT_ONCE)
+
+    # -- the way in ----------------------------------------------------------------------------
+
+    def offer(self, transitions: Iterable[Transition]) -> None:
+        """Queue ``transitions`` to be recorded and told; never waits (call from trio)."""
+        for transition in transitions:
+            if not self._overflow:
+                try:
+                    self._send.send_nowait(transition)
+                    continue
+                except trio.WouldBlock:
+                    pass
+            if len(self._overflow) >= OVERFLOW_TRANSITIONS:
+                self.state.lost += 1
+                log.error(
+                    "notification queue full: transition %s NOT recorded (%d lost)",
+                    transition.key,
+                    self.state.lost,
+                    extra={"component": "notify", "category": "lost"},
+                )
+                continue
+            self._overflow.append(transition)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Record, deliver and remind until cancelled. Rows left pending are sent by the next
+        run (or another collector with the same channel)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._loop, "recording", self._record_next)
+            nursery.start_soon(self._loop, "delivering", self._deliver_due)
+            nursery.start_soon(self._loop, "reminding", self._remind)
+            task_status.started()
+
+    async def _loop(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        # A notifier's fault never stops the collector: logged, and the step runs again.
+        while True:
+            try:
+                await step()
+            except StoreError as exc:
+                log.warning(
+                    "notifications: %s failed: %s",
+                    name,
+                    exc,
+                    extra={"component": "notify", "category": name},
+                )
+                await trio.sleep(FAULT_PAUSE_S)
+            except Exception as exc:  # noqa: BLE001 - the boundary of the notifier
+                log.error(
+                    "notifications: %s failed: %s",
+                    name,
+                    exc,
+                    exc_info=exc,
+                    extra={"component": "notify", "category": name},
+                )
+                await trio.sleep(FAULT_PAUSE_S)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def _record_next(self) -> None:
+        first = await self._receive.receive()
+        batch = [first]
+        while len(batch) < QUEUE_TRANSITIONS:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        while self._overflow and len(batch) < 10 * QUEUE_TRANSITIONS:
+            batch.append(self._overflow.popleft())
+        now = dt.datetime.now(dt.UTC)
+        try:
+            new, channels = await self.transact(lambda conn: self._record(conn, batch, now))
+        except BaseException:
+            # Not lost: back to the front of the overflow, recorded on the next try.
+            self._overflow.extendleft(reversed(batch))
+            raise
+        for channel in channels:
+            self.channels.setdefault(channel.shown, channel)
+        self.state.recorded += new
+        self._recorded.set()
+
+    def _record(
+        self, conn: psycopg.Connection[Any], batch: Sequence[Transition], now: dt.datetime
+    ) -> tuple[int, list[Channel]]:
+        ids = {t.site_id for t in batch}
+        sites = store.sites(conn, ids)
+        flapping = store.flapping(conn, ids)
+        rows: list[store.NotificationRow] = []
+        seen: list[Channel] = []
+        for t in batch:
+            found = sites.get(t.site_id)
+            if found is None:  # deleted meanwhile: nobody to tell of it
+                continue
+            site = SiteFacts(t.site_id, found["name"], found["url"], tuple(found["notify"]))
+            own = [Channel(u) for u in site.notify]
+            seen += own
+            status, why = self._status_of(t, flapping, now)
+            message = message_for(t, site, now=now, public_url=self.settings.public_url)
+            for channel in dict.fromkeys([*self.global_channels, *own]):
+                rows.append(_row(t, channel, message, status, why))
+        return store.record(conn, rows), seen
+
+    def _status_of(
+        self, t: Transition, flapping: set[Any], now: dt.datetime
+    ) -> tuple[str, str | None]:
+        max_age = dt.timedelta(milliseconds=self.settings.notify_max_age_ms)
+        if t.kind != "cert_expiring" and t.at < now - max_age:
+            return "expired", self._too_old()
+        if t.kind in ("down", "recovered", "resend") and t.site_id in flapping:
+            return "collapsed", "the site is flapping: told once, until it is stable"
+        return "pending", None
+
+    def _too_old(self) -> str:
+        limit = self.settings.notify_max_age_ms
+        return f"older than {env_name('notify_max_age_ms')}={limit} ms: recorded, not sent"
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    async def _deliver_due(self) -> None:
+        self._recorded = wake = trio.Event()
+        claimed, wait = await self.transact(
+            lambda conn: store.claim(
+                conn,
+                list(self.channels),
+                lease_s=LEASE_S,
+                max_age_s=self.settings.notify_max_age_ms / 1000,
+                why_expired=self._too_old(),
+            )
+        )
+        if claimed:
+            outcomes = [Outcome(row) for row in claimed]
+            async with trio.open_nursery() as nursery:
+                for outcome in outcomes:
+                    nursery.start_soon(self._send_one, outcome)
+            await self.transact(lambda conn: self._settle(conn, outcomes))
+            return
+        timeout = self.poll_s if wait is None else min(self.poll_s, wait.total_seconds())
+        with trio.move_on_after(max(0.0, timeout)):
+            await wake.wait()
+
+    async def _send_one(self, outcome: Outcome) -> None:
+        from .sender import DeliveryError, UnknownChannelError, deliver  # apprise: heavy
+
+        row = outcome.row
+        channel = self.channels[row.channel]
+        message = Message(row.title, row.body, _message_type(row.message_type))
+        try:
+            await trio.to_thread.run_sync(
+                deliver, channel, message, limiter=self._limiter, abandon_on_cancel=True
+            )
+        except DeliveryError as exc:
+            outcome.error = str(exc)
+            outcome.permanent = isinstance(exc, UnknownChannelError)
+
+    def _settle(self, conn: psycopg.Connection[Any], outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            row = outcome.row
+            if outcome.error is None:
+                store.sent(conn, row.id)
+                self.state.sent += 1
+                self.state.failing.pop(row.channel, None)
+                continue
+            self.state.failed_attempts += 1
+            self.state.failing[row.channel] = outcome.error
+            if outcome.permanent:
+                store.failed(conn, row.id, outcome.error)
+                delay = None
+            else:
+                delay = self.retry_delay_s(row.attempts)
+                store.retry(conn, row.id, outcome.error, delay)
+            log.warning(
+                "notification %s not delivered (attempt %d%s): %s",
+                row.key,
+                row.attempts,
+                "; given up" if delay is None else f"; next in {delay:g} s",
+                one_line(outcome.error, 300),
+                extra={"component": "notify", "category": "delivery"},
+            )
+
+    def retry_delay_s(self, attempts: int) -> float:
+        """Seconds before attempt ``attempts + 1``: NOTIFY_RETRY_DELAY_MS doubled per attempt,
+        at most MAX_RETRY_S."""
+        first = self.settings.notify_retry_delay_ms / 1000
+        return float(min(MAX_RETRY_S, first * 2 ** min(attempts - 1, 30)))
+
+    # -- reminding -----------------------------------------------------------------------------
+
+    async def _remind(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        due, urls = await self.transact(lambda conn: self._due(conn, now))
+        for url in urls:
+            channel = Channel(url)
+            self.channels.setdefault(channel.shown, channel)
+        self.offer(due)
+        await trio.sleep(self.periodic_s)
+
+    def _due(
+        self, conn: psycopg.Connection[Any], now: dt.datetime
+    ) -> tuple[list[Transition], list[str]]:
+        due: list[Transition] = []
+        every = self.settings.notify_resend_ms
+        if every is not None:
+            for r in store.resend_due(conn, every / 1000):
+                due.append(
+                    Transition(
+                        kind="resend",
+                        site_id=r["site_id"],
+                        location=r["location"],
+                        at=now,
+                        incident_id=r["incident_id"],
+                        started_at=r["started_at"],
+                        category=r["category"],
+                        message=r["first_error"],
+                        sequence=(r["sequence"] or 0) + 1,
+                    )
+                )
+        for r in store.expiring_certificates(conn):
+            # Its time is the expiry: one notice per site and certificate.
+            due.append(Transition("cert_expiring", r["site_id"], None, r["expires_at"]))
+        return due, store.site_channels(conn)
+
+
+def _message_type(text: str) -> MessageType:
+    for known in ("info", "success", "warning", "failure"):
+        if text == known:
+            return known
+    return "info"
+
+
+def _row(
+    t: Transition, channel: Channel, message: Message, status: str, why: str | None
+) -> store.NotificationRow:
+    return store.NotificationRow(
+        key=t.key,
+        channel=channel.shown,
+        site_id=t.site_id,
+        incident_id=t.incident_id,
+        kind=t.kind,
+        sequence=t.sequence,
+        location=t.location,
+        transition_at=t.at,
+        started_at=t.started_at,
+        category=t.category,
+        first_error=t.message,
+        title=message.title,
+        body=message.body,
+        message_type=message.type,
+        status=status,
+        error=why,
+    )
+
+
+def transact_with(db: Any, timeout_ms: int | None = None) -> Transact[Any]:
+    """A ``transact`` for :class:`Notifier` over a :class:`~uptimelab.storage.database.Database`:
+    a new connection per call, in a worker thread."""
+
+    async def transact(fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        def call() -> T:
+            with db.connect(timeout_ms=timeout_ms) as conn:
+                return fn(conn)
+
+        return await trio.to_thread.run_sync(call)
+
+    return transact

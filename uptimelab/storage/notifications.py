@@ -1,0 +1,259 @@
+"""The notifications table (sql/012_notifications.sql): what people were told, and what waits.
+
+The table is the notifier's queue: a row is recorded before its message is sent (``pending``),
+claimed for a send by pushing its ``next_attempt_at`` out by a lease (a collector that dies
+mid-send leaves it to be sent again after the lease), and marked ``sent`` or given its next
+attempt. Each channel's messages go out in the order they were recorded: only the oldest pending
+row of a channel may be claimed. Every function takes a connection in a transaction (the
+caller's one hop) and raises what psycopg raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    """One notification to record: a transition told to one channel (``channel`` redacted)."""
+
+    key: str
+    channel: str
+    site_id: uuid.UUID
+    incident_id: int | None
+    kind: str
+    sequence: int
+    location: str | None
+    transition_at: dt.datetime
+    started_at: dt.datetime | None
+    category: str | None
+    first_error: str | None
+    title: str
+    body: str
+    message_type: str
+    status: str
+    error: str | None = None
+
+
+_INSERT = """
+INSERT INTO notifications (key, channel, site_id, incident_id, kind, sequence, location,
+                           transition_at, started_at, category, first_error, title, body,
+                           message_type, status, error)
+VALUES (%(key)s, %(channel)s, %(site_id)s, %(incident_id)s, %(kind)s, %(sequence)s,
+        %(location)s, %(transition_at)s, %(started_at)s, %(category)s, %(first_error)s,
+        %(title)s, %(body)s, %(message_type)s, %(status)s, %(error)s)
+ON CONFLICT (key, channel) DO NOTHING
+RETURNING id
+"""
+
+
+def record(conn: psycopg.Connection[Any], rows: Sequence[NotificationRow]) -> int:
+    """Insert ``rows``, those already recorded (same key and channel) left as they are.
+    Returns how many were new."""
+    new = 0
+    for row in rows:
+        values = {f: getattr(row, f) for f in NotificationRow.__slots__}
+        values["first_error"] = _cut(row.first_error)
+        values["error"] = _cut(row.error)
+        values["body"] = row.body[:4000]
+        values["title"] = row.title[:500]
+        new += conn.execute(_INSERT, values).fetchone() is not None
+    return new
+
+
+def _cut(text: str | None) -> str | None:
+    return None if text is None else text[:MAX_ERROR_CHARS]
+
+
+_SITES = """
+SELECT id, coalesce(name, '') AS name, url, coalesce(notify, '{}') AS notify
+  FROM sites WHERE id = ANY(%s)
+"""
+_FLAPPING = """
+SELECT DISTINCT site_id FROM incident_flapping WHERE ended_at IS NULL AND site_id = ANY(%s)
+"""
+_SITE_CHANNELS = "SELECT DISTINCT unnest(notify) AS url FROM sites WHERE notify IS NOT NULL"
+
+
+def sites(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Name, URL and own channels (``notify``) of the sites ``ids`` that exist, by id."""
+    return {r["id"]: r for r in conn.execute(_SITES, (list(set(ids)),))}
+
+
+def flapping(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the sites ``ids`` that are flapping now (an open incident_flapping period)."""
+    return {r["site_id"] for r in conn.execute(_FLAPPING, (list(set(ids)),))}
+
+
+def site_channels(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every apprise URL a site names in its ``notify`` list."""
+    return [r["url"] for r in conn.execute(_SITE_CHANNELS)]
+
+
+# Rows too old to send: older than NOTIFY_MAX_AGE_MS by their transition's time (a certificate's
+# notice by the time it was recorded: its transition time is the expiry, in the future).
+_EXPIRE = """
+UPDATE notifications
+   SET status = 'expired',
+       error = left(concat_ws('; ', error, %(why)s), 1000)
+ WHERE status = 'pending'
+   AND CASE WHEN kind = 'cert_expiring' THEN recorded_at ELSE transition_at END
+       < now() - make_interval(secs => %(max_age_s)s)
+"""
+# The oldest pending row of each channel, claimed when it is due: its next attempt moves a lease
+# ahead, so that no other collector sends it meanwhile. The condition is on the row itself, so
+# that a collector that waited for another's lock sees the lease and leaves the row.
+_CLAIM = """
+WITH heads AS (
+    SELECT DISTINCT ON (channel) id FROM notifications
+     WHERE status = 'pending' AND channel = ANY(%(channels)s)
+     ORDER BY channel, id
+)
+UPDATE notifications AS n
+   SET next_attempt_at = now() + make_interval(secs => %(lease_s)s), attempts = n.attempts + 1
+  FROM heads
+ WHERE n.id = heads.id AND n.status = 'pending' AND n.next_attempt_at <= now()
+RETURNING n.id, n.channel, n.title, n.body, n.message_type, n.attempts, n.key
+"""
+_NEXT_DUE = """
+SELECT min(next_attempt_at) - now() AS wait FROM (
+    SELECT DISTINCT ON (channel) next_attempt_at FROM notifications
+     WHERE status = 'pending' AND channel = ANY(%(channels)s)
+     ORDER BY channel, id
+) AS heads
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row claimed for a send."""
+
+    id: int
+    channel: str
+    title: str
+    body: str
+    message_type: str
+    attempts: int
+    key: str
+
+
+def claim(
+    conn: psycopg.Connection[Any],
+    channels: Sequence[str],
+    *,
+    lease_s: float,
+    max_age_s: float,
+    why_expired: str,
+) -> tuple[list[Claimed], dt.timedelta | None]:
+    """Expire the pending rows that are too old (of any channel: one nobody has any more too),
+    claim the due head of each of ``channels`` for ``lease_s`` seconds; returns the claimed rows
+    and how long until the next head is due (None: nothing pending)."""
+    params = {
+        "channels": list(channels),
+        "lease_s": lease_s,
+        "max_age_s": max_age_s,
+        "why": why_expired,
+    }
+    conn.execute(_EXPIRE, params)
+    claimed = [Claimed(**r) for r in conn.execute(_CLAIM, params)]
+    row = conn.execute(_NEXT_DUE, params).fetchone()
+    wait = row["wait"] if row else None
+    return claimed, wait
+
+
+def sent(conn: psycopg.Connection[Any], row_id: int) -> None:
+    """Mark a claimed row sent."""
+    conn.execute(
+        "UPDATE notifications SET status = 'sent', sent_at = now(), error = NULL WHERE id = %s",
+        (row_id,),
+    )
+
+
+def retry(conn: psycopg.Connection[Any], row_id: int, error: str, delay_s: float) -> None:
+    """A send failed: keep the row pending, its next attempt ``delay_s`` seconds from now."""
+    conn.execute(
+        "UPDATE notifications SET error = %s, "
+        "next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+        (_cut(error), delay_s, row_id),
+    )
+
+
+def failed(conn: psycopg.Connection[Any], row_id: int, error: str) -> None:
+    """A send that can never succeed (apprise does not know the URL): status failed."""
+    conn.execute(
+        "UPDATE notifications SET status = 'failed', error = %s WHERE id = %s",
+        (_cut(error), row_id),
+    )
+
+
+# Incidents still down whose last notice (down or reminder) is older than the resend interval:
+# from the notifications table itself, so that an incident nobody was told of gets no reminder.
+_RESEND_DUE = """
+SELECT n.incident_id, n.site_id, n.location,
+       max(n.started_at) AS started_at,
+       max(n.category) AS category,
+       max(n.first_error) AS first_error,
+       max(n.sequence) FILTER (WHERE n.kind = 'resend') AS sequence
+  FROM notifications AS n
+  JOIN incidents AS i ON i.id = n.incident_id
+  JOIN sites AS s ON s.id = n.site_id
+ WHERE n.kind IN ('down', 'resend', 'recovered') AND i.resolved_at IS NULL AND s.is_active
+ GROUP BY n.incident_id, n.site_id, n.location
+HAVING bool_or(n.kind = 'down') AND NOT bool_or(n.kind = 'recovered')
+   AND max(n.recorded_at) < now() - make_interval(secs => %s)
+"""
+
+
+def resend_due(conn: psycopg.Connection[Any], every_s: float) -> list[dict[str, Any]]:
+    """The open incidents whose last notice is older than ``every_s`` seconds: incident_id,
+    site_id, location, started_at, category, first_error, and the last reminder's sequence
+    (None before the first)."""
+    return list(conn.execute(_RESEND_DUE, (every_s,)))
+
+
+_CERTIFICATES = """
+SELECT s.id AS site_id, ss.cert_expires_at AS expires_at
+  FROM site_stats AS ss JOIN sites AS s ON s.id = ss.site_id
+ WHERE s.is_active AND ss.cert_expires_at > now()
+   AND ss.cert_expires_at < now() + make_interval(days => s.cert_min_days)
+"""
+
+
+def expiring_certificates(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Active sites whose latest certificate expires within their cert_min_days (not yet
+    expired: an expired one makes the site down, which is told of as such)."""
+    return list(conn.execute(_CERTIFICATES))
+
+
+# Per channel: what waits, since when it has failed, the last error; and what was never
+# delivered lately (expired after failed attempts, or failed for good).
+_DELIVERY = """
+SELECT channel,
+       count(*) FILTER (WHERE status = 'pending') AS waiting,
+       count(*) FILTER (WHERE status = 'pending' AND attempts > 0 AND error IS NOT NULL)
+           AS failing,
+       min(recorded_at) FILTER (WHERE status = 'pending' AND error IS NOT NULL) AS failing_since,
+       (array_agg(error ORDER BY id DESC) FILTER (WHERE error IS NOT NULL
+                                                 AND status IN ('pending', 'failed')))[1]
+           AS last_error,
+       count(*) FILTER (WHERE status = 'failed'
+                        OR (status = 'expired' AND attempts > 0)) AS undelivered,
+       max(sent_at) AS last_sent_at
+  FROM notifications
+ WHERE recorded_at > now() - interval '24 hours' OR status = 'pending'
+ GROUP BY channel ORDER BY channel
+"""
+
+
+def delivery(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Per channel over the last day: waiting, failing, failing_since, last_error,
+    undelivered, last_sent_at."""
+    return list(conn.execute(_DELIVERY))
