@@ -21,6 +21,7 @@ recorder empties first; past it they are counted as lost, loudly.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -44,6 +45,7 @@ Transact = Callable[[Callable[[psycopg.Connection[Any]], T]], Awaitable[T]]
 
 QUEUE_TRANSITIONS = 1000  # between the writer and the recorder
 OVERFLOW_TRANSITIONS = 100_000  # waiting beyond a full queue, before any is lost
+RECORD_BATCH = 10 * QUEUE_TRANSITIONS  # transitions recorded in one database hop at most
 SENDS_AT_ONCE = 4  # worker threads sending at once
 LEASE_S = 300.0  # a claimed row is left alone this long (a send is bounded by apprise's timeouts)
 MAX_RETRY_S = 600.0
@@ -98,8 +100,11 @@ class Notifier:
         self.state = DeliveryState()
         self._send, self._receive = trio.open_memory_channel[Transition](QUEUE_TRANSITIONS)
         self._overflow: deque[Transition] = deque()
+        self._unrecorded: deque[Transition] = deque()  # taken by the recorder, not yet recorded
         self._recorded = trio.Event()
         self._limiter = trio.CapacityLimiter(SENDS_AT_ONCE)
+        self.reminded = trio.Event()
+        self.reminded = trio.Event()
 
     # -- the way in ----------------------------------------------------------------------------
 
@@ -112,7 +117,7 @@ class Notifier:
                     continue
                 except trio.WouldBlock:
                     pass
-            if len(self._overflow) >= OVERFLOW_TRANSITIONS:
+            if len(self._overflow) + len(self._unrecorded) >= OVERFLOW_TRANSITIONS:
                 self.state.lost += 1
                 log.error(
                     "notification queue full: transition %s NOT recorded (%d lost)",
@@ -160,22 +165,23 @@ class Notifier:
     # -- recording -----------------------------------------------------------------------------
 
     async def _record_next(self) -> None:
-        first = await self._receive.receive()
-        batch = [first]
-        while len(batch) < QUEUE_TRANSITIONS:
+        # Oldest first: what a failed hop left, then the channel, then the overflow (offer puts
+        # a transition in the overflow only while it is not empty or the channel is full).
+        if not self._unrecorded:
+            self._unrecorded.append(await self._receive.receive())
+        while True:
             try:
-                batch.append(self._receive.receive_nowait())
+                self._unrecorded.append(self._receive.receive_nowait())
             except trio.WouldBlock:
                 break
-        while self._overflow and len(batch) < 10 * QUEUE_TRANSITIONS:
-            batch.append(self._overflow.popleft())
+        while self._overflow and len(self._unrecorded) < RECORD_BATCH:
+            self._unrecorded.append(self._overflow.popleft())
+        batch = list(itertools.islice(self._unrecorded, RECORD_BATCH))
         now = dt.datetime.now(dt.UTC)
-        try:
-            new, channels = await self.transact(lambda conn: self._record(conn, batch, now))
-        except BaseException:
-            # Not lost: back to the front of the overflow, recorded on the next try.
-            self._overflow.extendleft(reversed(batch))
-            raise
+        # A failure leaves the batch where it is: recorded on the next try, not lost.
+        new, channels = await self.transact(lambda conn: self._record(conn, batch, now))
+        for _ in batch:
+            self._unrecorded.popleft()
         for channel in channels:
             self.channels.setdefault(channel.shown, channel)
         self.state.recorded += new
@@ -294,6 +300,8 @@ class Notifier:
             channel = Channel(url)
             self.channels.setdefault(channel.shown, channel)
         self.offer(due)
+        self.reminded.set()  # a round of reminders is done (tests and status wait on it)
+        self.reminded = trio.Event()
         await trio.sleep(self.periodic_s)
 
     def _due(

@@ -30,7 +30,8 @@ from ..domain.state import (
     Status,
     StoreState,
 )
-from ..errors import LocalStateError, UptimelabError
+from ..errors import LocalStateError, StoreError, UptimelabError
+from ..storage import notifications
 from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
 from ..storage.queries import health_facts, status_facts
@@ -176,6 +177,7 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
         checks.append(Check(name="last cycle", status=status, detail=detail))
     checks.append(_collectors_check(collectors, settings.collector_lease_ms))
     checks.append(_certificates_check(expiring))
+    checks.append(_notifications_check(database, settings.db_timeout_ms))
 
     breaker = store.breaker
     if breaker is None:
@@ -201,6 +203,37 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     else:
         checks.append(Check(name="spool", status=HEALTHY, detail="empty"))
     return HealthReport(checks=checks)
+
+
+def _notifications_check(database: Database | None, timeout_ms: int) -> Check:
+    """Degraded when a channel fails to take its messages (a dead receiver: they wait, retried)
+    or a message of the last day was never delivered; channels are named redacted."""
+    try:
+        if database is None:
+            raise StoreError("the database is unreachable")
+        channels = notifications.delivery_report(database, timeout_ms=timeout_ms)
+    except UptimelabError as exc:
+        return Check(name="notifications", status=DEGRADED, detail="not known: " + one_line(exc))
+    failing = [c for c in channels if c["failing"]]
+    undelivered = sum(c["undelivered"] for c in channels)
+    if failing:
+        worst = failing[0]
+        since = worst["failing_since"].astimezone(dt.UTC).strftime("%H:%M:%S UTC")
+        detail = (
+            f"{len(failing)} of {len(channels)} channel(s) failing; {worst['last_error']} "
+            f"({worst['waiting']} waiting since {since})"
+        )
+        return Check(name="notifications", status=DEGRADED, detail=one_line(detail, 400))
+    if undelivered:
+        detail = f"{undelivered} message(s) of the last day never delivered (see notifications)"
+        return Check(name="notifications", status=DEGRADED, detail=detail)
+    waiting = sum(c["waiting"] for c in channels)
+    detail = f"{len(channels)} channel(s) used in the last day, none failing"
+    return Check(
+        name="notifications",
+        status=HEALTHY,
+        detail=detail + (f"; {waiting} waiting" if waiting else ""),
+    )
 
 
 def _certificates_check(expiring: list[ExpiringCertificate] | None) -> Check:

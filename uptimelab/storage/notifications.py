@@ -18,6 +18,10 @@ from typing import Any
 
 import psycopg
 
+from ..errors import StoreError
+from ..text import one_line
+from .database import Database
+
 MAX_ERROR_CHARS = 1000
 
 
@@ -103,7 +107,7 @@ def site_channels(conn: psycopg.Connection[Any]) -> list[str]:
 _EXPIRE = """
 UPDATE notifications
    SET status = 'expired',
-       error = left(concat_ws('; ', error, %(why)s), 1000)
+       error = left(concat_ws('; ', error, %(why)s::text), 1000)
  WHERE status = 'pending'
    AND CASE WHEN kind = 'cert_expiring' THEN recorded_at ELSE transition_at END
        < now() - make_interval(secs => %(max_age_s)s)
@@ -257,3 +261,13 @@ def delivery(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     """Per channel over the last day: waiting, failing, failing_since, last_error,
     undelivered, last_sent_at."""
     return list(conn.execute(_DELIVERY))
+
+
+def delivery_report(db: Database, *, timeout_ms: int) -> list[dict[str, Any]]:
+    """:func:`delivery` on a connection of its own (health). Raises StoreError when the
+    database cannot be reached or has no notifications table yet."""
+    try:
+        with db.connect(timeout_ms=timeout_ms) as conn:
+            return delivery(conn)
+    except psycopg.Error as exc:
+        raise StoreError(f"notifications not readable: {one_line(exc, 200)}") from exc
