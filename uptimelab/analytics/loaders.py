@@ -6,15 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..config import parse_duration
-from ..domain.pings import PHASES, PING_COLUMNS
+from ..config import Settings, parse_duration
+from ..domain.pings import ERROR_CATEGORIES, PHASES, PING_COLUMNS
 from ..errors import ConfigError
-from .frames import ERROR_DTYPE, STATUS_DTYPE, TimeBound, utc_timestamp
+from ..storage.ping_batches import archived_pings, live_pings
+from .frames import ERROR_DTYPE, STATUS_CATEGORIES, STATUS_DTYPE, TimeBound, utc_timestamp
 from .outages import outages
 
 if TYPE_CHECKING:
@@ -31,56 +35,60 @@ def load_pings(
     sites: Iterable[uuid.UUID | str] | None = None,
     *,
     chunksize: int = 200_000,
+    archive_dir: Path | str | None = None,
 ) -> pd.DataFrame:
-    """The pings with ``since <= checked_at <= until`` (both inclusive) of ``sites``, as a frame.
+    """The pings with ``since <= checked_at <= until`` (both inclusive) of ``sites``, as a frame,
+    from the live table and the Parquet archive together.
 
     ``engine_or_db`` is a SQLAlchemy Engine using the psycopg (3) driver, or any object with a
     libpq ``url`` attribute (such as ``uptimelab.db.Database``). ``since``/``until`` are datetimes
     (naive ones are UTC), ISO strings, or a duration -- a ``timedelta`` or a string of
     number-unit pairs in w, d, h, m(in), s such as ``"7d"``, ``"90min"``, ``"1h30m"`` -- meaning
     that long before now; None means unbounded. ``sites`` is a
-    list of site ids (UUIDs or their strings); None means every site.
+    list of site ids (UUIDs or their strings); None means every site. ``archive_dir`` is the
+    archive of pruned days (default: the ``ARCHIVE_DIR`` setting; none: the table only).
 
-    Rows are read through a server-side cursor ``chunksize`` rows at a time and each chunk is
-    turned into typed columns at once, so memory holds the compact frame plus one chunk of Python
-    objects, never the whole result as tuples. Columns: ``site_id``, ``location``, ``region_code``
-    categorical (of str); ``checked_at`` datetime64[us, UTC]; ``status`` and ``error_category``
-    categorical with the fixed categories ``STATUS_CATEGORIES`` / ``ERROR_CATEGORIES``;
-    ``status_code``/``response_time_ms`` Int32 (milliseconds); ``error_message`` str; the phases
-    ``dns_ms``, ``connect_ms``, ``tls_ms``, ``ttfb_ms``, ``transfer_ms`` Int32 (milliseconds, NA
-    where a phase did not happen); ``cert_expires_at`` datetime64[us, UTC] (NaT without one).
-    Rows come in no particular order.
+    An archived day is read only where the database no longer holds its rows (see
+    :mod:`uptimelab.storage.ping_batches`): a day archived but not yet dropped counts once, and
+    a prune running meanwhile neither doubles nor loses a day.
+    Rows arrive as Arrow record batches (ADBC's binary COPY; the archive's Parquet files) and
+    each batch of at most ``chunksize`` rows is made compact at once, so memory holds the compact
+    frame plus one batch, never the whole result in a wide form. Columns: ``site_id``,
+    ``location``, ``region_code`` categorical (of str, categories sorted); ``checked_at``
+    datetime64[us, UTC]; ``status`` and ``error_category`` categorical with the fixed categories
+    ``STATUS_CATEGORIES`` / ``ERROR_CATEGORIES``; ``status_code``/``response_time_ms`` Int32
+    (milliseconds); ``error_message`` str; the phases ``dns_ms``, ``connect_ms``, ``tls_ms``,
+    ``ttfb_ms``, ``transfer_ms`` Int32 (milliseconds, NA where a phase did not happen);
+    ``cert_expires_at`` datetime64[us, UTC] (NaT without one). Rows come in no particular order.
 
     Raises ValueError for a malformed site id or time bound or a chunksize < 1, TypeError for an
-    engine whose driver is not psycopg, and psycopg.Error when the query fails.
+    engine whose driver is not psycopg, StoreError when the database cannot be reached, the query
+    fails or an archive file cannot be read, and ConfigError for a malformed ``ARCHIVE_DIR``.
     """
     if chunksize < 1:
         raise ValueError(f"chunksize must be at least 1, got {chunksize}")
     now = pd.Timestamp.now(tz="UTC")
-    lo = None if since is None else _time_bound(since, now)
-    hi = None if until is None else _time_bound(until, now)
-    site_ids = None if sites is None else [str(_as_uuid(s)) for s in sites]
+    lo = None if since is None else _time_bound(since, now).to_pydatetime()
+    hi = None if until is None else _time_bound(until, now).to_pydatetime()
+    site_ids = None if sites is None else [_as_uuid(s) for s in sites]
+    url = _libpq_url(engine_or_db)
+    if archive_dir is None:
+        archive_dir = Settings.load().archive_dir
+    archive = None if archive_dir is None else Path(archive_dir).expanduser()
 
-    # Only fixed SQL fragments are joined here; every value travels as a bound parameter.
-    conditions = []
-    params: dict[str, Any] = {}
-    if lo is not None:
-        conditions.append("checked_at >= %(since)s")
-        params["since"] = lo.to_pydatetime()
-    if hi is not None:
-        conditions.append("checked_at <= %(until)s")
-        params["until"] = hi.to_pydatetime()
-    if site_ids is not None:
-        conditions.append("site_id = ANY(%(sites)s::uuid[])")
-        params["sites"] = site_ids
-    query = (
-        "SELECT site_id::text, checked_at, status, status_code, response_time_ms,"
-        " error_category, error_message, location, region_code,"
-        " dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, cert_expires_at FROM pings"
-    )
-    if conditions:
-        query += " WHERE " + " AND ".join(conditions)
+    frame = _FrameBuilder()
+    with live_pings(url, lo, hi, site_ids) as (batches, live):
+        for batch in batches:
+            frame.add(batch, chunksize)
+    if archive is not None and site_ids != []:
+        for batch in archived_pings(archive, lo, hi, site_ids, live):
+            frame.add(batch, chunksize)
+    return frame.build()
 
+
+def _libpq_url(engine_or_db: sqlalchemy.Engine | Any) -> str:
+    """The libpq connection string of a Database-like object or of a psycopg Engine (its
+    connection's parameters, the password included, which ``info.dsn`` leaves out)."""
     import sqlalchemy
 
     if isinstance(engine_or_db, sqlalchemy.Engine):
@@ -91,7 +99,10 @@ def load_pings(
                 raise TypeError(
                     f"load_pings needs the psycopg driver, the engine uses {engine_or_db.driver!r}"
                 )
-            return _read_pings(conn, query, params, chunksize)
+            from psycopg.conninfo import make_conninfo
+
+            password = conn.info.password
+            return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
         finally:
             raw.close()
     url = getattr(engine_or_db, "url", None)
@@ -100,10 +111,7 @@ def load_pings(
             "engine_or_db must be a SQLAlchemy Engine or have a libpq url attribute, "
             f"got {type(engine_or_db).__name__}"
         )
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        return _read_pings(conn, query, params, chunksize)
+    return url
 
 
 def _is_psycopg_connection(conn: object) -> TypeGuard[psycopg.Connection[Any]]:
@@ -112,80 +120,121 @@ def _is_psycopg_connection(conn: object) -> TypeGuard[psycopg.Connection[Any]]:
     return isinstance(conn, psycopg.Connection)
 
 
-def _read_pings(
-    conn: psycopg.Connection[Any], query: str, params: dict[str, Any], chunksize: int
-) -> pd.DataFrame:
-    from psycopg.rows import tuple_row
-
-    chunks: list[dict[str, Any]] = []
-    # A named (server-side) cursor needs a transaction; transaction() opens one, or a savepoint
-    # inside the caller's. SET LOCAL makes timestamps arrive in UTC and ends with the transaction.
-    with conn.transaction():
-        conn.execute("SET LOCAL TIME ZONE 'UTC'")
-        with conn.cursor(name="uptimelab_load_pings", row_factory=tuple_row) as cur:
-            cur.itersize = chunksize
-            cur.execute(query, params)
-            while rows := cur.fetchmany(chunksize):
-                chunks.append(_typed_chunk(rows))
-    return _concat_chunks(chunks)
+_CATEGORIES_OF_DATA = ("site_id", "location", "region_code")
+_FIXED_CATEGORIES = {"status": STATUS_CATEGORIES, "error_category": ERROR_CATEGORIES}
+_TIMES = ("checked_at", "cert_expires_at")
+_INTS = ("status_code", "response_time_ms", *_PHASE_COLUMNS)
+_UTC_US = pa.timestamp("us", tz="UTC")
+_NAT = np.iinfo(np.int64).min
 
 
-def _typed_chunk(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """One chunk of result tuples as typed arrays (the tuples are dropped by the caller)."""
-    cols = list(zip(*rows, strict=True))
-    return {
-        "site_id": pd.Categorical(cols[0]),
-        "checked_at": pd.DatetimeIndex(pd.to_datetime(list(cols[1]), utc=True)).as_unit("us"),
-        "status": pd.Categorical(cols[2], dtype=STATUS_DTYPE),
-        "status_code": pd.array(cols[3], dtype="Int32"),
-        "response_time_ms": pd.array(cols[4], dtype="Int32"),
-        "error_category": pd.Categorical(cols[5], dtype=ERROR_DTYPE),
-        "error_message": pd.array(cols[6], dtype="str"),
-        "location": pd.Categorical(cols[7]),
-        "region_code": pd.Categorical(cols[8]),
-        **{name: pd.array(cols[k], dtype="Int32") for k, name in enumerate(_PHASE_COLUMNS, 9)},
-        "cert_expires_at": pd.DatetimeIndex(pd.to_datetime(list(cols[14]), utc=True)).as_unit("us"),
-    }
+class _Codes:
+    """The categories of one column seen so far, each with the code it was given first."""
+
+    def __init__(self, site_ids: bool) -> None:
+        self.codes: dict[str, int] = {}
+        self.site_ids = site_ids
+
+    def encode(self, column: pa.Array) -> np.ndarray:
+        """``column``'s values as codes (-1 for null), in the smallest integer type that holds
+        the codes given so far."""
+        if isinstance(column, pa.ExtensionArray):  # arrow.uuid: 16 bytes a value
+            column = column.storage
+        encoded = pc.dictionary_encode(column)
+        dictionary = encoded.dictionary.to_pylist()
+        lookup = np.array(
+            [self.codes.setdefault(self._name(v), len(self.codes)) for v in dictionary] + [-1],
+            dtype=np.int32,
+        )
+        indices = encoded.indices.fill_null(len(dictionary)).to_numpy()
+        codes: np.ndarray = lookup[indices].astype(_code_type(len(self.codes)))
+        return codes
+
+    def _name(self, value: Any) -> str:
+        if isinstance(value, bytes):
+            return str(uuid.UUID(bytes=value))
+        return str(uuid.UUID(value)) if self.site_ids else str(value)
+
+    def categorical(self, parts: list[np.ndarray]) -> pd.Categorical:
+        """The codes of ``parts`` (consumed) as a Categorical whose categories are sorted."""
+        names = sorted(self.codes)
+        rank = np.empty(len(names) + 1, dtype=_code_type(len(names)))
+        rank[[self.codes[n] for n in names]] = np.arange(len(names))
+        rank[-1] = -1  # code -1 (null) indexes the last slot
+        codes = rank[np.concatenate(parts)] if parts else np.empty(0, dtype=np.int8)
+        parts.clear()
+        return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype="str"))
 
 
-def _concat_chunks(chunks: list[dict[str, Any]]) -> pd.DataFrame:
-    if not chunks:
-        empty: dict[str, Any] = {
-            "site_id": pd.Categorical([], categories=pd.Index([], dtype="str")),
-            "checked_at": pd.DatetimeIndex([], dtype="datetime64[us, UTC]"),
-            "status": pd.Categorical([], dtype=STATUS_DTYPE),
-            "status_code": pd.array([], dtype="Int32"),
-            "response_time_ms": pd.array([], dtype="Int32"),
-            "error_category": pd.Categorical([], dtype=ERROR_DTYPE),
-            "error_message": pd.array([], dtype="str"),
-            "location": pd.Categorical([], categories=pd.Index([], dtype="str")),
-            "region_code": pd.Categorical([], categories=pd.Index([], dtype="str")),
-            **{name: pd.array([], dtype="Int32") for name in _PHASE_COLUMNS},
-            "cert_expires_at": pd.DatetimeIndex([], dtype="datetime64[us, UTC]"),
-        }
-        return pd.DataFrame(empty)
-    columns: dict[str, Any] = {}
-    for name in PING_COLUMNS:
-        parts = [chunk.pop(name) for chunk in chunks]
-        if name in ("site_id", "location", "region_code"):
-            # Chunks see different sets of values; a union keeps the column categorical (a plain
-            # concat would fall back to object) and sorting makes the categories' order the
-            # strings' order.
-            columns[name] = union_categoricals(parts, sort_categories=True)
-        elif name in ("checked_at", "cert_expires_at"):
-            columns[name] = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
-        else:
-            columns[name] = (
-                pd.Series(parts[0])
-                if len(parts) == 1
-                else pd.concat([pd.Series(p) for p in parts], ignore_index=True)
-            )
-        del parts
-    return pd.DataFrame({name: _values(col) for name, col in columns.items()})
+def _code_type(count: int) -> type[np.signedinteger[Any]]:
+    if count < 127:
+        return np.int8
+    return np.int16 if count < 32_767 else np.int32
 
 
-def _values(col: Any) -> Any:
-    return col.array if isinstance(col, pd.Series | pd.Index) else col
+class _FrameBuilder:
+    """Record batches in, a compact pings frame out. Each batch is turned at once into the
+    frame's own representation (codes, numpy values and masks), so that memory holds little
+    more than the final frame; :meth:`build` joins the parts column by column, letting each
+    column's parts go as soon as it is built."""
+
+    def __init__(self) -> None:
+        self.names = {c: _Codes(site_ids=c == "site_id") for c in _CATEGORIES_OF_DATA}
+        self.fixed = {c: pa.array(list(cats)) for c, cats in _FIXED_CATEGORIES.items()}
+        self.parts: dict[str, list[np.ndarray]] = {c: [] for c in PING_COLUMNS}
+        self.masks: dict[str, list[np.ndarray]] = {c: [] for c in _INTS}
+        self.messages: list[pa.Array] = []
+
+    def add(self, batch: pa.RecordBatch, chunksize: int) -> None:
+        for start in range(0, batch.num_rows, chunksize):
+            self._add(batch.slice(start, chunksize))
+
+    def _add(self, batch: pa.RecordBatch) -> None:
+        for name in _CATEGORIES_OF_DATA:
+            self.parts[name].append(self.names[name].encode(batch.column(name)))
+        for name, categories in self.fixed.items():
+            found = pc.index_in(batch.column(name), value_set=categories)
+            self.parts[name].append(found.fill_null(-1).to_numpy().astype(np.int8))
+        for name in _TIMES:
+            micros = batch.column(name).cast(_UTC_US).cast(pa.int64())
+            # NaT is the smallest int64, as numpy and pandas have it
+            self.parts[name].append(micros.fill_null(_NAT).to_numpy().copy())
+        for name in _INTS:
+            values = batch.column(name).cast(pa.int32())
+            self.masks[name].append(values.is_null().to_numpy(zero_copy_only=False))
+            self.parts[name].append(values.fill_null(0).to_numpy().copy())
+        self.messages.append(batch.column("error_message").cast(pa.large_string()))
+
+    def build(self) -> pd.DataFrame:
+        columns: dict[str, Any] = {}
+        for name in PING_COLUMNS:
+            if name in self.names:
+                columns[name] = self.names[name].categorical(self.parts[name])
+            elif name in _FIXED_CATEGORIES:
+                dtype = STATUS_DTYPE if name == "status" else ERROR_DTYPE
+                columns[name] = pd.Categorical.from_codes(self._joined(name, np.int8), dtype=dtype)
+            elif name in _TIMES:
+                micros = pa.array(self._joined(name, np.int64)).view(_UTC_US)
+                times = micros.to_pandas(coerce_temporal_nanoseconds=False)
+                columns[name] = times.array
+                del micros, times
+            elif name in _INTS:
+                values = self._joined(name, np.int32)
+                masks = self.masks.pop(name)
+                mask = np.concatenate(masks) if masks else np.empty(0, dtype=bool)
+                masks.clear()
+                columns[name] = pd.arrays.IntegerArray(values, mask)
+            else:  # error_message: mostly null, kept as Arrow strings throughout
+                chunked = pa.chunked_array(self.messages, type=pa.large_string())
+                self.messages = []
+                columns[name] = pd.array(chunked, dtype="str")
+        return pd.DataFrame(columns, copy=False)
+
+    def _joined(self, name: str, dtype: type[np.generic]) -> np.ndarray:
+        parts = self.parts[name]
+        joined = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+        parts.clear()
+        return joined
 
 
 def _time_bound(value: TimeBound, now: pd.Timestamp) -> pd.Timestamp:
