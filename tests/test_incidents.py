@@ -3,15 +3,29 @@ are stored (against pandas ``outages`` and a brute force), flapping, and the CLI
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
+import uuid
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import uptimelab as ul
+from uptimelab import stats
 from uptimelab.cli import main
 from uptimelab.errors import SiteError
+from uptimelab.storage.copying import PingCopier
 from uptimelab.storage.database import Database
+from uptimelab.storage.incidents import IncidentRules
+from uptimelab.storage.spool import PingRow
+
+from .test_quorum import verdict
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -96,3 +110,161 @@ def test_a_notify_cell_may_hold_a_json_list_and_an_empty_one_is_none(
     ul.import_sites(csv_file, db=db)
     assert ul.get_site("https://f.example/", db=db).notify == ["json://a/1", "json://b/2"]
     assert ul.get_site("https://g.example/", db=db).notify is None
+
+
+# ------------------------------------------------------------------------------------------
+# The incidents table: SQL (kept batch by batch, in any order) = pandas outages = brute force
+
+US = dt.timedelta(microseconds=1)
+MINUTE = dt.timedelta(minutes=1)
+T0 = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+SITES = [uuid.UUID(int=i) for i in (1, 2)]
+LOCATIONS = ["eu-west", "us-east", "Zurich"]
+Row = tuple[uuid.UUID, dt.datetime, str, bool]
+Found = tuple[dt.datetime, dt.datetime, dt.datetime | None, int]
+
+
+def brute_incidents(
+    samples: list[bool], times: list[dt.datetime], down_after: int, up_after: int
+) -> list[Found]:
+    """Incidents of one series by their definition: a run of down_after down samples starts one
+    (while up); the first of up_after consecutive up samples ends it."""
+    found: list[Found] = []
+    i, n = 0, len(samples)
+    while i < n:
+        if i + down_after <= n and not any(samples[i : i + down_after]):
+            j = i + down_after
+            while j < n and not (j + up_after <= n and all(samples[j : j + up_after])):
+                j += 1
+            end = times[j] if j < n else None
+            found.append((times[i], times[i + down_after - 1], end, samples[i:j].count(False)))
+            i = j + up_after if j < n else n
+        else:
+            i += 1
+    return found
+
+
+def ping_row(site: uuid.UUID, at: dt.datetime, location: str, up: bool) -> PingRow:
+    return (
+        site, at, "up" if up else "down", 200 if up else None, 5 if up else None,
+        None if up else "timeout", None if up else f"timed out at {at.isoformat()}",
+        location, "XX",
+    )  # fmt: skip
+
+
+def _end(value: Any) -> Any:
+    return None if pd.isna(value) else value
+
+
+def stored_incidents(db: Database) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT id, site_id, location, started_at, confirmed_at, resolved_at, category, "
+            "down_pings FROM incidents ORDER BY site_id, location NULLS FIRST, started_at"
+        ).fetchall()
+
+
+def histories() -> st.SearchStrategy[list[Row]]:
+    # Minutes, with a few instants shared by locations and a few between the minutes.
+    times = st.one_of(
+        st.integers(0, 40).map(lambda m: T0 + m * MINUTE),
+        st.integers(0, 40 * 60).map(lambda s: T0 + s * dt.timedelta(seconds=1)),
+    )
+    return st.lists(
+        st.tuples(st.sampled_from(SITES), times, st.sampled_from(LOCATIONS), st.booleans()),
+        max_size=70,
+        unique_by=lambda r: (r[0], r[1], r[2]),
+    )
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.data(),
+    counts=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3)), min_size=2, max_size=2),
+    interval_ms=st.sampled_from([60_000, 120_000, 300_000]),
+    k=st.one_of(st.none(), st.integers(1, 3)),
+)
+def test_incidents_kept_batch_by_batch_equal_pandas_outages_and_a_brute_force(
+    db: Database,
+    data: st.DataObject,
+    counts: list[tuple[int, int]],
+    interval_ms: int,
+    k: int | None,
+) -> None:
+    rows = data.draw(histories())
+    # Stored in batches of any order and size (late pings), some twice (a replayed spool).
+    order = data.draw(st.permutations(range(len(rows))))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(rows)), max_size=8)))
+    batches = [[rows[i] for i in order[a:b]] for a, b in itertools.pairwise([0, *cuts, len(rows)])]
+    batches += data.draw(st.lists(st.sampled_from(batches), max_size=2)) if batches else []
+    rules = IncidentRules(default_interval_ms=interval_ms, quorum=k)
+    with db.connect() as conn:
+        conn.execute("TRUNCATE sites CASCADE")
+        for site, (down_after, up_after) in zip(SITES, counts, strict=True):
+            conn.execute(
+                "INSERT INTO sites (id, url, down_after, up_after) VALUES (%s, %s, %s, %s)",
+                (site, f"http://{site}/", down_after, up_after),
+            )
+    copier = PingCopier(rules)
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        for batch in batches:
+            copier.write(conn, None, [ping_row(*r) for r in batch], replay=True)
+    got = stored_incidents(db)
+
+    pings = stats.load_pings(db)
+    reach = 2 * dt.timedelta(milliseconds=interval_ms)
+    expected: list[tuple[Any, ...]] = []
+    for site, (down_after, up_after) in zip(SITES, counts, strict=True):
+        mine = sorted((r for r in rows if r[0] == site), key=lambda r: r[1])
+        places = sorted({r[2] for r in mine})
+        brute: list[tuple[Any, ...]] = []
+        if len(places) >= 2:
+            instants = sorted({r[1] for r in mine})
+            quorum_rows = [(s, at, loc, up, None) for s, at, loc, up in mine]
+            ups = [verdict(quorum_rows, site, at, reach, k)[0] == "up" for at in instants]
+            brute += [
+                (site, None, *f) for f in brute_incidents(ups, instants, down_after, up_after)
+            ]
+            # pandas: outages over the verdict series (its own quorum_verdicts)
+            verdicts = stats.quorum_verdicts(
+                pings[pings["site_id"].astype(str) == str(site)],
+                quorum=k, default_interval_ms=interval_ms,
+            )  # fmt: skip
+            series = verdicts.assign(location="quorum", error_category=None)
+            found = stats.outages(
+                series, down_after=down_after, up_after=up_after, by_location=True
+            )
+            assert [
+                (r.started_at, r.confirmed_at, _end(r.ended_at), r.pings_down)
+                for r in found.itertuples()
+            ] == [f[2:] for f in brute]
+        for place in places:
+            series_rows = [r for r in mine if r[2] == place]
+            times = [r[1] for r in series_rows]
+            ups = [r[3] for r in series_rows]
+            brute += [(site, place, *f) for f in brute_incidents(ups, times, down_after, up_after)]
+        pandas_found = stats.outages(
+            pings[pings["site_id"].astype(str) == str(site)],
+            down_after=down_after, up_after=up_after, by_location=True,
+        )  # fmt: skip
+        assert [
+            (r.location, r.started_at, r.confirmed_at, _end(r.ended_at), r.pings_down,
+             r.first_error_category)
+            for r in pandas_found.itertuples()
+        ] == [(*f[1:], "timeout") for f in brute if f[1] is not None]  # fmt: skip
+        expected += brute
+    assert [
+        (r["site_id"], r["location"], r["started_at"], r["confirmed_at"], r["resolved_at"],
+         r["down_pings"])
+        for r in got
+    ] == expected  # fmt: skip
+    assert all(r["category"] == "timeout" for r in got if r["location"] is not None)
+
+    # Rebuilt from scratch, the table is the same, ids and all.
+    with db.connect() as conn:
+        conn.execute("SELECT uptimelab_rebuild_incidents(%s, %s)", (interval_ms, k))
+    assert stored_incidents(db) == got

@@ -4,6 +4,7 @@ figures built on them: MTTR, MTBF, MTBSI and uptime per site."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from .frames import (
     checked_at,
     factorize_sites,
     is_up,
+    location_rank,
     percent,
     require_columns,
     time_ordered,
@@ -22,7 +24,9 @@ from .frames import (
 # Outages and reliability
 
 
-def outages(pings: pd.DataFrame) -> pd.DataFrame:
+def outages(
+    pings: pd.DataFrame, *, down_after: int = 1, up_after: int = 1, by_location: bool = False
+) -> pd.DataFrame:
     """One row per outage: a maximal run of a site's consecutive down pings.
 
     Pings of a site are merged across locations and ordered by (checked_at, location). Columns:
@@ -30,9 +34,23 @@ def outages(pings: pd.DataFrame) -> pd.DataFrame:
     the run; NaT while the outage lasts); ``duration`` (ended_at - started_at, Timedelta; NaT while
     ongoing, and 0 when an up ping from another location has the same instant); ``pings_down``
     (int64); ``first_error_category`` (the first down ping's). Sorted by site_id, started_at.
-    Raises ValueError for a missing column, a non-datetime ``checked_at`` or a bad status.
+
+    With ``down_after``/``up_after`` other than 1 or ``by_location``, outages are incidents as
+    the ``incidents`` table keeps them (sql/011_incidents.sql): in each series (a site's pings,
+    or with ``by_location`` each (site, location)'s) a state machine that starts up becomes down
+    after ``down_after`` consecutive down pings and up again after ``up_after`` consecutive up
+    ones. An outage starts at the first down ping of the run that confirmed it; ``confirmed_at``
+    is its ``down_after``-th down ping; ``ended_at`` the first up ping of the ``up_after`` that
+    ended it; ``pings_down`` the down pings in between. These carry the extra columns
+    ``location`` (with ``by_location``) and ``confirmed_at``, sorted by site_id, location,
+    started_at. Raises ValueError for a missing column, a non-datetime ``checked_at``, a bad
+    status or a count below 1.
     """
     require_columns(pings, "site_id", "checked_at", "status", "error_category", "location")
+    if down_after < 1 or up_after < 1:
+        raise ValueError("down_after and up_after must be at least 1")
+    if by_location or down_after != 1 or up_after != 1:
+        return _incidents(pings, down_after, up_after, by_location)
     order, site_codes = time_ordered(pings)
     site = site_codes[order]
     down = ~is_up(pings)[order]
@@ -64,6 +82,79 @@ def outages(pings: pd.DataFrame) -> pd.DataFrame:
             .reset_index(drop=True),
         }
     )
+
+
+def _incidents(
+    pings: pd.DataFrame, down_after: int, up_after: int, by_location: bool
+) -> pd.DataFrame:
+    """:func:`outages` by the state machine, per site or per (site, location)."""
+    site_codes, _ = pd.factorize(pings["site_id"], sort=True)
+    ranks = location_rank(pings["location"])
+    series = (
+        site_codes.astype(np.int64) * (int(ranks.max(initial=0)) + 1) + ranks
+        if by_location
+        else site_codes.astype(np.int64)
+    )
+    t = checked_at(pings).dt.tz_convert(None).to_numpy().view(np.int64)
+    order = np.lexsort((ranks, t, series))
+    key = series[order]
+    down = ~is_up(pings)[order]
+    n = len(order)
+    starts: list[int] = []
+    confirms: list[int] = []
+    ends: list[int] = []  # -1: still down
+    downs: list[int] = []
+    i = 0
+    while i < n:
+        # Up, with no down ping pending: find the next run of down_after down pings.
+        run = 0
+        current = key[i]
+        while i < n and key[i] == current:
+            run = run + 1 if down[i] else 0
+            if run == down_after:
+                break
+            i += 1
+        if i >= n or key[i] != current:
+            continue
+        starts.append(i - down_after + 1)
+        confirms.append(i)
+        count, ups, first_up = down_after, 0, -1
+        i += 1
+        while i < n and key[i] == current:
+            if down[i]:
+                count, ups = count + 1, 0
+            else:
+                first_up = i if ups == 0 else first_up
+                ups += 1
+                if ups == up_after:
+                    break
+            i += 1
+        resolved = i < n and key[i] == current
+        ends.append(first_up if resolved else -1)
+        downs.append(count)
+        if resolved:
+            i += 1
+    checked = checked_at(pings).iloc[order].reset_index(drop=True)
+    start_at = np.asarray(starts, dtype=np.intp)
+    end_at = np.asarray(ends, dtype=np.intp)
+    ended = end_at >= 0
+    started_at = checked.iloc[start_at].reset_index(drop=True)
+    ended_at = pd.Series(pd.NaT, index=started_at.index, dtype=started_at.dtype)
+    ended_at[ended] = checked.iloc[end_at[ended]].array
+    columns: dict[str, Any] = {
+        "site_id": pings["site_id"].iloc[order[start_at]].reset_index(drop=True)
+    }
+    if by_location:
+        columns["location"] = pings["location"].iloc[order[start_at]].reset_index(drop=True)
+    columns.update(
+        started_at=started_at,
+        confirmed_at=checked.iloc[np.asarray(confirms, dtype=np.intp)].reset_index(drop=True),
+        ended_at=ended_at,
+        duration=ended_at - started_at,
+        pings_down=np.asarray(downs, dtype=np.int64),
+        first_error_category=pings["error_category"].iloc[order[start_at]].reset_index(drop=True),
+    )
+    return pd.DataFrame(columns)
 
 
 def reliability(

@@ -10,7 +10,9 @@ from typing import Any
 
 import psycopg
 
+from ..domain.incidents import Transition
 from ..domain.pings import PING_COLUMNS, PingResult
+from .incidents import IncidentRules, track_incidents
 from .models import MonitoringCycle
 from .spool import PingRow
 
@@ -66,10 +68,14 @@ def days_of(rows: Iterable[PingRow]) -> set[dt.date]:
 
 class PingCopier:
     """Writes pings (and a cycle row) in one transaction on a connection it is given; knows
-    which daily partitions it made already."""
+    which daily partitions it made already. With ``rules``, the same transaction brings the
+    incidents of the pings' series up to date (sql/011_incidents.sql), and ``transitions``
+    holds what the last write changed in the sites' own states."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: IncidentRules | None = None) -> None:
         self._partitions: set[dt.date] = set()
+        self.rules = rules
+        self.transitions: list[Transition] = []
 
     def write(
         self,
@@ -84,6 +90,7 @@ class PingCopier:
         that were left out."""
         self.ensure_partitions(conn, days_of(rows) | _today_and_tomorrow())
         orphans = 0
+        self.transitions = []
         with conn.transaction(), conn.cursor() as cur:
             if replay:
                 cur.execute(_STAGE)
@@ -95,6 +102,8 @@ class PingCopier:
                 _copy_rows(cur, _COPY_PINGS, rows)
             if cycle is not None:
                 cur.execute(_INSERT_CYCLE, cycle.model_dump())
+            transitions = [] if self.rules is None else track_incidents(conn, rows, self.rules)
+        self.transitions = transitions
         return orphans
 
     def write_rows(
@@ -104,6 +113,8 @@ class PingCopier:
         self.ensure_partitions(conn, days)
         with conn.transaction(), conn.cursor() as cur:
             _copy_rows(cur, _COPY_PINGS, rows)
+            if self.rules is not None:
+                track_incidents(conn, rows, self.rules)
 
     def ensure_partitions(self, conn: psycopg.Connection[Any], days: set[dt.date]) -> None:
         """Make the daily partitions of ``days`` (each in a short transaction of its own)."""

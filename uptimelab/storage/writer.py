@@ -24,12 +24,14 @@ import psycopg
 import trio
 
 from ..config import Settings
+from ..domain.incidents import Transition
 from ..domain.pings import PingResult
 from ..domain.sites import ActiveSite
 from ..errors import LocalStateError, StoreError
 from .breaker import BreakerOpenError
 from .copying import PingCopier, ping_row
 from .database import Database, migrate
+from .incidents import IncidentRules
 from .local_state import (
     LocalState,
     load_sites,
@@ -57,11 +59,14 @@ class StoreResult:
     ``dropped`` (the spool was full: lost, loudly) or ``quarantined`` (refused by the database
     for its data, kept on disk for a human). ``orphans``: pings not stored because their site
     was deleted meanwhile. ``waiting``: segments still in the spool afterwards.
+    ``transitions``: what storing them changed in the sites' own states (incidents confirmed
+    and resolved, flapping), in time order; empty unless ``stored``.
     """
 
     outcome: Outcome
     orphans: int = 0
     waiting: int = 0
+    transitions: list[Transition] = field(default_factory=list)
     segment: str | None = field(default=None, repr=False)  # the spool segment, when spooled
 
 
@@ -73,6 +78,7 @@ class Replay:
     stored: list[str] = field(default_factory=list)
     orphans: int = 0
     busy: bool = False
+    transitions: list[Transition] = field(default_factory=list)
 
 
 class Writer:
@@ -81,6 +87,10 @@ class Writer:
     Blocking work runs in worker threads (one hop per cycle); ``async`` methods are for the
     trio side. Status readers may call :meth:`snapshot` from any thread. Local state (spool,
     site cache) is known once :meth:`open` has learnt which database this is.
+
+    Incidents are kept in the transaction that stores each batch. ``on_transitions``, when set,
+    is called on the trio side with the transitions of each batch stored (directly or replayed
+    from the spool), after its commit; it must not block (hand them to a queue).
     """
 
     def __init__(self, db: Database, settings: Settings | None = None) -> None:
@@ -94,7 +104,8 @@ class Writer:
         self.last_refresh_s = 0.0
         self.orphaned_pings = 0
         self.errors: list[dict[str, str]] = []
-        self._copier = PingCopier()
+        self._copier = PingCopier(IncidentRules.from_settings(self.settings))
+        self.on_transitions: Callable[[list[Transition]], None] | None = None
         self._files = trio.CapacityLimiter(1)
         self._sites_cache: list[ActiveSite] | None = None
 
@@ -190,12 +201,13 @@ class Writer:
                 )
                 spool.quarantine(segment, str(exc))
                 return StoreResult("quarantined")
+            transitions = self._publish(self._copier.transitions)
             await self._refresh_stats(list({r[0] for r in rows}))
-            return StoreResult("stored", orphans=orphans)
+            return StoreResult("stored", orphans=orphans, transitions=transitions)
         spooled = await self._to_spool(cycle, rows)
         replay = await self.replay()
         if spooled.outcome == "spooled" and spooled.segment in replay.stored:
-            return StoreResult("stored", orphans=replay.orphans)
+            return StoreResult("stored", orphans=replay.orphans, transitions=replay.transitions)
         return spooled
 
     async def _write_now(self, cycle: MonitoringCycle | None, rows: list[PingRow]) -> int:
@@ -255,6 +267,7 @@ class Writer:
             self._note("store", "refused", exc)
             spool.quarantine(segment, str(exc))
             return True
+        done.transitions += self._publish(self._copier.transitions)
         spool.remove(segment)
         sites.update(r[0] for r in rows)
         done.stored.append(segment.path.name)
@@ -279,6 +292,12 @@ class Writer:
             self._note("spool", "unwritable", exc)
             return StoreResult("dropped")
         return StoreResult("spooled", segment=segment.path.name)
+
+    def _publish(self, transitions: list[Transition]) -> list[Transition]:
+        """Hand a committed batch's transitions to ``on_transitions``; returns them."""
+        if transitions and self.on_transitions is not None:
+            self.on_transitions(list(transitions))
+        return list(transitions)
 
     def _spool(self) -> Spool:
         if self.spool is None:
