@@ -19,11 +19,15 @@ from hypothesis import strategies as st
 import uptimelab as ul
 from uptimelab import stats
 from uptimelab.cli import main
+from uptimelab.config import Settings
+from uptimelab.domain.incidents import Transition
+from uptimelab.domain.pings import PingResult
 from uptimelab.errors import SiteError
 from uptimelab.storage.copying import PingCopier
 from uptimelab.storage.database import Database
-from uptimelab.storage.incidents import IncidentRules
+from uptimelab.storage.incidents import IncidentRules, list_incidents
 from uptimelab.storage.spool import PingRow
+from uptimelab.storage.writer import Writer
 
 from .test_quorum import verdict
 
@@ -268,3 +272,162 @@ def test_incidents_kept_batch_by_batch_equal_pandas_outages_and_a_brute_force(
     with db.connect() as conn:
         conn.execute("SELECT uptimelab_rebuild_incidents(%s, %s)", (interval_ms, k))
     assert stored_incidents(db) == got
+
+
+# ------------------------------------------------------------------------------------------
+# Transitions: what notifications follow
+
+
+def _site(db: Database, down_after: int = 2, up_after: int = 1) -> uuid.UUID:
+    return ul.add_site("https://t.example/", down_after=down_after, up_after=up_after, db=db).id
+
+
+def _store(
+    db: Database,
+    copier: PingCopier,
+    site: uuid.UUID,
+    pattern: str,
+    location: str = "here",
+    start: int = 0,
+) -> list[list[tuple[str, int]]]:
+    """Store one ping a minute (``u`` up, ``d`` down), each in a batch of its own; the
+    transitions of each batch as (kind, minute)."""
+    out = []
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        for i, c in enumerate(pattern, start):
+            copier.write(
+                conn, None, [ping_row(site, T0 + i * MINUTE, location, c == "u")], replay=False
+            )
+            out.append([(t.kind, int((t.at - T0) / MINUTE)) for t in copier.transitions])
+    return out  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("down_after", "up_after", "pattern", "expected"),
+    [
+        (1, 1, "udu", [("down", 1), ("recovered", 2)]),
+        (2, 1, "udu", []),
+        (2, 1, "uddu", [("down", 2), ("recovered", 3)]),
+        (3, 1, "udddddu", [("down", 3), ("recovered", 6)]),
+        (2, 2, "uddudduu", [("down", 2), ("recovered", 6)]),
+        (2, 3, "udduudduuu", [("down", 2), ("recovered", 7)]),
+        (1, 1, "d", [("down", 0)]),
+    ],
+)
+def test_one_down_and_one_recovered_per_incident_when_each_is_confirmed(
+    db: Database, down_after: int, up_after: int, pattern: str, expected: list[tuple[str, int]]
+) -> None:
+    site = _site(db, down_after, up_after)
+    batches = _store(db, PingCopier(IncidentRules()), site, pattern)
+    assert [t for b in batches for t in b] == expected
+    # Each comes with the batch of the ping that confirmed it (a recovery's is the up_after-th
+    # up ping; its time is the first one's).
+    lag = {"down": 0, "recovered": up_after - 1}
+    assert all(t[1] + lag[t[0]] == i for i, b in enumerate(batches) for t in b)
+
+
+def test_the_transitions_carry_the_incident_and_its_first_error(db: Database) -> None:
+    site = _site(db)
+    copier = PingCopier(IncidentRules())
+    _store(db, copier, site, "udd")
+    (down,) = copier.transitions
+    _store(db, copier, site, "u", start=3)
+    (recovered,) = copier.transitions
+    (incident,) = list_incidents(db=db)
+    assert (down.kind, down.site_id, down.location, down.incident_id) == (
+        "down", site, None, incident.id,
+    )  # fmt: skip
+    assert down.at == incident.confirmed_at == T0 + 2 * MINUTE
+    assert down.category == "timeout"
+    assert down.message == f"timed out at {(T0 + MINUTE).isoformat()}"
+    assert recovered.duration == incident.duration == 2 * MINUTE
+    assert down.key != recovered.key
+    assert recovered.key == f"incident:{incident.id}:recovered:0"
+
+
+def test_a_replayed_batch_changes_nothing_and_reports_nothing(db: Database) -> None:
+    site = _site(db, down_after=1)
+    copier = PingCopier(IncidentRules())
+    rows = [ping_row(site, T0 + i * MINUTE, "here", c == "u") for i, c in enumerate("udduu")]
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        copier.write(conn, None, rows, replay=False)
+        first = [t.kind for t in copier.transitions]
+        before = stored_incidents(db)
+        copier.write(conn, None, rows[1:3], replay=True)
+        assert copier.transitions == []
+    assert first == ["down", "recovered"]
+    assert stored_incidents(db) == before
+
+
+def test_only_the_quorum_verdict_is_the_site_own_state_with_two_locations(db: Database) -> None:
+    site = _site(db, down_after=1)
+    copier = PingCopier(IncidentRules(default_interval_ms=60_000))
+    seen = []
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        # eu goes down for good, us stays up: with two locations a majority (2) must be down.
+        for i in range(4):
+            at = T0 + i * MINUTE
+            rows = [ping_row(site, at, "eu", i == 0), ping_row(site, at + US, "us", True)]
+            copier.write(conn, None, rows, replay=False)
+            seen += copier.transitions
+        rows = [ping_row(site, T0 + 4 * MINUTE, "us", False)]
+        copier.write(conn, None, rows, replay=False)
+        seen += copier.transitions
+    assert [(t.kind, t.location, t.at) for t in seen] == [("down", None, T0 + 4 * MINUTE)]
+    places = {(i.location, i.resolved_at) for i in list_incidents(db=db)}
+    assert places == {("eu", None), ("us", None), (None, None)}
+    own = list_incidents(own_only=True, db=db)
+    assert [i.location for i in own] == [None]
+
+
+@pytest.mark.parametrize("changes", [6, 3])
+def test_flapping_collapses_the_notices_until_a_window_passes_without_a_change(
+    db: Database, changes: int
+) -> None:
+    site = _site(db, down_after=1)
+    rules = IncidentRules(flap_changes=changes, flap_window_ms=10 * 60_000)
+    copier = PingCopier(rules)
+    flips = "ud" * (changes + 2)
+    batches = _store(db, copier, site, flips)
+    seen = [t for b in batches for t in b]
+    # Changes 1..changes are told one by one; the one more makes the site flapping.
+    assert seen[:changes] == [
+        ("down" if i % 2 == 0 else "recovered", i + 1) for i in range(changes)
+    ]
+    assert seen[changes:] == [("flapping", changes + 1)]
+    # Steady down: stable once ten minutes pass without a change, then quiet.
+    last = len(flips)  # the minute of the last change is len(flips) - 1
+    batches = _store(db, copier, site, "d" * 12, start=last)
+    seen = [t for b in batches for t in b]
+    assert seen == [("stable", last - 1 + 10)]
+    with db.connect() as conn:
+        row = conn.execute("SELECT started_at, ended_at FROM incident_flapping").fetchone()
+    assert row is not None
+    assert row["ended_at"] == T0 + (last - 1 + 10) * MINUTE
+    # Told normally again.
+    assert [t for b in _store(db, copier, site, "u", start=last + 12) for t in b] == [
+        ("recovered", last + 12)
+    ]
+
+
+async def test_the_writer_hands_each_stored_batch_transitions_to_its_callback(
+    db: Database, tmp_path: Path
+) -> None:
+    site = _site(db, down_after=2)
+    settings = Settings.load(database_url=db.url, data_dir=tmp_path)
+    handed: list[list[Transition]] = []
+    results = []
+    async with Writer(db, settings) as writer:
+        writer.on_transitions = handed.append
+        for i, status in enumerate(["up", "down", "down", "up"]):
+            ping = PingResult(
+                site_id=site, checked_at=T0 + i * MINUTE, status=status, status_code=None,
+                response_time_ms=5 if status == "up" else None,
+                error_category=None if status == "up" else "refused",
+                error_message=None if status == "up" else "refused",
+                location="here", region_code="XX",
+            )  # fmt: skip
+            results.append(await writer.store_cycle(None, [ping]))
+    assert [r.outcome for r in results] == ["stored"] * 4
+    assert [[t.kind for t in r.transitions] for r in results] == [[], [], ["down"], ["recovered"]]
+    assert handed == [results[2].transitions, results[3].transitions]
