@@ -267,6 +267,16 @@ def fleet_table(r: fleet_perf.FleetResult) -> Table:
                 f"{s(r.killed_longest_gap_s)} ({s(r.gap_goal_s)}) over {r.killed_sites} sites",
             )
         )
+        rows.append(
+            (
+                "  of which its cadence (due - last ping) / late after due or kill (goal)",
+                f"{s(r.killed_longest_cadence_s)} / {s(r.killed_longest_late_s)} "
+                f"({r.lease_ms / 1000:g} s)",
+            )
+        )
+        rows.append(
+            ("  sites due before the kill, their probe lost with it", str(r.killed_lost_probes))
+        )
     for k, c in enumerate(r.per_collector):
         state_ = "killed" if c.killed else f"exit {c.exit_code}"
         rows.append(

@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from ..collector.schedule import next_due
 from ..errors import UptimelabError
 from ..storage import fleet
 from ..storage.database import Database
@@ -86,6 +87,11 @@ class FleetResult:
     killed_sites: int = 0
     killed_longest_gap_s: float | None = None  # across the kill: last ping before, first after
     gap_goal_s: float | None = None
+    # How long after it was due (by its cadence from its last ping before the kill, or at the
+    # kill if that was later) a site of the killed collector was probed again; goal: the lease.
+    killed_longest_late_s: float | None = None
+    killed_lost_probes: int = 0  # sites due before the kill with no ping stored: lost with it
+    killed_longest_cadence_s: float | None = None  # the longest (due - last ping) among them
     load_average: list[float] = field(default_factory=list)  # 1-min: at start, max, at end
     analysed: bool = False  # the server's autovacuum is off: the run ANALYZEd every minute
     per_collector: list[CollectorFigures] = field(default_factory=list)
@@ -386,13 +392,21 @@ def _analyse(
                      FROM pings GROUP BY site_id""",
                 {"k": killed_at},
             ).fetchall()
-            gaps = [
-                (r["after"] or stopped) - r["before"]
-                for r in across
-                if r["site_id"] in killed_ids and r["before"] is not None
-            ]
+            crossing = [r for r in across if r["site_id"] in killed_ids and r["before"] is not None]
+            gaps, late, cadence = [], [], []
+            for r in crossing:
+                after = r["after"] or stopped
+                # Where the site's cadence put its next probe: within an interval in a steady
+                # run, up to 1.5 intervals once after a start (the first probe is off its grid).
+                due = next_due(r["site_id"], interval, r["before"])
+                gaps.append(after - r["before"])
+                late.append(after - max(due, killed_at))
+                cadence.append(due - r["before"])
+                result.killed_lost_probes += due < killed_at
             result.killed_sites = len(killed)
             result.killed_longest_gap_s = max(gaps or [0.0])
+            result.killed_longest_late_s = max(late or [0.0])
+            result.killed_longest_cadence_s = max(cadence or [0.0])
             result.gap_goal_s = interval + result.lease_ms / 1000
         # The steady part: every site probed once, then half an interval (see the docstring).
         end = started + result.duration_s / 2 if killed_buckets else stopped
