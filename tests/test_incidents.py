@@ -431,3 +431,48 @@ async def test_the_writer_hands_each_stored_batch_transitions_to_its_callback(
     assert [r.outcome for r in results] == ["stored"] * 4
     assert [[t.kind for t in r.transitions] for r in results] == [[], [], ["down"], ["recovered"]]
     assert handed == [results[2].transitions, results[3].transitions]
+
+
+# ------------------------------------------------------------------------------------------
+# The CLI and the API
+
+
+def _outage_history(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two sites: one with a resolved incident, one with an open one (now-relative times)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    a = ul.add_site("https://resolved.example/", down_after=1, db=db).id
+    b = ul.add_site(f"https://u:{TOKEN}@open.example/", down_after=1, db=db).id
+    copier = PingCopier(IncidentRules())
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        start = now - 30 * MINUTE
+        rows = [ping_row(a, start + i * MINUTE, "here", c == "u") for i, c in enumerate("uddu")]
+        rows += [ping_row(b, now - 2 * MINUTE, "here", False)]
+        copier.write(conn, None, rows, replay=False)
+    return a, b
+
+
+def test_the_incidents_command_lists_filters_and_exports(
+    db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _outage_history(db)
+    code, out, err = run_cli(capsys, "incidents")
+    assert code == 0, err
+    assert "resolved.example" in out
+    assert "ongoing" in out
+    assert "2 incident(s)" in out
+    code, out, _ = run_cli(capsys, "incidents", "--open", "--format", "json")
+    assert [r["site_id"] for r in json.loads(out)] == [str(b)]
+    code, out, _ = run_cli(
+        capsys, "incidents", "--site", "https://resolved.example/", "--format", "json"
+    )
+    (row,) = json.loads(out)
+    assert (row["site_id"], row["down_pings"], row["duration_s"]) == (str(a), 2, 120.0)
+    assert row["started_at"].endswith("Z")
+    code, out, _ = run_cli(capsys, "incidents", "--since", "10m", "--format", "csv")
+    assert out.splitlines()[0].startswith("id,site_id,site,location,started_at")
+    assert len(out.splitlines()) == 2  # the resolved one ended 27 minutes ago
+    code, _, err = run_cli(capsys, "incidents", "--since", "soon")
+    assert code == 2
+    assert err.startswith("error: ")
+    assert "--since" in err
+    assert TOKEN not in out + err

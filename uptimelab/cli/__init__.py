@@ -40,6 +40,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "outages",
         "List outages: runs of consecutive down pings, all locations merged, newest first.",
     ),
+    "incidents": (
+        "incidents",
+        "incidents",
+        "List incidents: confirmed outages (down_after down pings in a row) of each location and "
+        "of the quorum verdict, newest first.",
+    ),
     "status": (
         "health",
         "status",
@@ -98,6 +104,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the regular tasks, one line each: partitions ahead, prune by RETENTION_DAYS, stats.",
     ),
     "notify": ("notify", "app", "Notifications (apprise): send a test message."),
+    "maintenance": (
+        "maintenance",
+        "app",
+        "Maintenance windows: pings go on and incidents are recorded, notifications are "
+        "suppressed, and stats may leave them out.",
+    ),
     "db": ("db", "app", "The database: its URL and its schema."),
     "sites": ("sites", "app", "The sites to watch."),
     "stats": (
