@@ -22,6 +22,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import uptimelab as ul
+from uptimelab.collector import streaming
+from uptimelab.collector.collector import Collector
 from uptimelab.config import Settings
 from uptimelab.domain.incidents import Transition
 from uptimelab.errors import ConfigError
@@ -29,6 +31,7 @@ from uptimelab.notify.channels import HOST_SCHEMES, Channel, redact_channel
 from uptimelab.notify.notifier import QUEUE_TRANSITIONS, Notifier, transact_with
 from uptimelab.ops.health import health
 from uptimelab.storage.database import Database
+from uptimelab.testing.zoo import Zoo
 
 from .test_package import loaded_after
 
@@ -604,3 +607,48 @@ def test_notify_test_without_any_url_says_so() -> None:
 def test_apprise_is_imported_only_where_a_message_is_sent(code: str) -> None:
     assert "apprise" not in loaded_after(code)
     assert "apprise" in loaded_after("import uptimelab.notify.sender")
+
+
+# -- end to end: a collector, a zoo target that goes down and recovers --------------------------
+
+
+async def test_a_collector_tells_of_a_zoo_site_that_goes_down_and_recovers(
+    db: Database, receiver: Receiver, zoo: Zoo
+) -> None:
+    site = ul.add_site(zoo.url("status"), name="flaky", db=db)  # answers 500: down
+    settings = settings_for(receiver.url(), database_url=db.url)
+    collector = Collector(db, settings)
+    async with collector.session():
+        await collector.cycle()
+        assert receiver.titles() == []  # one down ping is not an incident (down_after 2)
+        await collector.cycle()
+        with db.connect() as conn:  # the site's server is back
+            conn.execute("UPDATE sites SET url = %s WHERE id = %s", (zoo.url("ok"), site.id))
+        await collector.cycle()
+    # The session's end records and sends what the cycles' transitions left.
+    await receiver.until(lambda r: len(r.accepted) == 2)
+    assert receiver.titles() == ["DOWN: flaky", "UP: flaky"]
+    assert "Category: http_status" in receiver.accepted[0]["message"]
+    assert "Location: Unknown" in receiver.accepted[0]["message"]  # MONITORING_LOCATION
+    assert [(r["kind"], r["status"]) for r in rows(db)] == [("down", "sent"), ("recovered", "sent")]
+
+
+async def test_a_running_collector_tells_as_it_goes(
+    db: Database, receiver: Receiver, zoo: Zoo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streaming, "SITES_RELOAD_S", 0.2)  # the new URL is seen at once
+    monkeypatch.setenv("MIN_SITE_INTERVAL_MS", "1000")
+    monkeypatch.setenv("PING_TIMEOUT_MS", "500")
+    site = ul.add_site(
+        zoo.url("status"), name="flaky", interval_ms=2000, retry_interval_ms=1000, db=db
+    )
+    settings = settings_for(receiver.url(), database_url=db.url, monitoring_interval_ms=60_000)
+    collector = Collector(db, settings)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collector.run)
+        await receiver.until(lambda r: len(r.accepted) == 1)
+        with db.connect() as conn:
+            conn.execute("UPDATE sites SET url = %s WHERE id = %s", (zoo.url("ok"), site.id))
+        await receiver.until(lambda r: len(r.accepted) == 2)
+        collector.stop()
+    assert receiver.titles() == ["DOWN: flaky", "UP: flaky"]

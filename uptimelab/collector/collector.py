@@ -33,6 +33,7 @@ from ..domain.pings import PingResult
 from ..domain.redaction import redact
 from ..domain.sites import ActiveSite, Probeable
 from ..errors import CycleInProgressError, UptimelabError
+from ..notify.notifier import Notifier
 from ..probe import Prober
 from ..storage.database import Database
 from ..storage.models import MonitoringCycle
@@ -81,6 +82,7 @@ class Collector:
         # while the schedule runs (serve --collect), and stop() must reach both.
         self._streaming: trio.CancelScope | None = None
         self._writer: Writer | None = None
+        self.notifier: Notifier | None = None  # made by session(), run by the schedule
 
     # -- control -------------------------------------------------------------------------------
 
@@ -222,11 +224,18 @@ class Collector:
     async def session(self) -> AsyncIterator[Writer]:
         """Open the writer (connecting first, replaying any spool) for a series of cycles;
         :meth:`run` uses it, and so can code that calls :meth:`cycle` on its own cadence."""
-        async with Writer(self.db, self.settings) as writer:
+        writer = Writer(self.db, self.settings)
+        # Transitions of stored batches (and of a spool replayed on opening) go to the notifier;
+        # the schedule runs it in its nursery, and what is left when the session ends is
+        # recorded and sent here.
+        notifier = self.notifier = Notifier(writer.transact, self.settings)
+        writer.on_transitions = notifier.offer
+        async with writer:
             self._writer = writer
             try:
                 yield writer
             finally:
+                await notifier.flush()
                 self.write_state()
                 self._writer = None
 

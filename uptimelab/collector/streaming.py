@@ -7,6 +7,8 @@ The shape of a running collector::
     │                             sites, reload them, learn of probes made elsewhere
     ├── writer                    micro-batches: one COPY about every second (or 2 000 pings);
     │                             a round row per default interval; spool when the database is away
+    ├── maintenance               with RETENTION_DAYS: partitions ahead, prune, stats, every
+    │                             MAINTAIN_INTERVAL_MS in a thread (collector/maintenance.py)
     └── probing scope             (a signal cancels it; the writer then stores what was probed)
         ├── dispatcher            sends each site when it is due, most overdue first
         └── N workers             probe, tell the schedule, hand the ping to the writer
@@ -124,6 +126,8 @@ class Streaming:
             ):
                 await nursery.start(self._fleet)
                 nursery.start_soon(self._learning)
+                if self.collector.notifier is not None:
+                    nursery.start_soon(self.collector.notifier.run)
                 if s.retention_days is not None:
                     nursery.start_soon(maintain_on_schedule, self.collector)
                 nursery.start_soon(self._writer, pings_receive, written)

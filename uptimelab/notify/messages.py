@@ -58,10 +58,13 @@ def message_for(
     *,
     now: dt.datetime,
     public_url: str | None = None,
+    locations: str | None = None,
 ) -> Message:
     """The message telling people of ``transition`` of ``site``. ``now`` (aware) dates a
-    reminder's "down for"; ``public_url`` (the API's base URL) adds a link to the site."""
+    reminder's "down for"; ``public_url`` (the API's base URL) adds a link to the site;
+    ``locations`` says where it was seen (default: the transition's location)."""
     t = transition
+    locations = locations or t.location
     label, kind = _TITLES[t.kind]
     name = site.name or redact(site.url)
     where = f" at {t.location}" if t.location else ""
@@ -90,8 +93,8 @@ def message_for(
             f"(in {left:.0f} days)." if left >= 0 else "(it has expired)."
         )
     lines = [lead, f"URL: {redact(site.url)}"]
-    if t.location:
-        lines.append(f"Location: {t.location}")
+    if locations:
+        lines.append(f"{'Locations' if ', ' in locations else 'Location'}: {locations}")
     if t.category and t.kind in ("down", "resend", "flapping"):
         lines.append(f"Category: {t.category}")
     if t.message and t.kind in ("down", "resend", "flapping"):

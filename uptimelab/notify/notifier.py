@@ -52,6 +52,7 @@ MAX_RETRY_S = 600.0
 POLL_S = 30.0  # rows recorded by other collectors are seen at least this often
 PERIODIC_S = 30.0
 FAULT_PAUSE_S = 5.0
+DRAIN_S = 10.0  # what a stopping collector gives the notifier to finish
 
 
 @dataclass
@@ -104,6 +105,9 @@ class Notifier:
         self._recorded = trio.Event()
         self._limiter = trio.CapacityLimiter(SENDS_AT_ONCE)
         self.reminded = trio.Event()
+        self._idle = trio.Event()
+        self._offered = 0  # transitions queued (channel, overflow, in a hop) ...
+        self._taken = 0  # ... and those recorded (or skipped: their site is gone)
         self.reminded = trio.Event()
 
     # -- the way in ----------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class Notifier:
     def offer(self, transitions: Iterable[Transition]) -> None:
         """Queue ``transitions`` to be recorded and told; never waits (call from trio)."""
         for transition in transitions:
+            self._offered += 1
             if not self._overflow:
                 try:
                     self._send.send_nowait(transition)
@@ -119,6 +124,7 @@ class Notifier:
                     pass
             if len(self._overflow) + len(self._unrecorded) >= OVERFLOW_TRANSITIONS:
                 self.state.lost += 1
+                self._taken += 1
                 log.error(
                     "notification queue full: transition %s NOT recorded (%d lost)",
                     transition.key,
@@ -138,6 +144,27 @@ class Notifier:
             nursery.start_soon(self._loop, "delivering", self._deliver_due)
             nursery.start_soon(self._loop, "reminding", self._remind)
             task_status.started()
+
+    async def drain(self, timeout_s: float = DRAIN_S) -> None:
+        """Record what is queued and send what is due now, for at most ``timeout_s`` seconds
+        (shielded: called as a collector stops). What is left waits in the table for the next
+        run; a retry that is not due yet is not waited for."""
+        with trio.CancelScope(shield=True), trio.move_on_after(timeout_s):
+            self._idle = idle = trio.Event()
+            self._recorded.set()  # the delivery loop looks again now
+            await idle.wait()
+
+    async def flush(self, timeout_s: float = DRAIN_S) -> None:
+        """Where the notifier is not running (a one-off round, or after the schedule's nursery
+        closed): run it just long enough to :meth:`drain` what was offered. Nothing offered,
+        nothing done (a collector whose database is away stops at once)."""
+        if self._taken == self._offered:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(timeout_s):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run)
+                await self.drain(timeout_s)
+                nursery.cancel_scope.cancel()
 
     async def _loop(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
         # A notifier's fault never stops the collector: logged, and the step runs again.
@@ -182,6 +209,7 @@ class Notifier:
         new, channels = await self.transact(lambda conn: self._record(conn, batch, now))
         for _ in batch:
             self._unrecorded.popleft()
+        self._taken += len(batch)
         for channel in channels:
             self.channels.setdefault(channel.shown, channel)
         self.state.recorded += new
@@ -193,6 +221,9 @@ class Notifier:
         ids = {t.site_id for t in batch}
         sites = store.sites(conn, ids)
         flapping = store.flapping(conn, ids)
+        seen_at = store.incident_locations(
+            conn, {t.incident_id for t in batch if t.incident_id is not None}
+        )
         rows: list[store.NotificationRow] = []
         seen: list[Channel] = []
         for t in batch:
@@ -203,7 +234,10 @@ class Notifier:
             own = [Channel(u) for u in site.notify]
             seen += own
             status, why = self._status_of(t, flapping, now)
-            message = message_for(t, site, now=now, public_url=self.settings.public_url)
+            where = t.location or seen_at.get(t.incident_id or -1)
+            message = message_for(
+                t, site, now=now, public_url=self.settings.public_url, locations=where
+            )
             for channel in dict.fromkeys([*self.global_channels, *own]):
                 rows.append(_row(t, channel, message, status, why))
         return store.record(conn, rows), seen
@@ -242,6 +276,8 @@ class Notifier:
                     nursery.start_soon(self._send_one, outcome)
             await self.transact(lambda conn: self._settle(conn, outcomes))
             return
+        if self._taken == self._offered:
+            self._idle.set()
         timeout = self.poll_s if wait is None else min(self.poll_s, wait.total_seconds())
         with trio.move_on_after(max(0.0, timeout)):
             await wake.wait()

@@ -84,6 +84,18 @@ SELECT id, coalesce(name, '') AS name, url, coalesce(notify, '{}') AS notify
 _FLAPPING = """
 SELECT DISTINCT site_id FROM incident_flapping WHERE ended_at IS NULL AND site_id = ANY(%s)
 """
+# Where an incident was seen: its own location, or for the quorum verdict's (location NULL) the
+# locations whose own incidents overlap it.
+_INCIDENT_LOCATIONS = """
+SELECT i.id,
+       coalesce(i.location,
+                (SELECT string_agg(DISTINCT l.location, ', ' ORDER BY l.location)
+                   FROM incidents AS l
+                  WHERE l.site_id = i.site_id AND l.location IS NOT NULL
+                    AND l.started_at <= i.confirmed_at
+                    AND (l.resolved_at IS NULL OR l.resolved_at > i.started_at))) AS locations
+  FROM incidents AS i WHERE i.id = ANY(%s)
+"""
 _SITE_CHANNELS = "SELECT DISTINCT unnest(notify) AS url FROM sites WHERE notify IS NOT NULL"
 
 
@@ -95,6 +107,12 @@ def sites(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> dict[uuid.
 def flapping(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Those of the sites ``ids`` that are flapping now (an open incident_flapping period)."""
     return {r["site_id"] for r in conn.execute(_FLAPPING, (list(set(ids)),))}
+
+
+def incident_locations(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, str]:
+    """Where each of the incidents ``ids`` was seen (``eu-west`` or ``eu-west, us-east``)."""
+    found = conn.execute(_INCIDENT_LOCATIONS, (list(set(ids)),))
+    return {r["id"]: r["locations"] for r in found if r["locations"]}
 
 
 def site_channels(conn: psycopg.Connection[Any]) -> list[str]:
