@@ -31,6 +31,7 @@ from uptimelab.notify.channels import HOST_SCHEMES, Channel, redact_channel
 from uptimelab.notify.notifier import QUEUE_TRANSITIONS, Notifier, transact_with
 from uptimelab.ops.health import health
 from uptimelab.storage.database import Database
+from uptimelab.storage.maintenance_windows import add_maintenance
 from uptimelab.testing.zoo import Zoo
 
 from .test_package import loaded_after
@@ -652,3 +653,59 @@ async def test_a_running_collector_tells_as_it_goes(
         await receiver.until(lambda r: len(r.accepted) == 2)
         collector.stop()
     assert receiver.titles() == ["DOWN: flaky", "UP: flaky"]
+
+
+# -- maintenance ------------------------------------------------------------------------------
+
+HOUR = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.mark.parametrize(
+    ("window", "inside", "outside"),
+    [
+        (  # a one-off window of the site
+            {
+                "starts_at": HOUR - dt.timedelta(minutes=30),
+                "ends_at": HOUR + dt.timedelta(minutes=10),
+            },
+            HOUR + dt.timedelta(minutes=9, seconds=59),
+            HOUR + dt.timedelta(minutes=10),  # its end is not in it
+        ),
+        (  # a one-off window of every site
+            {
+                "every_site": True,
+                "starts_at": HOUR - dt.timedelta(minutes=30),
+                "ends_at": HOUR + dt.timedelta(minutes=10),
+            },
+            HOUR - dt.timedelta(minutes=30),  # its start is
+            HOUR - dt.timedelta(minutes=31),
+        ),
+        (  # a recurring window: every hour at :00 for 20 minutes, since yesterday
+            {
+                "starts_at": HOUR - dt.timedelta(days=1),
+                "cron": "0 * * * *",
+                "duration_ms": 20 * 60_000,
+            },
+            HOUR + dt.timedelta(minutes=5),
+            HOUR - dt.timedelta(minutes=30),
+        ),
+    ],
+)
+async def test_a_maintenance_window_suppresses_the_notices_of_its_time(
+    db: Database,
+    receiver: Receiver,
+    window: dict[str, Any],
+    inside: dt.datetime,
+    outside: dt.datetime,
+) -> None:
+    site = ul.add_site("https://shop.example/", name="shop", db=db)
+    every_site = window.pop("every_site", False)
+    add_maintenance(site=None if every_site else site.id, reason="planned", db=db, **window)
+    settings = settings_for(receiver.url(), notify_max_age_ms=4 * 3_600_000)
+    notifier = Notifier(transact_with(db), settings, periodic_s=60)
+    async with running(notifier):
+        notifier.offer([down(site.id, 1, at=inside), down(site.id, 2, at=outside)])
+        await receiver.until(lambda r: len(r.accepted) == 1)
+        await settled(db)
+    assert [(r["incident_id"], r["status"]) for r in rows(db)] == [(1, "suppressed"), (2, "sent")]
+    assert "maintenance" in rows(db)[0]["error"]

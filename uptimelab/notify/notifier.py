@@ -35,6 +35,7 @@ from ..config import Settings, env_name
 from ..domain.incidents import Transition
 from ..errors import StoreError
 from ..storage import notifications as store
+from ..storage.maintenance_windows import in_maintenance_batch
 from ..text import one_line
 from .channels import Channel
 from .messages import Message, MessageType, SiteFacts, message_for
@@ -221,19 +222,23 @@ class Notifier:
         ids = {t.site_id for t in batch}
         sites = store.sites(conn, ids)
         flapping = store.flapping(conn, ids)
+        # A certificate's notice is asked about now; any other transition at its own time.
+        maintained = in_maintenance_batch(
+            conn, [(t.site_id, now if t.kind == "cert_expiring" else t.at) for t in batch]
+        )
         seen_at = store.incident_locations(
             conn, {t.incident_id for t in batch if t.incident_id is not None}
         )
         rows: list[store.NotificationRow] = []
         seen: list[Channel] = []
-        for t in batch:
+        for t, in_window in zip(batch, maintained, strict=True):
             found = sites.get(t.site_id)
             if found is None:  # deleted meanwhile: nobody to tell of it
                 continue
             site = SiteFacts(t.site_id, found["name"], found["url"], tuple(found["notify"]))
             own = [Channel(u) for u in site.notify]
             seen += own
-            status, why = self._status_of(t, flapping, now)
+            status, why = self._status_of(t, flapping, in_window, now)
             where = t.location or seen_at.get(t.incident_id or -1)
             message = message_for(
                 t, site, now=now, public_url=self.settings.public_url, locations=where
@@ -243,11 +248,13 @@ class Notifier:
         return store.record(conn, rows), seen
 
     def _status_of(
-        self, t: Transition, flapping: set[Any], now: dt.datetime
+        self, t: Transition, flapping: set[Any], in_window: bool, now: dt.datetime
     ) -> tuple[str, str | None]:
         max_age = dt.timedelta(milliseconds=self.settings.notify_max_age_ms)
         if t.kind != "cert_expiring" and t.at < now - max_age:
             return "expired", self._too_old()
+        if in_window:
+            return "suppressed", "in a maintenance window: recorded, not sent"
         if t.kind in ("down", "recovered", "resend") and t.site_id in flapping:
             return "collapsed", "the site is flapping: told once, until it is stable"
         return "pending", None
