@@ -29,7 +29,7 @@ from uptimelab.domain.incidents import Transition
 from uptimelab.errors import ConfigError
 from uptimelab.notify.channels import HOST_SCHEMES, Channel, redact_channel
 from uptimelab.notify.notifier import QUEUE_TRANSITIONS, Notifier, transact_with
-from uptimelab.ops.health import health
+from uptimelab.ops.health import health, status
 from uptimelab.storage.database import Database
 from uptimelab.storage.maintenance_windows import add_maintenance
 from uptimelab.testing.zoo import Zoo
@@ -709,3 +709,14 @@ async def test_a_maintenance_window_suppresses_the_notices_of_its_time(
         await settled(db)
     assert [(r["incident_id"], r["status"]) for r in rows(db)] == [(1, "suppressed"), (2, "sent")]
     assert "maintenance" in rows(db)[0]["error"]
+
+
+def test_status_shows_the_notify_urls_redacted(db: Database) -> None:
+    settings = Settings.load(
+        database_url=db.url,
+        notify_urls="json://u:PASSWORD1@hooks.example.org/TOKEN1 tgram://TOKEN2/1",
+    )
+    shown = status(settings, db=db).config["notify_urls"]
+    assert [s.split(" #")[0] for s in shown] == ["json://***@hooks.example.org/***", "tgram://***"]
+    assert "TOKEN" not in str(shown)
+    assert "PASSWORD1" not in str(shown)

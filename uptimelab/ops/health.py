@@ -31,6 +31,7 @@ from ..domain.state import (
     StoreState,
 )
 from ..errors import LocalStateError, StoreError, UptimelabError
+from ..notify.channels import Channel
 from ..storage import notifications
 from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
@@ -87,6 +88,8 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
     """
     settings = settings or Settings.load()
     config = settings.model_dump(mode="json", exclude={"api_token"})
+    # Notification URLs carry tokens: shown as the table and the logs show them.
+    config["notify_urls"] = [Channel(u.get_secret_value()).shown for u in settings.notify_urls]
     if config.get("database_url"):  # masked even when the database is never reached
         config["database_url"] = mask_url(config["database_url"])
     database = None
