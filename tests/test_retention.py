@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uptimelab.collector import Collector
-from uptimelab.config import Settings
+from uptimelab.config import Settings, parse_duration
+from uptimelab.errors import ConfigError
 from uptimelab.storage.archive import (
     ARCHIVE_SCHEMA,
     day_dir,
@@ -126,7 +127,7 @@ def test_prune_keep_8d_archives_the_old_days_and_drops_their_partitions(
     keys = [(r[0], r[1], r[7]) for r in in_archive]
     assert len(set(keys)) == len(keys)  # every key once
     days = {r[1].date() for r in before_old}
-    assert [p.day for p in pruned_days(db)] == sorted(days)
+    assert [p.day for p in pruned_days(db) if p.archive_file] == sorted(days)
     for day in days:  # one file per day, with the schema, zstd
         files = list(day_dir(archive, day).iterdir())
         assert [f.name for f in files] == ["part-0.parquet"]
@@ -180,7 +181,8 @@ def test_a_prune_killed_after_a_step_resumes_without_loss_or_double(
 
     assert archive_rows(archive) == before_old
     assert ping_rows(db, old) == []
-    assert sorted(p.day for p in pruned_days(db)) == sorted({r[1].date() for r in before_old})
+    archived = [p.day for p in pruned_days(db) if p.archive_file]
+    assert archived == sorted({r[1].date() for r in before_old})  # each day once
     for directory in (archive / "pings").iterdir():
         assert [f.name for f in directory.iterdir()] == ["part-0.parquet"]  # no temporaries
 
@@ -308,17 +310,33 @@ def test_pings_in_the_default_partition_are_moved_into_days_and_archived(
     assert row["dns_ms"] is None
 
 
+def test_an_empty_old_day_is_dropped_without_a_file(db: Database, tmp_path: Path) -> None:
+    with db.connect() as conn:
+        conn.execute("TRUNCATE pings_pruned_days")
+        conn.execute("SELECT uptimelab_ensure_pings_partition('2003-04-05')")
+    archive = tmp_path / "archive"
+
+    result = prune(dt.timedelta(days=KEEP_DAYS), archive=archive, db=db)
+
+    assert dt.date(2003, 4, 5) not in partition_days(db)
+    assert dt.date(2003, 4, 5) in [p.day for p in result.pruned]
+    assert {(p.pings, p.archive_file) for p in result.pruned} == {(0, None)}  # all were empty
+    assert not archive.exists()
+
+
 @pytest.mark.parametrize("keep", ["7d", "1w", "191h", "3d", "0.5d"])
 def test_prune_refuses_a_cut_off_inside_the_7_day_stats_window(
-    history: Database, tmp_path: Path, keep: str
+    db: Database, tmp_path: Path, keep: str
 ) -> None:
-    before = partition_days(history)
+    before = partition_days(db)
     done = run("prune", "--keep", keep, "--archive", str(tmp_path / "a"))
     assert done.returncode == 2
     assert done.stderr.startswith("error: --keep=")
     assert done.stderr.count("\n") == 1
-    assert partition_days(history) == before
+    assert partition_days(db) == before
     assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match="at least 8 days"):
+        prune(parse_duration(keep), archive=tmp_path / "a", db=db)
 
 
 def test_a_dry_run_lists_the_days_and_changes_nothing(history: Database, tmp_path: Path) -> None:
@@ -583,3 +601,77 @@ def seeded_url(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ARCHIVE_DIR", str(archive))
         yield url
+
+
+# -- the README's queries over an archive ---------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(language: str) -> str:
+    """The ``language`` code block of the README's Retention and archive section."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Retention and archive") :]
+    section = section[: section.index("\n## ", 3)]
+    return section.split(f"```{language}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_duckdb_and_pandas_queries_read_a_pruned_archive(
+    history: Database, tmp_path: Path
+) -> None:
+    import duckdb
+
+    db = history
+    old = f"checked_at < '{first_kept_day().isoformat()}'::date::timestamp AT TIME ZONE 'UTC'"
+    with db.connect() as conn:
+        expected = {
+            (str(r["site_id"]), r["day"]): r["n"]
+            for r in conn.execute(
+                "SELECT site_id, (checked_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n"
+                f" FROM pings WHERE {old} GROUP BY 1, 2"
+            )
+        }
+    archive = tmp_path / "archive"
+    prune(dt.timedelta(days=KEEP_DAYS), archive=archive, db=db)
+    # A day archived before pings had phases: its files lack those columns.
+    older = day_dir(archive, dt.date(2020, 1, 1)) / "part-0.parquet"
+    older.parent.mkdir(parents=True)
+    site = str(uuid.uuid4())
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "site_id": site,
+                    "checked_at": dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC),
+                    "status": "up",
+                    "status_code": 200,
+                    "response_time_ms": 7,
+                    "location": "here",
+                    "region_code": "XX",
+                }
+            ],
+            schema=pa.schema(list(ARCHIVE_SCHEMA)[:9]),
+        ),
+        older,
+    )
+    expected[(site, dt.date(2020, 1, 1))] = 1
+
+    query = readme_block("sql").replace("/srv/uptimelab-archive", str(archive))
+    query = query.replace("2026-08-01", "2000-01-01")
+    found = duckdb.sql(query).fetchall()
+    assert {(r[0], r[1]): r[2] for r in found} == expected
+    tls = duckdb.execute(
+        f"SELECT tls_ms FROM read_parquet('{archive}/pings/*/*.parquet', hive_partitioning = true,"
+        " union_by_name = true) WHERE site_id = ?",
+        [site],
+    ).fetchall()
+    assert tls == [(None,)]
+
+    code = readme_block("python").replace("/srv/uptimelab-archive", str(archive))
+    names: dict[str, Any] = {}
+    exec(code.replace("2026-08-01", "2000-01-01"), names)
+    pings = names["pings"]
+    assert len(pings) == sum(expected.values())
+    assert list(pings.columns) == [*ARCHIVE_SCHEMA.names, "date"]
+    assert pings.loc[pings["site_id"] == site, "tls_ms"].isna().all()
+    assert len(names["daily"]) == len(expected)

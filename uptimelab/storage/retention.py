@@ -36,7 +36,8 @@ MIN_KEEP = dt.timedelta(days=8)
 
 PARTITIONS_AHEAD_DAYS = 7
 MAINTENANCE_LOCK = 0x75_70_72_6E  # "uprn": one prune or maintenance run at a time per database
-_DROP_ATTEMPTS = 3
+_DROP_ATTEMPTS = 5
+DETACH_WAIT_MS = 2000
 
 Step = Callable[[str, dt.date], None]
 """Called after each step of a day ("written", "verified" inside the transaction, "dropped"):
@@ -227,8 +228,13 @@ def _prune_day(
     ).fetchone()
     part = int(row["part"]) if row else 0
     if archive is None:
-        pings = _drop(conn, plan, part, None, step, lock_timeout_ms)
-        return PrunedDay(plan.day, pings, None)
+        return PrunedDay(plan.day, _drop(conn, plan, part, None, step, lock_timeout_ms), None)
+    if plan.pings == 0:
+        # An empty day leaves no file. Checked again under the lock: rows that came since the
+        # count are archived below.
+        with contextlib.suppress(_Mismatch):
+            _drop(conn, plan, part, None, step, lock_timeout_ms, empty=True)
+            return PrunedDay(plan.day, 0, None)
     target = part_path(archive, plan.day, part)
     found = _existing(target)
     for attempt in range(2):
@@ -267,8 +273,11 @@ def _drop(
     archived: tuple[DayFile, Path] | None,
     step: Step | None,
     lock_timeout_ms: int,
+    *,
+    empty: bool = False,
 ) -> int:
-    """Verify (when archived) and drop the partition in one transaction; returns its pings."""
+    """Verify (against the file when archived, as empty when ``empty``) and drop the partition
+    in one transaction; returns its pings. Raises _Mismatch when it does not hold that."""
     table = sql.Identifier(plan.partition)
     for attempt in range(_DROP_ATTEMPTS):
         try:
@@ -281,6 +290,8 @@ def _drop(
                     got = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table))
                     row = got.fetchone()
                     pings = int(row["n"]) if row else 0
+                    if empty and pings:
+                        raise _Mismatch(f"{plan.day}: {pings} pings came into an empty day")
                 else:
                     pings, checksum = _partition_keys(conn, table)
                     file, archive = archived
@@ -304,6 +315,9 @@ def _drop(
                         checksum,
                     ),
                 )
+                # DETACH takes pings itself exclusively, and while it waits every writer queues
+                # behind it: wait briefly, and try the day again rather than stall the collectors.
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(DETACH_WAIT_MS))
                 conn.execute(sql.SQL("ALTER TABLE pings DETACH PARTITION {}").format(table))
                 conn.execute(sql.SQL("DROP TABLE {}").format(table))
         except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected) as exc:
