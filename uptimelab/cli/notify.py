@@ -8,7 +8,7 @@ import typer
 
 from ._common import console
 
-app = typer.Typer(help="Notifications (apprise): a test message.", no_args_is_help=True)
+app = typer.Typer(help="Notifications (apprise): send a test message.", no_args_is_help=True)
 
 
 @app.command("test")
