@@ -214,3 +214,77 @@ def test_an_unknown_column_is_reported(db: Database, tmp_path: Path) -> None:
 def test_the_database_refuses_a_bad_method_too(db: Database) -> None:
     with db.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO sites (url, method) VALUES ('http://x.example/', 'BREW')")
+
+
+# A value other than the default for every column a site file may give (url aside).
+NON_DEFAULT = {
+    "name": "Named",
+    "is_active": False,
+    "method": "POST",
+    "expected_status": "204",
+    "follow_redirects": False,
+    "max_redirects": 2,
+    "timeout_ms": 2000,
+    "interval_ms": 120_000,
+    "retry_interval_ms": 30_000,
+    "tls_verify": False,
+    "cert_min_days": 3,
+    "expect_body": "UP",
+    "expect_json": '$.status == "UP"',
+    "max_response_ms": 900,
+    "headers": {"Content-Type": "application/json"},
+    "body": "{}",
+    "down_after": 4,
+    "up_after": 3,
+    "notify": ["json://127.0.0.1:1/hook"],
+}
+
+
+def test_every_column_a_file_may_give_has_a_non_default_value_here() -> None:
+    from uptimelab.domain.sites import COLUMNS
+
+    assert set(NON_DEFAULT) == set(COLUMNS) - {"url"}
+
+
+# Columns whose default would break a rule across columns of this site (a body needs a method
+# that takes one and its Content-Type): resetting them alone is refused, nothing written.
+NEEDED_BY_OTHERS = {"method": "body", "headers": "Content-Type"}
+
+
+@pytest.mark.parametrize("column", sorted(NON_DEFAULT))
+@pytest.mark.parametrize("how", ["csv empty cell", "json null"])
+def test_a_column_given_empty_goes_back_to_its_default_and_one_not_given_is_kept(
+    db: Database, tmp_path: Path, column: str, how: str
+) -> None:
+    url = "https://a.example/"
+    fresh = ul.get_site(ul.add_site("https://fresh.example/", db=db).id, db=db)
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([{"url": url, **NON_DEFAULT}]))
+    assert ul.import_sites(first, db=db).added == 1
+    before = ul.get_site(url, db=db)
+    assert getattr(before, column) == NON_DEFAULT[column]
+    again = tmp_path / ("again.csv" if how == "csv empty cell" else "again.json")
+    if how == "csv empty cell":
+        again.write_text(f"url,{column}\n{url},\n")
+    else:
+        again.write_text(json.dumps([{"url": url, column: None}]))
+    if column in NEEDED_BY_OTHERS:
+        with pytest.raises(InvalidSiteFileError, match=NEEDED_BY_OTHERS[column]):
+            ul.import_sites(again, db=db)
+        assert ul.get_site(url, db=db) == before
+        return
+    assert ul.import_sites(again, db=db).updated == 1
+    after = ul.get_site(url, db=db)
+    expected = "a.example" if column == "name" else getattr(fresh, column)
+    assert getattr(after, column) == expected
+    assert all(getattr(after, c) == getattr(before, c) for c in NON_DEFAULT if c != column)
+
+
+def test_a_row_is_checked_against_the_site_it_updates(db: Database, tmp_path: Path) -> None:
+    """A rule across columns holds for the site as it will be stored, not the row alone."""
+    ul.add_site("https://a.example/", interval_ms=60_000, db=db)
+    path = tmp_path / "sites.csv"
+    path.write_text("url,timeout_ms\nhttps://a.example/,60000\n")  # not below its interval
+    with pytest.raises(InvalidSiteFileError, match="row 1: .*interval"):
+        ul.import_sites(path, db=db)
+    assert ul.get_site("https://a.example/", db=db).timeout_ms is None

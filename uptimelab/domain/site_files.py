@@ -87,5 +87,6 @@ def _csv_rows(path: Path, text: str) -> list[dict[str, str]]:
                 f"{path}: row {len(rows) + 1} (line {reader.line_num}) has {len(fields)} fields "
                 f"but the header has {len(columns)}"
             )
-        rows.append({c: v for c, v in zip(columns, fields, strict=False) if v != ""})
+        # An empty cell is kept: on an existing site it resets the column to its default.
+        rows.append(dict(zip(columns, fields, strict=False)))
     return rows

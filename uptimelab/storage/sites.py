@@ -287,14 +287,15 @@ def import_sites(
 ) -> ImportReport:
     """Add or update sites from a CSV, JSON or YAML file, matched by URL (idempotent).
 
-    Only the columns a row gives are updated on an existing site. A file with an invalid row
-    writes nothing (InvalidSiteFileError) unless ``skip_invalid``.
+    Only the columns a row gives are updated on an existing site; a column given empty (an
+    empty CSV cell, a JSON or YAML null) goes back to its default (``name``: the host). A file
+    with an invalid row writes nothing (InvalidSiteFileError) unless ``skip_invalid``.
     """
     from ..domain.site_files import read_site_rows  # here: listings need no YAML parser
 
     rows = read_site_rows(Path(path), format=format)
     report = ImportReport()
-    good: list[tuple[SiteSpec, frozenset[str]]] = []
+    parsed: list[tuple[int, dict[str, Any], set[str], SiteSpec]] = []
     settings = Settings.load()
     first_row: dict[str, int] = {}  # normal URL -> the row that gave it
     for number, raw in enumerate(rows, start=1):
@@ -303,9 +304,12 @@ def import_sites(
         if unknown:
             report.invalid.append((number, _unknown_column(unknown[0])))
             continue
+        empty = {
+            k for k, v in values.items() if v is None or (isinstance(v, str) and not v.strip())
+        }
+        given = {k: v for k, v in values.items() if k not in empty}
         try:
-            spec = site_spec(values)
-            check_site_cadence(spec, settings)
+            spec = site_spec(given)
         except SiteError as exc:
             report.invalid.append((number, str(exc)))
             continue
@@ -314,7 +318,23 @@ def import_sites(
             report.invalid.append((number, f"url {redact(spec.url)!r} is also row {same}"))
             continue
         first_row[spec.url] = number
-        good.append((spec, frozenset(spec.model_fields_set)))
+        parsed.append((number, given, empty, spec))
+    # A row updates only the columns it gives: the rules across columns (a body needs its
+    # Content-Type, an interval above the timeout) hold for the site as it will be stored.
+    stored = _stored_by_url([spec.url for _, _, _, spec in parsed], db)
+    good: list[tuple[SiteSpec, frozenset[str]]] = []
+    for number, given, empty, spec in parsed:
+        current = stored.get(spec.url)
+        try:
+            if current is not None:
+                merged = {k: v for k, v in current.items() if k not in empty}
+                spec = site_spec(merged | given | {"url": spec.url})
+            check_site_cadence(spec, settings)
+        except SiteError as exc:
+            report.invalid.append((number, str(exc)))
+            continue
+        good.append((spec, frozenset((set(given) | empty) - {"url"})))
+    report.invalid.sort()
     if report.invalid and not skip_invalid:
         number, reason = report.invalid[0]
         more = f" (and {len(report.invalid) - 1} more)" if len(report.invalid) > 1 else ""
@@ -322,6 +342,17 @@ def import_sites(
     counts = upsert_sites(good, db=db)
     report.added, report.updated, report.unchanged = counts
     return report
+
+
+def _stored_by_url(urls: list[str], db: Database | None) -> dict[str, dict[str, Any]]:
+    """The columns of the sites already registered under ``urls``, as a site file gives them."""
+    if not urls:
+        return {}
+    with default_db(db).connect() as conn:
+        rows = conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM sites WHERE url = ANY(%s)", (urls,)
+        ).fetchall()
+    return {row["url"]: {k: v for k, v in row.items() if v is not None} for row in rows}
 
 
 def _unknown_column(name: object) -> str:
