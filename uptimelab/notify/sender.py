@@ -50,7 +50,13 @@ def deliver(channel: Channel, message: Message) -> None:
     sender = apprise.Apprise()
     if not sender.add(channel.url):
         raise UnknownChannelError(f"{channel.shown}: not a notification URL apprise knows")
-    result = sender.notify(body=message.body, title=message.title, notify_type=_TYPES[message.type])
+    try:
+        result = sender.notify(
+            body=message.body, title=message.title, notify_type=_TYPES[message.type]
+        )
+    except Exception as exc:  # noqa: BLE001 - a plugin's fault is this channel's failure
+        reason = _scrub(f"{type(exc).__name__}: {exc}", channel.url)
+        raise DeliveryError(f"{channel.shown}: apprise failed: {reason}") from exc
     if result:
         return
     reasons = [
