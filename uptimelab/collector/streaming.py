@@ -47,6 +47,7 @@ log = logging.getLogger("uptimelab.collector")
 BATCH_PINGS = 2000
 BATCH_SECONDS = 1.0
 SITES_RELOAD_S = 30.0
+SETTLE_S = 2.0  # how long a collector's first load waits for the peers started with it
 LEARN_EVERY_S = 2.0  # how soon probes made elsewhere (a trigger, a hand-over) are seen
 
 
@@ -285,13 +286,17 @@ class Streaming:
     async def _fleet(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Heartbeat every lease/3: hold a fair share of the sites, learn of probes elsewhere."""
         every = max(0.2, self.settings.collector_lease_ms / 3000)
+        # The first beat only says this collector lives: collectors started together would
+        # otherwise each load the whole fleet (the first to beat holds every bucket for a beat)
+        # and keep that memory. The second beat, SETTLE_S later, sees its peers and loads a share.
+        await self._beat(load=False)
+        task_status.started()
+        await trio.sleep(min(every, SETTLE_S))
         while True:
             await self._beat()
-            task_status.started()
-            task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(every)
 
-    async def _beat(self) -> None:
+    async def _beat(self, *, load: bool = True) -> None:
         s = self.settings
         now = time.time()
         try:
@@ -314,6 +319,8 @@ class Streaming:
             if self.held is None:  # never reached: probe the sites known from the last run
                 await self._load(None)
             self.collector.reporter.note(f"heartbeat failed (probing the sites held): {exc}")
+            return
+        if not load:
             return
         if held != self.held or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
             await self._load(held)
