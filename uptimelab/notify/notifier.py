@@ -109,7 +109,6 @@ class Notifier:
         self._idle = trio.Event()
         self._offered = 0  # transitions queued (channel, overflow, in a hop) ...
         self._taken = 0  # ... and those recorded (or skipped: their site is gone)
-        self.reminded = trio.Event()
 
     # -- the way in ----------------------------------------------------------------------------
 
@@ -282,6 +281,7 @@ class Notifier:
                 for outcome in outcomes:
                     nursery.start_soon(self._send_one, outcome)
             await self.transact(lambda conn: self._settle(conn, outcomes))
+            self._count(outcomes)
             return
         if self._taken == self._offered:
             self._idle.set()
@@ -304,21 +304,27 @@ class Notifier:
             outcome.permanent = isinstance(exc, UnknownChannelError)
 
     def _settle(self, conn: psycopg.Connection[Any], outcomes: Sequence[Outcome]) -> None:
+        """Mark each claimed row sent, failed for good, or due again after its backoff."""
         for outcome in outcomes:
             row = outcome.row
             if outcome.error is None:
                 store.sent(conn, row.id)
+            elif outcome.permanent:
+                store.failed(conn, row.id, outcome.error)
+            else:
+                store.retry(conn, row.id, outcome.error, self.retry_delay_s(row.attempts))
+
+    def _count(self, outcomes: Sequence[Outcome]) -> None:
+        """After the settling hop, on the trio side: the counters and the log lines."""
+        for outcome in outcomes:
+            row = outcome.row
+            if outcome.error is None:
                 self.state.sent += 1
                 self.state.failing.pop(row.channel, None)
                 continue
             self.state.failed_attempts += 1
             self.state.failing[row.channel] = outcome.error
-            if outcome.permanent:
-                store.failed(conn, row.id, outcome.error)
-                delay = None
-            else:
-                delay = self.retry_delay_s(row.attempts)
-                store.retry(conn, row.id, outcome.error, delay)
+            delay = None if outcome.permanent else self.retry_delay_s(row.attempts)
             log.warning(
                 "notification %s not delivered (attempt %d%s): %s",
                 row.key,
