@@ -26,6 +26,7 @@ from uptimelab.errors import SiteError
 from uptimelab.storage.copying import PingCopier
 from uptimelab.storage.database import Database
 from uptimelab.storage.incidents import IncidentRules, list_incidents
+from uptimelab.storage.maintenance_windows import list_maintenance
 from uptimelab.storage.spool import PingRow
 from uptimelab.storage.writer import Writer
 
@@ -476,3 +477,50 @@ def test_the_incidents_command_lists_filters_and_exports(
     assert err.startswith("error: ")
     assert "--since" in err
     assert TOKEN not in out + err
+
+
+async def test_the_api_serves_incidents_and_maintenance_windows(db: Database) -> None:
+    from uptimelab.api.app import create_app
+
+    from .test_api import TOKEN as API_TOKEN
+    from .test_api import load_settings, running
+
+    a, b = _outage_history(db)
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with running(create_app(load_settings(), db)) as client:
+        every = (await client.get("/incidents")).json()
+        assert [r["site_id"] for r in every] == [str(b), str(a)]  # newest first
+        assert TOKEN not in json.dumps(every)
+        opened = (await client.get("/incidents", params={"open": "true"})).json()
+        assert [(r["site_id"], r["resolved_at"]) for r in opened] == [(str(b), None)]
+        mine = (await client.get("/incidents", params={"site_id": str(a)})).json()
+        assert [(r["down_pings"], r["duration_s"], r["location"]) for r in mine] == [
+            (2, 120.0, "here")
+        ]
+        assert (
+            await client.get("/incidents", params={"site_id": str(uuid.uuid4())})
+        ).status_code == 404
+        assert (await client.get("/incidents", params={"limit": 0})).status_code == 422
+
+        window = {"starts_at": "2026-11-01T03:00:00Z", "ends_at": "2026-11-01T05:00:00Z"}
+        assert (await client.post("/maintenance", json=window)).status_code == 401
+        added = await client.post("/maintenance", json=window | {"site_id": str(a)}, headers=auth)
+        assert added.status_code == 201, added.text
+        recurring = {"cron": "*/10 * * * *", "duration_ms": 600_000, "reason": "always"}
+        recurring["starts_at"] = "2026-01-01T00:00:00+01:00"
+        always = (await client.post("/maintenance", json=recurring, headers=auth)).json()
+        assert always["open_now"] is True
+        listed = (await client.get("/maintenance", params={"site_id": str(b)})).json()
+        assert [w["id"] for w in listed] == [always["id"]]
+        for bad in ({"cron": "0 3 * * 0"}, {"ends_at": "2026-11-01T05:00:00"}, {"x": 1}):
+            refused = await client.post("/maintenance", json=bad, headers=auth)
+            assert refused.status_code == 422, bad
+        backwards = window | {"starts_at": "2026-11-01T06:00:00Z"}
+        conflict = await client.post("/maintenance", json=backwards, headers=auth)
+        assert conflict.status_code == 409
+        assert "ends_at must be after starts_at" in conflict.json()["message"]
+        path = f"/maintenance/{added.json()['id']}"
+        assert (await client.delete(path)).status_code == 401
+        assert (await client.delete(path, headers=auth)).status_code == 200
+        assert (await client.delete(path, headers=auth)).status_code == 404
+    assert [w.id for w in list_maintenance(db=db)] == [always["id"]]

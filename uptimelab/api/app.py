@@ -49,6 +49,7 @@ from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_s
 from ..storage.sites import get_site, list_sites
 from .auth import BearerToken, BodyCap, HeadAsGet, HostGuard
 from .errors import error_responses, install_error_handlers
+from .incidents import add_routes as add_incident_routes
 from .inputs import dry_run_request, each_query_value_once, sites_to_test
 from .metrics import AppReporter, Metrics, Scrape
 from .schemas import CycleStarted, DryRun, DryRunRequest, PingOutcome, SiteStatsRecord
@@ -467,6 +468,7 @@ def create_app(
             operation_id=route.endpoint.__name__,
             **extra,
         )
+    add_incident_routes(app, db, api._in_thread, authorized)
     install_error_handlers(app)
     # The last one added is the outermost: the host guard, then the body cap, then HEAD.
     app.add_middleware(HeadAsGet)

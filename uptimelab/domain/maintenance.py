@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Self
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -31,6 +31,8 @@ from ..errors import ConfigError
 MAX_DURATION_MS = 31 * 86_400_000
 """The longest a recurring window stays open (31 days), in milliseconds."""
 MAX_REASON_CHARS = 500
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 # Five fields of numbers, *, ranges, steps and lists: names (MON, JAN), @daily and the
 # non-standard L, W, # and ? are left out, so that every reader of the table agrees on them.
 _CRON_FIELD = r"(?:\*|\d+(?:-\d+)?)(?:/\d+)?(?:,(?:\*|\d+(?:-\d+)?)(?:/\d+)?)*"
@@ -45,15 +47,43 @@ class UnknownMaintenanceError(MaintenanceError, LookupError):
     """No maintenance window has that id."""
 
 
+def _cron_field(value: str) -> str:
+    item = rf"(?:\*|(?:{value})(?:-(?:{value}))?)(?:/[1-9][0-9]{{0,2}})?"
+    return rf"{item}(?:,{item})*"
+
+
+CRON_PATTERN = (
+    "^"
+    + " ".join(
+        _cron_field(v)
+        for v in (
+            "[0-5]?[0-9]",  # minute
+            "[01]?[0-9]|2[0-3]",  # hour
+            "0?[1-9]|[12][0-9]|3[01]",  # day of month
+            "0?[1-9]|1[0-2]",  # month
+            "[0-7]",  # day of week (0 and 7: Sunday)
+        )
+    )
+    + "$"
+)
+"""A cron expression as the API's schema describes it (single spaces between the fields)."""
+_BOUNDED = re.compile(CRON_PATTERN)
+
+
 def check_cron(expression: str) -> str:
     """``expression`` with its spaces made single, if it is a five-field cron expression of
-    numbers, ``*``, ranges, steps and lists within each field's bounds; else ValueError."""
+    numbers, ``*``, ranges, steps and lists within each field's bounds that names some time
+    (not February 30th); else ValueError."""
     text = " ".join(str(expression).split())
-    if not _CRON.fullmatch(text) or not croniter.is_valid(text):
+    if not _CRON.fullmatch(text) or not _BOUNDED.fullmatch(text) or not croniter.is_valid(text):
         raise ValueError(
             f"cron {expression!r}: give five fields (minute hour day-of-month month day-of-week) "
             "of numbers, *, ranges a-b, steps /n and lists, e.g. '0 3 * * 0' (Sundays 03:00 UTC)"
         )
+    try:
+        croniter(text, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"cron {expression!r} names no time that exists") from None
     return text
 
 
@@ -73,6 +103,20 @@ class MaintenanceSpec(BaseModel):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else check_cron(value)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _in_range(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and not _EARLIEST <= value <= _LATEST:
+            raise ValueError("give a time between the years 1970 and 9000")
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("reason must be text without NUL characters")
+        return value or None
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
