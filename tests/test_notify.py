@@ -26,7 +26,8 @@ from uptimelab.collector import streaming
 from uptimelab.collector.collector import Collector
 from uptimelab.config import Settings
 from uptimelab.domain.incidents import Transition
-from uptimelab.errors import ConfigError
+from uptimelab.errors import ConfigError, StoreError
+from uptimelab.notify import notifier as notifier_module
 from uptimelab.notify.channels import HOST_SCHEMES, Channel, redact_channel
 from uptimelab.notify.notifier import QUEUE_TRANSITIONS, Notifier, transact_with
 from uptimelab.ops.health import health, status
@@ -725,3 +726,27 @@ def test_status_shows_the_notify_urls_redacted(db: Database) -> None:
     assert [s.split(" #")[0] for s in shown] == ["json://***@hooks.example.org/***", "tgram://***"]
     assert "TOKEN" not in str(shown)
     assert "PASSWORD1" not in str(shown)
+
+
+async def test_a_crash_between_sending_and_marking_sent_repeats_that_message_only(
+    db: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notifier_module, "LEASE_S", 0.5)  # a claimed row is free again soon
+    monkeypatch.setattr(notifier_module, "FAULT_PAUSE_S", 0.05)
+    settle = Notifier._settle
+    crashes = [StoreError("the database went away after the send")]
+
+    def crash_once(self: Notifier, conn: Any, outcomes: Any) -> None:
+        if crashes:
+            raise crashes.pop()
+        settle(self, conn, outcomes)
+
+    monkeypatch.setattr(Notifier, "_settle", crash_once)
+    site = ul.add_site("https://shop.example/", name="shop", db=db)
+    notifier = Notifier(transact_with(db), settings_for(receiver.url()), periodic_s=60)
+    async with running(notifier):
+        notifier.offer([down(site.id, 1), recovered(site.id, 1)])
+        await receiver.until(lambda r: len(r.accepted) == 3)
+        await settled(db)
+    assert receiver.titles() == ["DOWN: shop", "DOWN: shop", "UP: shop"]
+    assert [r["status"] for r in rows(db)] == ["sent", "sent"]
