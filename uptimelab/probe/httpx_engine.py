@@ -42,6 +42,7 @@ async def fetch(
     )
     trace = _tracer(clock)
     redirects = 0
+    secrets_go = True  # until a redirect leads to another origin
     while True:
         request.extensions["trace"] = trace
         url = request.url
@@ -59,10 +60,18 @@ async def fetch(
                     )
                 redirects += 1
                 if _origin(next_request.url) != _origin(request.url):
-                    # As the lean engine: secret headers go only to the origin they were given.
+                    # As the lean engine: secret headers go only to the origin they were given
+                    # (httpx itself drops only Authorization, and keeps it on http -> https).
+                    secrets_go = False
                     for name in list(next_request.headers):
                         if is_secret_header(name):
                             del next_request.headers[name]
+                elif secrets_go:
+                    # httpx drops Cookie on every redirect (its cookie jar would give one); a
+                    # site's own goes on to the same origin, as with the lean engine.
+                    for name, value in (page.headers or {}).items():
+                        if is_secret_header(name) and name not in next_request.headers:
+                            next_request.headers[name] = value
                 request = next_request
                 continue
             code = response.status_code

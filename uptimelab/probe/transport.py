@@ -33,6 +33,7 @@ import trio
 
 from ..domain.urls import URLRuleError, normalise_url, resolve_location
 from .phases import PhaseClock
+from .tls import open_tls
 
 BODY_CAP_BYTES = 64 * 1024
 HEAD_LIMIT = 64 * 1024
@@ -149,13 +150,7 @@ class LeanClient:
         stream: trio.abc.Stream = await _open_stream(target.host, target.port, clock)
         try:
             if target.tls:
-                tls = trio.SSLStream(
-                    stream, self.ssl_context, server_hostname=target.host, https_compatible=True
-                )
-                await tls.do_handshake()
-                clock.lap("tls")
-                clock.saw_certificate(tls)
-                stream = tls
+                stream = await self.start_tls(stream, target.host, clock)
             if headers or body is not None:
                 head = _head(method, target, self.user_agent, auth, headers or {}, body)
             else:
@@ -171,6 +166,17 @@ class LeanClient:
             await trio.aclose_forcefully(stream)
         clock.lap("transfer")
         return response
+
+    async def start_tls(
+        self, stream: trio.abc.Stream, host: str, clock: PhaseClock
+    ) -> trio.abc.Stream:
+        """The handshake on a connected ``stream`` (lapped as ``tls``; the certificate's
+        expiry kept), done by OpenSSL on the socket itself (:mod:`.tls`)."""
+        assert isinstance(stream, trio.SocketStream)
+        tls = await open_tls(stream, self.ssl_context, host)
+        clock.lap("tls")
+        clock.saw_certificate(tls.ssl_socket)
+        return tls
 
     async def _read_response(
         self, stream: trio.abc.Stream, method: str, clock: PhaseClock, keep_body: bool = False

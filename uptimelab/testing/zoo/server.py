@@ -2,7 +2,7 @@
 target's behaviour. It reads the request head (up to :data:`MAX_HEAD_BYTES`), looks only at the
 request line's path, answers with ``Connection: close`` and closes. Plain-HTTP targets share one
 listener, selected by the path ``/t/{name}``; TLS targets live on a second listener whose
-certificate comes from a throw-away trustme CA."""
+certificate comes from a throw-away trustme CA (all targets do in a zoo whose spec says ``tls``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import ssl
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qs
 
 import trio
 import trustme
@@ -74,13 +76,22 @@ class Zoo:
     and then closed its connection after (what a test waits on instead of sleeping), and
     ``served`` maps each target name to the latency
     (milliseconds) applied to every request answered for it (HANG requests are never answered
-    and so never listed).
+    and so never listed). ``tls_handshakes`` counts the TLS handshakes that brought a request,
+    ``tls_resumed`` those of them that resumed a session (a probe never should: each ping is a
+    new visitor). ``echoed`` lists the headers (names in lower case) each ECHO request came with.
     """
 
     def __init__(
-        self, targets: list[Target], ca: trustme.CA, http_port: int, tls_port: int, stop_at: float
+        self,
+        targets: list[Target],
+        ca: trustme.CA,
+        http_port: int,
+        tls_port: int,
+        stop_at: float,
+        tls: bool = False,
     ) -> None:
-        """Made by :func:`open_zoo`; ``stop_at`` is the trio time at which serving stops."""
+        """Made by :func:`open_zoo`; ``stop_at`` is the trio time at which serving stops; ``tls``
+        serves every target on the TLS listener."""
         self.targets = targets
         self.ca = ca
         self.http_port = http_port
@@ -89,10 +100,15 @@ class Zoo:
         self.max_in_flight = 0
         self.requests = 0
         self.responses_read = 0
+        self.tls_handshakes = 0
+        self.tls_resumed = 0
+        self.echoed: list[dict[str, str]] = []
         self.served: dict[str, list[float]] = {t.name: [] for t in targets}
         self._by_name = {t.name: t for t in targets}
-        self._http_routes = {t.name: t for t in targets if t.behaviour in _HTTP_SERVED}
-        self._tls_routes = {t.name: t for t in targets if t.behaviour is Behaviour.TLS_UNTRUSTED}
+        served = {t.name: t for t in targets if t.behaviour in _HTTP_SERVED}
+        untrusted = {t.name: t for t in targets if t.behaviour is Behaviour.TLS_UNTRUSTED}
+        self._http_routes = {} if tls else served
+        self._tls_routes = {**served, **untrusted} if tls else untrusted
         self._stop_at = stop_at
 
     def target(self, name: str) -> Target:
@@ -104,11 +120,14 @@ class Zoo:
         return self._by_name[name].url
 
     def reset_counters(self) -> None:
-        """Zero ``requests``, ``responses_read`` and ``served``; restart ``max_in_flight`` from
-        the current load."""
+        """Zero ``requests``, ``responses_read``, the TLS counters, ``echoed`` and ``served``;
+        restart ``max_in_flight`` from the current load."""
         self.max_in_flight = self.in_flight
         self.requests = 0
         self.responses_read = 0
+        self.tls_handshakes = 0
+        self.tls_resumed = 0
+        self.echoed.clear()
         for latencies in self.served.values():
             latencies.clear()
 
@@ -144,7 +163,10 @@ class Zoo:
                 return
             head, rest = read
             self.requests += 1
-            method, path = _parse_request_line(head)
+            if isinstance(stream, trio.SSLStream):
+                self.tls_handshakes += 1
+                self.tls_resumed += bool(stream.session_reused)
+            method, path, query = _parse_request_line(head)
         except _BadRequest as exc:
             await stream.send_all(_response(exc.status, b"bad request\n"))
             # Closing with unread request bytes sends RST, which can destroy the answer before
@@ -179,9 +201,14 @@ class Zoo:
             await self._answer(stream, _response(200, body, head_only=head_only))
         elif behaviour in (Behaviour.REDIRECT, Behaviour.REDIRECT_LOOP):
             location = target.url + ("/final" if behaviour is Behaviour.REDIRECT else "")
+            if behaviour is Behaviour.REDIRECT and "to" in query:
+                # /t/redirect?to=URL redirects there instead (another port, host or scheme).
+                location = query["to"][0]
             response = _response(302, b"", head_only=head_only, location=location)
             await self._answer(stream, response)
         elif behaviour is Behaviour.RESET:
+            if isinstance(stream, trio.SSLStream):
+                stream = stream.transport_stream  # over TLS, the RST cuts the TLS connection
             if isinstance(stream, trio.SocketStream):
                 stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             # Returning closes the stream, which now sends RST.
@@ -214,7 +241,15 @@ class Zoo:
             await self._answer(stream, _response(200, bomb, head_only=head_only, encoding="gzip"))
         elif behaviour is Behaviour.ECHO:
             body = await _read_body(stream, head, rest)
-            await self._answer(stream, _echo(head, body, head_only))
+            echo = _echo(head, body)
+            self.echoed.append(echo["headers"])
+            response = _response(
+                200,
+                json.dumps(echo).encode(),
+                head_only=head_only,
+                content_type="application/json",
+            )
+            await self._answer(stream, response)
         elif behaviour is Behaviour.HUGE_BODY:
             await stream.send_all(_response(200, b"", length=HUGE_BODY_LENGTH))
             if not head_only:
@@ -251,16 +286,16 @@ async def _read_head(stream: trio.abc.Stream) -> tuple[bytes, bytes] | None:
             raise _BadRequest(431)
 
 
-def _parse_request_line(head: bytes) -> tuple[bytes, str]:
-    """The method and the path (query string dropped) of a request head."""
+def _parse_request_line(head: bytes) -> tuple[bytes, str, dict[str, list[str]]]:
+    """The method, the path and the query's parameters of a request head."""
     parts = head.split(b"\r\n", 1)[0].split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
         raise _BadRequest(400)
     try:
-        path = parts[1].split(b"?", 1)[0].decode("ascii")
+        path, _, query = parts[1].decode("ascii").partition("?")
     except UnicodeDecodeError:
         raise _BadRequest(400) from None
-    return parts[0], path
+    return parts[0], path, parse_qs(query)
 
 
 def _response(
@@ -318,22 +353,19 @@ async def _read_body(stream: trio.abc.Stream, head: bytes, rest: bytes) -> bytes
     return rest[:length]
 
 
-def _echo(head: bytes, body: bytes, head_only: bool) -> bytes:
-    """The ECHO target's answer: the request's method, headers (names in lower case) and
-    body, as JSON."""
+def _echo(head: bytes, body: bytes) -> dict[str, Any]:
+    """What the ECHO target answers (as JSON): the request's method, headers (names in lower
+    case) and body."""
     lines = head.decode("latin-1").split("\r\n")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    document = {
+    return {
         "method": lines[0].split(" ", 1)[0],
         "headers": headers,
         "body": body.decode("utf-8", errors="replace"),
     }
-    return _response(
-        200, json.dumps(document).encode(), head_only=head_only, content_type="application/json"
-    )
 
 
 def _url_host(host: str) -> str:
@@ -370,6 +402,19 @@ def _port_of(listener: trio.SocketListener) -> int:
     return int(listener.socket.getsockname()[1])
 
 
+def _server_context(ca: trustme.CA, hosts: list[str]) -> ssl.SSLContext:
+    """The TLS listener's context: what a common HTTPS site offers today (TLS 1.3, X25519, an
+    ECDSA P-256 leaf certificate, trustme's default key type)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    # OpenSSL picks X25519 first anyway; naming it keeps the measured handshake the same
+    # whatever the build's default group list is.
+    with contextlib.suppress(ValueError, ssl.SSLError):
+        context.set_ecdh_curve("X25519")
+    ca.issue_cert(*hosts).configure_cert(context)
+    return context
+
+
 @contextlib.asynccontextmanager
 async def open_zoo(spec: ZooSpec) -> AsyncIterator[Zoo]:
     """Bind the zoo's listeners, serve every target in the background and yield the :class:`Zoo`.
@@ -379,14 +424,14 @@ async def open_zoo(spec: ZooSpec) -> AsyncIterator[Zoo]:
     """
     ca = trustme.CA()
     cert_hosts = dict.fromkeys(["127.0.0.1", "localhost", spec.host])
-    tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*cert_hosts).configure_cert(tls_context)
+    tls_context = _server_context(ca, list(cert_hosts))
     host = _url_host(spec.host)
     async with contextlib.AsyncExitStack() as stack:
         refused_port = stack.enter_context(_unlistened_port(spec.host))
         http_listener = await stack.enter_async_context(await _listen(spec.host, spec.port))
         tls_listener = await stack.enter_async_context(await _listen(spec.host, 0))
         http_port, tls_port = _port_of(http_listener), _port_of(tls_listener)
+        served = f"https://{host}:{tls_port}" if spec.tls else f"http://{host}:{http_port}"
         bases = {
             Behaviour.REFUSED: f"http://{host}:{refused_port}",
             Behaviour.TLS_UNTRUSTED: f"https://{host}:{tls_port}",
@@ -398,7 +443,7 @@ async def open_zoo(spec: ZooSpec) -> AsyncIterator[Zoo]:
                 url=(
                     f"http://{t.name}.invalid/"
                     if t.behaviour is Behaviour.DNS
-                    else f"{bases.get(t.behaviour, f'http://{host}:{http_port}')}/t/{t.name}"
+                    else f"{bases.get(t.behaviour, served)}/t/{t.name}"
                 ),
                 status=t.status if t.behaviour is Behaviour.STATUS else 200,
                 latency_ms=t.latency_ms,
@@ -407,7 +452,7 @@ async def open_zoo(spec: ZooSpec) -> AsyncIterator[Zoo]:
             for t in spec.targets
         ]
         stop_at = trio.current_time() + spec.duration_s
-        zoo = Zoo(targets, ca, http_port, tls_port, stop_at)
+        zoo = Zoo(targets, ca, http_port, tls_port, stop_at, tls=spec.tls)
 
         async with trio.open_nursery() as nursery:
 

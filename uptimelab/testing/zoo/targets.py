@@ -119,6 +119,8 @@ class ZooSpec:
     ``host`` must be a loopback IP address. ``port`` is the plain-HTTP listener's port; 0 picks
     an ephemeral one, and a nonzero port that is taken falls back to an ephemeral one.
     ``seed`` records the seed the targets were generated from (the zoo itself is deterministic).
+    ``tls`` serves every target over HTTPS (TLS 1.3, an ECDSA P-256 certificate of the zoo's
+    throw-away CA, X25519 key exchange), on the TLS listener: what most real sites are.
     Adjust a ready-made spec with :func:`dataclasses.replace`, e.g. ``replace(spec, port=8080)``.
     """
 
@@ -127,6 +129,7 @@ class ZooSpec:
     duration_s: float = 600.0
     host: str = "127.0.0.1"
     port: int = 0
+    tls: bool = False
 
     def __post_init__(self) -> None:
         if not (0 < self.duration_s <= MAX_DURATION_S):
@@ -159,15 +162,22 @@ class ZooSpec:
 
     @classmethod
     def uniform(
-        cls, n: int, *, latency_ms: float = 0.0, duration_s: float = 600.0, prefix: str = "ok"
+        cls,
+        n: int,
+        *,
+        latency_ms: float = 0.0,
+        duration_s: float = 600.0,
+        prefix: str = "ok",
+        tls: bool = False,
     ) -> ZooSpec:
-        """``n`` OK targets named "{prefix}-0000", ... with the same latency (milliseconds)."""
+        """``n`` OK targets named "{prefix}-0000", ... with the same latency (milliseconds);
+        over HTTPS if ``tls``."""
         if n < 0:
             raise ValueError("n must be >= 0")
         targets = tuple(
             TargetSpec(f"{prefix}-{i:04d}", Behaviour.OK, latency_ms=latency_ms) for i in range(n)
         )
-        return cls(targets, duration_s=duration_s)
+        return cls(targets, duration_s=duration_s, tls=tls)
 
 
 def realistic_spec(
