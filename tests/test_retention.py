@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ from hypothesis import strategies as st
 
 from uptimelab.collector import Collector
 from uptimelab.config import Settings, parse_duration
-from uptimelab.errors import ConfigError
+from uptimelab.errors import ConfigError, UptimelabError
+from uptimelab.ops.maintain import maintain_every
 from uptimelab.storage.archive import (
     ARCHIVE_SCHEMA,
     day_dir,
@@ -34,7 +36,7 @@ from uptimelab.storage.archive import (
     read_day_file,
 )
 from uptimelab.storage.database import Database, connect
-from uptimelab.storage.maintenance import RetentionPolicy, maintain_once
+from uptimelab.storage.maintenance import MaintenanceReport, RetentionPolicy, maintain_once
 from uptimelab.storage.retention import MAINTENANCE_LOCK, prune, pruned_days
 from uptimelab.storage.site_stats import refresh_stats
 from uptimelab.testing.history import write_history
@@ -337,6 +339,29 @@ def test_prune_refuses_a_cut_off_inside_the_7_day_stats_window(
     assert not (tmp_path / "a").exists()
     with pytest.raises(ConfigError, match="at least 8 days"):
         prune(parse_duration(keep), archive=tmp_path / "a", db=db)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--keep", "ninety days"], "error: --keep='ninety days': use a positive duration"),
+        (["--keep", "-9d"], "error: --keep='-9d'"),
+        (["--keep", "90d", "--archive", "{file}"], "error: --archive={file}: is a file"),
+        (["maintain", "--every", "0.5s"], "error: --every=0.5s: at least 1s"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_is_dropped(
+    history: Database, tmp_path: Path, args: list[str], said: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    before = partition_days(history)
+    argv = [a.replace("{file}", str(a_file)) for a in args]
+    done = run(*(argv if argv[0] == "maintain" else ["prune", *argv]))
+    assert done.returncode == 2
+    assert done.stderr.startswith(said.replace("{file}", str(a_file)))
+    assert done.stderr.count("\n") == 1
+    assert partition_days(history) == before
 
 
 def test_a_dry_run_lists_the_days_and_changes_nothing(history: Database, tmp_path: Path) -> None:
@@ -675,3 +700,30 @@ def test_the_readme_duckdb_and_pandas_queries_read_a_pruned_archive(
     assert list(pings.columns) == [*ARCHIVE_SCHEMA.names, "date"]
     assert pings.loc[pings["site_id"] == site, "tls_ms"].isna().all()
     assert len(names["daily"]) == len(expected)
+
+
+def test_maintain_every_runs_again_until_stopped(history: Database, tmp_path: Path) -> None:
+    stop = threading.Event()
+    reports: list[MaintenanceReport] = []
+    errors: list[UptimelabError] = []
+
+    def on_report(report: MaintenanceReport) -> None:
+        reports.append(report)
+        if len(reports) == 2:
+            stop.set()
+
+    maintain_every(
+        dt.timedelta(seconds=1),
+        db=history,
+        settings=Settings.load(retention_days=8, archive_dir=tmp_path / "archive"),
+        on_report=on_report,
+        on_error=errors.append,
+        stop=stop,
+    )
+
+    assert errors == []
+    first, second = (r.prune for r in reports)
+    assert first is not None
+    assert second is not None
+    assert first.pruned
+    assert second.pruned == []  # the second run found nothing left to do

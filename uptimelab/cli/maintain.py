@@ -33,6 +33,8 @@ def maintain(
     refreshes site_stats and the planner's statistics. One run at a time per database (an
     advisory lock), however many collectors or cron jobs ask."""
     interval = None if every is None else parse_duration(every, name="--every")
+    if interval is not None and interval < dt.timedelta(seconds=1):
+        raise ConfigError(f"--every={every}: at least 1s")
     settings = Settings.load()
     db = state(ctx).db()
     if interval is None:
@@ -40,8 +42,6 @@ def maintain(
             report = run_maintain(db=db, settings=settings, progress=progress)
         _print(report)
         return
-    if interval < dt.timedelta(seconds=1):
-        raise ConfigError(f"--every={every}: at least 1s")
     maintain_every(
         interval,
         db=db,

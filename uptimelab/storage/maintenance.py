@@ -27,6 +27,7 @@ from .retention import (
     ensure_partitions_ahead,
     maintenance_lock,
     prune_locked,
+    store_errors,
 )
 from .site_stats import refresh_stats
 
@@ -66,7 +67,7 @@ def maintain_once(
     database = default_db(db)
     at = now or dt.datetime.now(dt.UTC)
     report = MaintenanceReport()
-    with maintenance_lock(database) as held:
+    with store_errors("maintenance"), maintenance_lock(database) as held:
         if not held:
             report.skipped = True
             report.lines.append("skipped: another process is maintaining this database")

@@ -162,7 +162,7 @@ def prune_locked(
     """:func:`prune`, for a caller that holds :func:`maintenance_lock` already."""
     check_keep(keep)
     cutoff = (now or dt.datetime.now(dt.UTC)) - keep
-    with db.connect(autocommit=True) as conn:
+    with db.connect(autocommit=True) as conn, store_errors("prune"):
         moved = 0 if dry_run else empty_default_partition(conn)
         planned = planned_days(conn, cutoff)
         result = PruneResult(cutoff, planned, default_days_moved=moved, dry_run=dry_run)
@@ -177,6 +177,15 @@ def prune_locked(
             if progress is not None:
                 progress(done + 1, len(planned))
     return result
+
+
+@contextlib.contextmanager
+def store_errors(task: str) -> Iterator[None]:
+    """psycopg's errors inside, as one StoreError line naming ``task``."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StoreError(f"{task} failed: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def empty_default_partition(conn: psycopg.Connection[Any]) -> int:
@@ -352,7 +361,7 @@ def ensure_partitions_ahead(
     how many were made."""
     start = today or dt.datetime.now(dt.UTC).date()
     made = 0
-    with default_db(db).connect(autocommit=True) as conn:
+    with default_db(db).connect(autocommit=True) as conn, store_errors("making partitions"):
         for offset in range(days + 1):
             row = conn.execute(
                 "SELECT uptimelab_ensure_pings_partition(%s) AS made",
