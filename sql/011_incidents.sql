@@ -176,13 +176,33 @@ DECLARE
     n          integer;
     new_id     bigint;
     done       boolean;
+    resumed    bigint;
 BEGIN
-    SELECT x.id, x.started_at, x.resolved_at INTO hint
+    SELECT x.id, x.started_at, x.confirmed_at, x.resolved_at, x.category, x.message INTO hint
       FROM incidents AS x
      WHERE x.site_id = site AND coalesce(x.location, '') = coalesce(loc, '')
        AND x.started_at < since
      ORDER BY x.started_at DESC LIMIT 1;
-    IF hint.id IS NOT NULL AND (hint.resolved_at IS NULL OR hint.resolved_at >= since) THEN
+    IF hint.id IS NOT NULL AND hint.resolved_at IS NULL AND loc IS NOT NULL THEN
+        -- Inside a location's open incident, the machine is down with no up pending after
+        -- each of its down pings: resume after the latest one before ``since`` rather than
+        -- read the whole outage again.
+        SELECT max(p.checked_at) INTO found_at FROM pings AS p
+         WHERE p.site_id = site AND p.location = loc AND p.status = 'down'
+           AND p.checked_at >= hint.confirmed_at AND p.checked_at < since;
+    END IF;
+    IF found_at IS NOT NULL THEN
+        lo := found_at;
+        resumed := hint.id;
+        is_down := true;
+        run_start := hint.started_at;
+        confirmed := hint.confirmed_at;
+        run_cat := hint.category;
+        run_msg := hint.message;
+        SELECT count(*) INTO downs FROM pings AS p
+         WHERE p.site_id = site AND p.location = loc AND p.status = 'down'
+           AND p.checked_at >= hint.started_at AND p.checked_at <= found_at;
+    ELSIF hint.id IS NOT NULL AND (hint.resolved_at IS NULL OR hint.resolved_at >= since) THEN
         lo := hint.started_at - interval '1 microsecond';
     ELSE
         IF hint.id IS NOT NULL THEN
@@ -282,7 +302,7 @@ BEGIN
     -- Merge with the stored incidents after the restart point, both in time order.
     FOR e IN SELECT x.* FROM incidents AS x
               WHERE x.site_id = site AND coalesce(x.location, '') = coalesce(loc, '')
-                AND x.started_at > lo
+                AND (x.started_at > lo OR x.id = resumed)
               ORDER BY x.started_at FOR UPDATE LOOP
         done := false;
         WHILE NOT done LOOP
@@ -362,9 +382,8 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
     s        record;
-    k        record;
+    i        integer;
     own      text;
-    several  boolean;
     window_  interval := flap_window_ms * interval '1 millisecond';
     flap     record;
     changes  integer;
@@ -376,63 +395,80 @@ BEGIN
         resolved_at timestamptz, category text, message text, own boolean
     ) ON COMMIT DELETE ROWS;
     DELETE FROM uptimelab_transitions;
+    -- The batch's series (of sites that still exist), and the locations that report each site.
+    CREATE TEMP TABLE IF NOT EXISTS uptimelab_batch_series (
+        site_id uuid, location text, first_at timestamptz, last_at timestamptz, all_up boolean
+    ) ON COMMIT DELETE ROWS;
+    DELETE FROM uptimelab_batch_series;
+    INSERT INTO uptimelab_batch_series
+    SELECT b.site_id, b.location, min(b.first_at), max(b.last_at), bool_and(b.all_up)
+      FROM unnest(sites_in, locations_in, firsts, lasts, all_up)
+           AS b (site_id, location, first_at, last_at, all_up)
+     WHERE EXISTS (SELECT 1 FROM sites AS st WHERE st.id = b.site_id)
+     GROUP BY b.site_id, b.location;
+    INSERT INTO incident_series (site_id, location)
+    SELECT b.site_id, b.location FROM uptimelab_batch_series AS b
+    ON CONFLICT DO NOTHING;
+
+    -- The sites with work: a series whose pings were not all up or that has an incident lasting
+    -- to or past them (else nothing can change in it), the quorum verdict of a site that two or
+    -- more locations report, a site that flaps (it may have become stable).
     FOR s IN
-        SELECT b.site_id, min(b.first_at) AS first_at, max(b.last_at) AS last_at,
-               st.down_after, st.up_after
-          FROM unnest(sites_in, locations_in, firsts, lasts, all_up)
-               AS b (site_id, location, first_at, last_at, all_up)
-          JOIN sites AS st ON st.id = b.site_id
-         GROUP BY b.site_id, st.down_after, st.up_after
-         ORDER BY b.site_id
+        WITH series AS (
+            SELECT b.*,
+                   NOT b.all_up OR EXISTS (
+                       SELECT 1 FROM incidents AS x
+                        WHERE x.site_id = b.site_id AND x.location = b.location
+                          AND (x.resolved_at IS NULL OR x.resolved_at >= b.first_at)) AS busy
+              FROM uptimelab_batch_series AS b
+        ),
+        per_site AS (
+            SELECT b.site_id, min(b.first_at) AS first_at, max(b.last_at) AS last_at,
+                   array_agg(b.location ORDER BY b.location) FILTER (WHERE b.busy) AS places,
+                   array_agg(b.first_at ORDER BY b.location) FILTER (WHERE b.busy) AS place_firsts
+              FROM series AS b
+             GROUP BY b.site_id
+        ),
+        known AS (
+            SELECT p.*, st.down_after, st.up_after,
+                   (SELECT count(*) FROM incident_series AS x WHERE x.site_id = p.site_id) >= 2
+                       AS several,
+                   (SELECT min(x.location) FROM incident_series AS x WHERE x.site_id = p.site_id)
+                       AS only_location,
+                   EXISTS (SELECT 1 FROM incident_flapping AS f
+                            WHERE f.site_id = p.site_id AND f.ended_at IS NULL) AS flapping
+              FROM per_site AS p JOIN sites AS st ON st.id = p.site_id
+        )
+        SELECT * FROM known AS k
+         WHERE k.places IS NOT NULL OR k.several OR k.flapping
+         ORDER BY k.site_id
     LOOP
         PERFORM pg_advisory_xact_lock(hashtextextended('uptimelab.incidents:' || s.site_id::text, 0));
-        INSERT INTO incident_series (site_id, location)
-        SELECT DISTINCT s.site_id, b.location FROM unnest(sites_in, locations_in) AS b (site_id, location)
-         WHERE b.site_id = s.site_id
-        ON CONFLICT DO NOTHING;
-        SELECT count(*) >= 2, min(x.location) INTO several, own
-          FROM incident_series AS x WHERE x.site_id = s.site_id;
-        IF several THEN
-            own := NULL;
-        END IF;
-        FOR k IN
-            SELECT b.location, min(b.first_at) AS first_at, bool_and(b.all_up) AS all_up
-              FROM unnest(sites_in, locations_in, firsts, all_up)
-                   AS b (site_id, location, first_at, all_up)
-             WHERE b.site_id = s.site_id
-             GROUP BY b.location
-             ORDER BY b.location
-        LOOP
-            IF k.all_up AND NOT EXISTS (
-                SELECT 1 FROM incidents AS x
-                 WHERE x.site_id = s.site_id AND x.location = k.location
-                   AND (x.resolved_at IS NULL OR x.resolved_at >= k.first_at)) THEN
-                CONTINUE;
-            END IF;
-            -- (each location's incidents are kept; its changes are the site's own only alone)
+        own := CASE WHEN s.several THEN NULL ELSE s.only_location END;
+        -- Each location's incidents are kept; their changes are the site's own only alone.
+        FOR i IN 1 .. coalesce(cardinality(s.places), 0) LOOP
             INSERT INTO uptimelab_transitions
             SELECT c.kind, s.site_id, c.at, c.incident_id, c.started_at, c.resolved_at,
-                   c.category, c.message, NOT several
-              FROM uptimelab_recompute_incidents(s.site_id, k.location, k.first_at,
+                   c.category, c.message, NOT s.several
+              FROM uptimelab_recompute_incidents(s.site_id, s.places[i], s.place_firsts[i],
                                                  s.down_after, s.up_after,
                                                  default_interval_ms, quorum) AS c;
         END LOOP;
-        IF several THEN
+        IF s.several THEN
             INSERT INTO uptimelab_transitions
             SELECT c.kind, s.site_id, c.at, c.incident_id, c.started_at, c.resolved_at,
                    c.category, c.message, true
               FROM uptimelab_recompute_incidents(s.site_id, NULL, s.first_at, s.down_after,
                                                  s.up_after, default_interval_ms, quorum) AS c;
         END IF;
+        IF NOT s.flapping AND NOT EXISTS (
+            SELECT 1 FROM uptimelab_transitions AS t WHERE t.site_id = s.site_id AND t.own) THEN
+            CONTINUE;  -- no change of its own state, no flapping to end
+        END IF;
 
         -- Flapping, judged at the batch's latest ping of the site.
-        SELECT count(*) INTO changes
-          FROM incidents AS x,
-               LATERAL (VALUES (x.confirmed_at), (x.resolved_at)) AS v (changed_at)
-         WHERE x.site_id = s.site_id AND x.location IS NOT DISTINCT FROM own
-           AND (x.resolved_at IS NULL OR x.resolved_at > s.last_at - window_)
-           AND v.changed_at > s.last_at - window_ AND v.changed_at <= s.last_at;
-        SELECT max(v.changed_at) INTO last_at
+        SELECT count(*) FILTER (WHERE v.changed_at > s.last_at - window_), max(v.changed_at)
+          INTO changes, last_at
           FROM incidents AS x,
                LATERAL (VALUES (x.confirmed_at), (x.resolved_at)) AS v (changed_at)
          WHERE x.site_id = s.site_id AND x.location IS NOT DISTINCT FROM own
