@@ -727,3 +727,41 @@ def test_maintain_every_runs_again_until_stopped(history: Database, tmp_path: Pa
     assert second is not None
     assert first.pruned
     assert second.pruned == []  # the second run found nothing left to do
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"retention_days": 7}, "RETENTION_DAYS=7: must be from 8 to 36500"),
+        ({"retention_days": 36_501}, "RETENTION_DAYS=36501: must be from 8 to 36500"),
+        ({"maintain_interval_ms": 999}, "MAINTAIN_INTERVAL_MS=999: must be from 1000 to"),
+        ({"archive_dir": "{file}"}, "ARCHIVE_DIR='{file}': is a file, not a directory"),
+    ],
+)
+def test_the_retention_settings_have_bounds(
+    tmp_path: Path, overrides: dict[str, object], said: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    given = {k: str(a_file) if v == "{file}" else v for k, v in overrides.items()}
+    with pytest.raises(ConfigError) as info:
+        Settings.load(**given)
+    assert str(info.value).startswith(said.replace("{file}", str(a_file)))
+
+
+def test_the_retention_settings_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETENTION_DAYS", "90")
+    monkeypatch.setenv("ARCHIVE_DIR", str(tmp_path / "archive"))
+    monkeypatch.setenv("RETENTION_DROP_UNARCHIVED", "true")
+    monkeypatch.setenv("MAINTAIN_INTERVAL_MS", "60000")
+    s = Settings.load()
+    assert (s.retention_days, s.archive_dir, s.retention_drop_unarchived) == (
+        90,
+        tmp_path / "archive",
+        True,
+    )
+    assert s.maintain_interval_ms == 60_000
+    monkeypatch.setenv("ARCHIVE_DIR", " ")
+    assert Settings.load().archive_dir is None  # empty means unset
