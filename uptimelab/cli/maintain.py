@@ -28,10 +28,11 @@ def maintain(
 ) -> None:
     """Run the regular tasks, one line each: partitions ahead, prune by RETENTION_DAYS, stats.
 
-    Makes the daily partitions 7 days ahead; prunes pings older than RETENTION_DAYS into
-    ARCHIVE_DIR (or drops them when RETENTION_DROP_UNARCHIVED=true; unset: keeps everything);
-    refreshes site_stats and the planner's statistics. One run at a time per database (an
-    advisory lock), however many collectors or cron jobs ask."""
+    partitions: makes the daily partitions of today and the 7 days after it.
+    prune: pings older than RETENTION_DAYS (unset: none) go to ARCHIVE_DIR.
+    Without ARCHIVE_DIR they are dropped only when RETENTION_DROP_UNARCHIVED=true.
+    stats: refreshes site_stats and the planner's statistics of the recent partitions.
+    One run at a time per database (an advisory lock), however many collectors or cron jobs ask."""
     interval = None if every is None else parse_duration(every, name="--every")
     if interval is not None and interval < dt.timedelta(seconds=1):
         raise ConfigError(f"--every={every}: at least 1s")

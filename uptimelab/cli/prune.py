@@ -59,9 +59,9 @@ def prune(
     """Prune pings older than --keep: each whole UTC day is archived to Parquet and verified,
     then its partition is dropped.
 
-    Verified: the file's row count and a checksum of its keys match the partition's. Dropped:
-    DETACH PARTITION and DROP TABLE, never DELETE; the hourly rollups stay. Crash-safe: run it
-    again after a kill and it resumes, no day lost or archived twice."""
+    Verified: the file's row count and a checksum of its keys match the partition's.
+    Dropped: DETACH PARTITION and DROP TABLE, never DELETE; the hourly rollups stay.
+    Crash-safe: run it again after a kill and it resumes; no day is lost or archived twice."""
     span = parse_duration(keep, name="--keep")
     try:
         check_keep(span)
