@@ -338,6 +338,34 @@ def history_database(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
             yield db.url, empty.url
 
 
+def same_frames(url: str, archive: str, empty_url: str, *, old: bool) -> str:
+    """Whether load_pings gives the old loader's frame, and the same frame from the archive."""
+    import pandas as pd
+
+    from uptimelab import stats
+    from uptimelab.storage.database import Database
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        keys = pd.DataFrame({"s": frame["site_id"].astype(str), "t": frame["checked_at"]})
+        keys["l"] = frame["location"].astype(str)
+        return frame.loc[keys.sort_values(["s", "t", "l"]).index].reset_index(drop=True)
+
+    def equal(a: pd.DataFrame, b: pd.DataFrame) -> str:
+        try:
+            pd.testing.assert_frame_equal(a, b)
+        except AssertionError as exc:
+            return "NO (" + str(exc).splitlines()[0] + ")"
+        return "yes"
+
+    new = ordered(stats.load_pings(Database(url=url), archive_dir=archive))
+    told = []
+    if old:
+        told.append(f"same frame as the old loader: {equal(new, ordered(old_load_pings(url)))}")
+    archived = ordered(stats.load_pings(Database(url=empty_url), archive_dir=archive))
+    told.append(f"same frame from the archive: {equal(new, archived)}")
+    return "; ".join(told)
+
+
 def run_one(method: str, url: str, archive: str, empty_url: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--measure", method, url, archive, empty_url],
@@ -380,6 +408,7 @@ def main() -> None:
             for method in methods:
                 results[method].append(run_one(method, url, tmp, empty_url))
         loadavg = os.getloadavg()
+        same = same_frames(url, tmp, empty_url, old=args.old)
 
     frame_bytes = statistics.median(r["bytes"] for r in results["load_pings"])
     rows = results["load_pings"][0]["rows"]
@@ -399,6 +428,7 @@ def main() -> None:
             f" {runs[0]['rows']:>9}"
         )
     print(f"reference: '{REFERENCE}' (from the database), '{ARCHIVE_REFERENCE}' (the archive)")
+    print(same)
 
 
 if __name__ == "__main__":
