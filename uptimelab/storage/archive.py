@@ -23,7 +23,9 @@ sql/014_retention.sql).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import operator
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -271,17 +273,15 @@ def read_archive(
     unbounded) of ``sites`` (UUID strings; None is every site) as a table of
     :data:`ARCHIVE_SCHEMA`. Whole days outside the bounds are not opened."""
     dataset = archive_dataset(archive_dir)
-    condition = None
-
-    def both(extra: ds.Expression) -> ds.Expression:
-        return extra if condition is None else condition & extra
-
+    at = ARCHIVE_SCHEMA.field("checked_at").type
+    conditions = []
     if since is not None:
-        condition = both(ds.field("date") >= since.astimezone(dt.UTC).date().isoformat())
-        condition = both(ds.field("checked_at") >= pa.scalar(since, ARCHIVE_SCHEMA.field(1).type))
+        conditions.append(ds.field("date") >= since.astimezone(dt.UTC).date().isoformat())
+        conditions.append(ds.field("checked_at") >= pa.scalar(since, at))
     if until is not None:
-        condition = both(ds.field("date") <= until.astimezone(dt.UTC).date().isoformat())
-        condition = both(ds.field("checked_at") <= pa.scalar(until, ARCHIVE_SCHEMA.field(1).type))
+        conditions.append(ds.field("date") <= until.astimezone(dt.UTC).date().isoformat())
+        conditions.append(ds.field("checked_at") <= pa.scalar(until, at))
     if sites is not None:
-        condition = both(ds.field("site_id").isin(sites))
+        conditions.append(ds.field("site_id").isin(sites))
+    condition = functools.reduce(operator.and_, conditions) if conditions else None
     return dataset.to_table(columns=list(ARCHIVE_SCHEMA.names), filter=condition)
