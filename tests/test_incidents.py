@@ -524,3 +524,16 @@ async def test_the_api_serves_incidents_and_maintenance_windows(db: Database) ->
         assert (await client.delete(path, headers=auth)).status_code == 200
         assert (await client.delete(path, headers=auth)).status_code == 404
     assert [w.id for w in list_maintenance(db=db)] == [always["id"]]
+
+
+def test_a_written_history_has_the_incidents_pandas_finds_in_its_pings(db: Database) -> None:
+    from uptimelab.testing.history import write_history
+
+    write_history(db, "2d", sites=8, seed=3)
+    pings = stats.load_pings(db)
+    expected = stats.outages(pings, down_after=2, by_location=True)
+    got = list_incidents(db=db)
+    assert len(got) == len(expected) > 0
+    assert sorted((str(i.site_id), i.started_at, i.down_pings) for i in got) == sorted(
+        (str(r.site_id), r.started_at, r.pings_down) for r in expected.itertuples()
+    )
