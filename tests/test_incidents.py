@@ -537,3 +537,32 @@ def test_a_written_history_has_the_incidents_pandas_finds_in_its_pings(db: Datab
     assert sorted((str(i.site_id), i.started_at, i.down_pings) for i in got) == sorted(
         (str(r.site_id), r.started_at, r.pings_down) for r in expected.itertuples()
     )
+
+
+def test_the_report_has_an_incidents_section(db: Database, tmp_path: Path) -> None:
+    from uptimelab.report.html import write_report
+
+    _outage_history(db)
+    (page,) = write_report(tmp_path / "report.html", since="1d", db=db)
+    text = page.read_text()
+    assert 'id="incidents"' in text
+    assert "2 incident(s) of the sites&#x27; own state, 1 still open" in text
+    assert "resolved.example" in text
+    assert TOKEN not in text
+
+
+def test_load_incidents_and_the_summary_per_site(db: Database) -> None:
+    from uptimelab.analytics.outages import INCIDENT_COLUMNS, incident_summary, load_incidents
+
+    a, b = _outage_history(db)
+    found = load_incidents(db)
+    assert tuple(found.columns) == INCIDENT_COLUMNS
+    assert found["site_id"].tolist() == [str(a), str(b)]  # oldest first
+    assert found["duration"].iloc[0] == pd.Timedelta(minutes=2)
+    assert pd.isna(found["resolved_at"].iloc[1])
+    now = found["started_at"].iloc[1] + pd.Timedelta(minutes=5)
+    summary = incident_summary(found, now)
+    assert summary.loc[str(a), ["incidents", "open"]].tolist() == [1, 0]
+    assert summary.loc[str(b), "downtime"] == pd.Timedelta(minutes=5)
+    assert pd.isna(summary.loc[str(b), "mttr"])
+    assert load_incidents(db, since=found["started_at"].iloc[1]).shape[0] == 1

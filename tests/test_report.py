@@ -28,7 +28,7 @@ from uptimelab.storage.database import Database, connect
 from uptimelab.testing.history import HistorySummary, synthetic_history, write_history
 from uptimelab.text import span
 
-SECTIONS = ("fleet", "uptime", "latency", "outages", "sla", "collector")
+SECTIONS = ("fleet", "uptime", "latency", "outages", "incidents", "sla", "collector")
 PNG = b"\x89PNG\r\n\x1a\n"
 T0 = pd.Timestamp("2026-04-01", tz="UTC")  # April: 30 days, a 43.2 min budget at 99.9 %
 

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..domain.redaction import redact
+from ..storage.database import Database
+from ..storage.incidents import list_incidents
 from .frames import (
     checked_at,
     factorize_sites,
@@ -208,3 +211,67 @@ def reliability(
     for name in ("mttr", "mtbf", "mtbsi"):
         result[name] = pd.to_timedelta(result[name])
     return result[["pings", "outages", "ongoing", "mttr", "mtbf", "mtbsi", "uptime_pct"]]
+
+
+# --------------------------------------------------------------------------------------------
+# Incidents (the table the collector keeps: sql/011_incidents.sql)
+
+INCIDENT_COLUMNS = (
+    "id", "site_id", "location", "started_at", "confirmed_at", "resolved_at", "duration",
+    "down_pings", "category", "message",
+)  # fmt: skip
+
+
+def load_incidents(
+    db: Database | None = None,
+    *,
+    since: dt.datetime | pd.Timestamp | None = None,
+    own_only: bool = False,
+) -> pd.DataFrame:
+    """The ``incidents`` table as a frame, oldest first: those lasting at or after ``since``
+    (None: all). ``own_only``: each site's own state only (the quorum verdict's where two or
+    more locations report, else its one location's). Columns :data:`INCIDENT_COLUMNS`:
+    ``site_id`` as text, times tz-aware UTC, ``resolved_at`` NaT while open, ``duration``
+    (resolved_at - started_at, NaT while open), ``location`` None for the quorum verdict,
+    ``message`` redacted. Raises StoreError."""
+    found = list_incidents(
+        since=None if since is None else utc_timestamp(since).to_pydatetime(),
+        own_only=own_only,
+        db=db,
+    )
+    frame = pd.DataFrame(
+        {
+            "id": pd.array([i.id for i in found], dtype="int64"),
+            "site_id": [str(i.site_id) for i in found],
+            "location": [i.location for i in found],
+            "started_at": pd.to_datetime([i.started_at for i in found], utc=True),
+            "confirmed_at": pd.to_datetime([i.confirmed_at for i in found], utc=True),
+            "resolved_at": pd.to_datetime(
+                pd.Series([i.resolved_at for i in found], dtype=object), utc=True
+            ),
+            "down_pings": pd.array([i.down_pings for i in found], dtype="int64"),
+            "category": [i.category for i in found],
+            "message": [None if i.message is None else redact(i.message) for i in found],
+        }
+    )
+    frame.insert(6, "duration", frame["resolved_at"] - frame["started_at"])
+    return frame.iloc[::-1].reset_index(drop=True)
+
+
+def incident_summary(incidents: pd.DataFrame, now: dt.datetime | pd.Timestamp) -> pd.DataFrame:
+    """Per site (indexed by ``site_id``, sorted): ``incidents`` and ``open`` (int64),
+    ``mttr`` (the mean duration of the resolved ones; NaT with none), ``longest`` and
+    ``downtime`` (the sum of durations; open incidents count up to ``now``), from a frame of
+    :func:`load_incidents`."""
+    end = utc_timestamp(now)
+    lasted = incidents["duration"].fillna(end - incidents["started_at"])
+    grouped = incidents.assign(lasted=lasted).groupby("site_id", sort=True)
+    return pd.DataFrame(
+        {
+            "incidents": grouped.size().astype(np.int64),
+            "open": grouped["resolved_at"].apply(lambda s: int(s.isna().sum())).astype(np.int64),
+            "mttr": grouped["duration"].mean(),
+            "longest": grouped["lasted"].max(),
+            "downtime": grouped["lasted"].sum(),
+        }
+    )

@@ -19,7 +19,7 @@ import html
 import io
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -39,7 +39,7 @@ from ..analytics.collector_health import (
 from ..analytics.frames import duration, period_start
 from ..analytics.latency import latency_shifts, phase_breakdown
 from ..analytics.loaders import load_pings
-from ..analytics.outages import outages
+from ..analytics.outages import INCIDENT_COLUMNS, incident_summary, load_incidents, outages
 from ..analytics.tables import DEFAULT_TARGET, fleet_table, site_names, site_summary, sla_table
 from ..errors import ConfigError
 from ..storage.database import Database, default_db
@@ -63,6 +63,10 @@ class PeriodData:
     pings: pd.DataFrame
     cycles: pd.DataFrame
     fleet: pd.DataFrame
+    # The incidents lasting within the period (analytics.outages.load_incidents).
+    incidents: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(INCIDENT_COLUMNS))
+    )
 
 
 def load_period(db: Database | None = None, since: str | dt.timedelta = "30d") -> PeriodData:
@@ -77,6 +81,7 @@ def load_period(db: Database | None = None, since: str | dt.timedelta = "30d") -
         pings=load_pings(database, since=start.to_pydatetime(), until=end.to_pydatetime()),
         cycles=load_cycles(database, since=start.to_pydatetime()),
         fleet=fleet_table(database),
+        incidents=load_incidents(database, since=start),
     )
 
 
@@ -277,6 +282,47 @@ def _outages_section(data: PeriodData, target: float) -> Section:
     return s
 
 
+def _incidents_section(data: PeriodData, target: float) -> Section:
+    s = Section("incidents", "Incidents", [])
+    found = data.incidents
+    if found.empty:
+        s.text(
+            "No incidents in the period: no site was down for its down_after pings in a row "
+            "(2 unless set per site)."
+        )
+        return s
+    own = found["location"].isna() | ~found["site_id"].isin(
+        found.loc[found["location"].isna(), "site_id"]
+    )
+    mine = found.loc[own]
+    open_now = int(mine["resolved_at"].isna().sum())
+    s.text(
+        f"{len(mine)} incident(s) of the sites' own state, {open_now} still open. An incident "
+        "starts at its first down ping, is confirmed after the site's down_after down pings in "
+        "a row and resolved at the first of its up_after up pings; with two or more locations "
+        "the quorum verdict decides (each location's own incidents are kept too: "
+        f"{int((~own).sum())} of them)."
+    )
+    summary = incident_summary(mine, data.end)
+    summary.insert(0, "site", [data.names.get(str(x), str(x)) for x in summary.index])
+    s.table(html_table(summary.sort_values("downtime", ascending=False).reset_index(drop=True)))
+    latest = mine.iloc[::-1].drop(columns=["id", "message"])
+    latest.insert(1, "site", [data.names.get(str(x), str(x)) for x in latest["site_id"]])
+    s.table(html_table(latest.drop(columns=["site_id"]), max_rows=15))
+    shaped = mine.rename(
+        columns={
+            "resolved_at": "ended_at",
+            "down_pings": "pings_down",
+            "category": "first_error_category",
+        }
+    )
+    s.figure(
+        site_plots.outage_timeline(shaped, names=data.names, start=_first(data), end=data.end),
+        "Incidents per site, coloured by the first error; open ones run to the end.",
+    )
+    return s
+
+
 def _sla_section(data: PeriodData, target: float) -> Section:
     s = Section("sla", f"SLA: {target} % uptime per month", [])
     if data.pings.empty:
@@ -337,6 +383,7 @@ _SECTIONS: Final[tuple[Callable[[PeriodData, float], Section], ...]] = (
     _uptime_section,
     _latency_section,
     _outages_section,
+    _incidents_section,
     _sla_section,
     _collector_section,
 )
