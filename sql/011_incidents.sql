@@ -370,8 +370,9 @@ $$;
 -- incidents where two or more locations report, else its one location's; 'down' and
 -- 'recovered' (see uptimelab_recompute_incidents), 'flapping' when more than flap_changes
 -- changes of state (confirmations and resolutions) fall within flap_window_ms, and 'stable'
--- once a whole window has passed without one (at = the last change + the window). While a site
--- flaps its 'down' and 'recovered' are not returned: the 'flapping' notice stands for them.
+-- once a whole window has passed without one (at = the last change + the window); in time
+-- order, a change before the 'flapping' it started. Its 'down' and 'recovered' while it flaps
+-- are returned too: the notifier collapses them (incident_flapping has the open period).
 CREATE OR REPLACE FUNCTION uptimelab_track_incidents(
     sites_in uuid[], locations_in text[], firsts timestamptz[], lasts timestamptz[],
     all_up boolean[], default_interval_ms integer, quorum integer DEFAULT NULL,
@@ -495,18 +496,13 @@ BEGIN
             INSERT INTO uptimelab_transitions (kind, site_id, at, message, own)
             VALUES ('stable', s.site_id, flap.ended_at, 'the site is ' || state, true);
         END IF;
-        DELETE FROM uptimelab_transitions AS t
-         WHERE t.site_id = s.site_id AND t.kind IN ('down', 'recovered')
-           AND EXISTS (SELECT 1 FROM incident_flapping AS f
-                        WHERE f.site_id = s.site_id AND t.at >= f.started_at
-                          AND (f.ended_at IS NULL OR t.at < f.ended_at));
     END LOOP;
     RETURN QUERY
         SELECT t.kind, t.site_id, NULL::text, t.at, t.incident_id, t.started_at, t.resolved_at,
                t.category, t.message
           FROM uptimelab_transitions AS t
          WHERE t.own
-         ORDER BY t.at, t.site_id, t.kind;
+         ORDER BY t.at, t.site_id, t.kind IN ('flapping', 'stable'), t.kind;
 END;
 $$;
 
