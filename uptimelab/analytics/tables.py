@@ -9,19 +9,25 @@ table with names).
 from __future__ import annotations
 
 import calendar
+import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
+from ..config import Settings
 from ..domain.redaction import redact
+from ..errors import ConfigError
 from ..storage.database import Database
 from ..storage.site_stats import site_stats
 from ..storage.sites import list_sites
 from .frames import utc_series
 from .latency import response_time_quantiles
+from .long_windows import load_window_stats
 from .outages import reliability
+from .windows import DEFAULT_INTERVAL_MS, DEFAULT_TIMEOUT_MS, POLICIES, ping_values
 
 DEFAULT_TARGET: Final = 99.9
 """The SLA's uptime target (percent) unless one is given."""
@@ -79,7 +85,16 @@ def site_summary(pings: pd.DataFrame, names: Mapping[str, str] | None = None) ->
 
 
 def sla_table(
-    pings: pd.DataFrame, *, target: float = DEFAULT_TARGET, names: Mapping[str, str] | None = None
+    pings: pd.DataFrame,
+    *,
+    target: float = DEFAULT_TARGET,
+    names: Mapping[str, str] | None = None,
+    policy: str = "samples",
+    sites: pd.DataFrame | None = None,
+    default_interval_ms: int = DEFAULT_INTERVAL_MS,
+    default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    maintenance: pd.DataFrame | None = None,
+    exclude_maintenance: bool = False,
 ) -> pd.DataFrame:
     """Monthly SLA per site against ``target`` (percent uptime), with the error budget.
 
@@ -90,11 +105,17 @@ def sla_table(
     downtime (negative when overspent); ``met`` = the downtime fits in the budget, which for a
     month observed to its end is uptime >= target, and for the current month says that the
     target can still be met. Time the collector was not running counts as neither up nor down.
-    Sorted by month, then most budget used first.
-    Raises ValueError for a target outside (0, 100).
+    Under another ``policy`` (``confirmed``, ``time``; with ``sites``, ``maintenance`` and
+    ``exclude_maintenance`` as :func:`uptimelab.stats.window_stats` takes them), uptime is that
+    policy's and the downtime is pings x interval x (100 - uptime) %.
+    Sorted by month, then most budget used first. :func:`month_table` gives the same columns
+    from the database, rollups included, for one month of any age.
+    Raises ValueError for a target outside (0, 100) or an unknown policy.
     """
     if not 0 < target < 100:
         raise ValueError(f"target must be a percentage between 0 and 100, got {target}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
     checked = utc_series(pings["checked_at"])
     frame = pd.DataFrame(
         {
@@ -104,6 +125,20 @@ def sla_table(
             "checked_at": checked.array,
         }
     )
+    plain = policy == "samples" and not exclude_maintenance
+    if not plain and not frame.empty:
+        values = ping_values(
+            pings,
+            sites=sites,
+            default_interval_ms=default_interval_ms,
+            default_timeout_ms=default_timeout_ms,
+            maintenance=maintenance,
+        )
+        frame["confirmed"] = values["confirmed"].to_numpy()
+        frame["span_us"] = values["span_us"].to_numpy()
+        frame["up_us"] = np.where(frame["up"], frame["span_us"], 0)
+        kept = ~(values["in_maintenance"].to_numpy() & exclude_maintenance)
+        frame = frame.loc[kept]
     columns = [
         "month", "site_id", "site", "pings", "uptime_pct", "target_pct", "downtime_min",
         "budget_min", "budget_used_pct", "budget_left_min", "met",
@@ -112,12 +147,28 @@ def sla_table(
         return pd.DataFrame(columns=columns)
     gaps = frame.sort_values("checked_at").groupby("site_id")["checked_at"].diff()
     interval_min = (gaps.dt.total_seconds() / 60).groupby(frame["site_id"]).median().fillna(0.0)
-    table = frame.groupby(["month", "site_id"]).agg(pings=("up", "size"), up=("up", "sum"))
-    table = table.reset_index()
+    sums = {"pings": ("up", "size"), "up": ("up", "sum")}
+    if not plain:
+        sums |= {
+            "confirmed": ("confirmed", "sum"),
+            "up_us": ("up_us", "sum"),
+            "span_us": ("span_us", "sum"),
+        }
+    table = frame.groupby(["month", "site_id"]).agg(**sums).reset_index()
     table["site"] = [(names or {}).get(s, s) for s in table["site_id"]]
-    table["uptime_pct"] = 100.0 * table["up"] / table["pings"]
     table["target_pct"] = float(target)
-    table["downtime_min"] = (table["pings"] - table["up"]) * table["site_id"].map(interval_min)
+    if policy == "samples":
+        table["uptime_pct"] = 100.0 * table["up"] / table["pings"]
+    elif policy == "confirmed":
+        table["uptime_pct"] = 100.0 * (table["pings"] - table["confirmed"]) / table["pings"]
+    else:
+        table["uptime_pct"] = 100.0 * table["up_us"] / table["span_us"]
+    down = (
+        table["pings"] - table["up"]
+        if policy == "samples"
+        else table["pings"] * (100.0 - table["uptime_pct"]) / 100.0
+    )
+    table["downtime_min"] = down * table["site_id"].map(interval_min)
     month_days = [calendar.monthrange(*map(int, m.split("-")))[1] for m in table["month"]]
     table["budget_min"] = (100.0 - target) / 100.0 * np.array(month_days) * 24 * 60
     table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
@@ -125,3 +176,75 @@ def sla_table(
     table["met"] = table["budget_left_min"] >= 0
     table = table.sort_values(["month", "budget_used_pct"], ascending=[True, False])
     return table[columns].reset_index(drop=True)
+
+
+MONTH_COLUMNS = (
+    "month", "site_id", "site", "pings", "uptime_pct", "target_pct", "downtime_min",
+    "budget_min", "budget_used_pct", "budget_left_min", "met", "avg_response_time",
+    "coverage", "from_rollups", "counted_from",
+)  # fmt: skip
+
+
+def month_bounds(month: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a calendar month "YYYY-MM" in UTC, end cut at ``now`` (default: the
+    clock) for the month under way. Raises ConfigError for text that is no month or a month
+    that has not begun."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+    if not found or not 1 <= int(found.group(2)) <= 12:
+        raise ConfigError(f"month {month!r} is not a month: use YYYY-MM, such as 2026-10")
+    year, number = int(found.group(1)), int(found.group(2))
+    start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=dt.UTC)
+    clock = now or dt.datetime.now(dt.UTC)
+    if start > clock:
+        raise ConfigError(f"month {month!r} has not begun")
+    return start, min(end, clock)
+
+
+def month_table(
+    db: Database,
+    month: str,
+    *,
+    target: float = DEFAULT_TARGET,
+    policy: str | None = None,
+    exclude_maintenance: bool | None = None,
+    names: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The SLA of one calendar month (UTC, "YYYY-MM") per site from the database: the columns
+    of :func:`sla_table` (downtime = pings x the site's interval x (100 - uptime) %), with
+    ``avg_response_time``, ``coverage``, ``from_rollups`` and ``counted_from`` of
+    ``ul.stats.load_window_stats`` (rollups kept for ever, so any month of the history;
+    exact while the month's raw pings exist). ``policy`` and ``exclude_maintenance`` None: the
+    recorded settings. Raises ConfigError for a bad month or policy, ValueError for a target
+    outside (0, 100).
+    """
+    if not 0 < target < 100:
+        raise ValueError(f"target must be a percentage between 0 and 100, got {target}")
+    start, end = month_bounds(month, now)
+    last = end - dt.timedelta(microseconds=1)
+    window = load_window_stats(
+        db,
+        last - start + dt.timedelta(microseconds=1),
+        at=last,
+        policy=policy,
+        exclude_maintenance=exclude_maintenance,
+    )
+    labels = names if names is not None else site_names(db)
+    default_ms = Settings.load().monitoring_interval_ms
+    interval_min = {str(s.id): (s.interval_ms or default_ms) / 60_000 for s in list_sites(db=db)}
+    table = window.rename(columns={"uptime": "uptime_pct"})
+    table["uptime_pct"] = table["uptime_pct"].astype(float)
+    table["coverage"] = table["coverage"].astype(float)
+    table.insert(0, "month", month.strip())
+    table["site"] = [labels.get(s, s) for s in table["site_id"]]
+    table["target_pct"] = float(target)
+    intervals = table["site_id"].map(interval_min).fillna(default_ms / 60_000)
+    table["downtime_min"] = table["pings"] * intervals * (100.0 - table["uptime_pct"]) / 100.0
+    days = calendar.monthrange(start.year, start.month)[1]
+    table["budget_min"] = (100.0 - target) / 100.0 * days * 24 * 60
+    table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
+    table["budget_left_min"] = table["budget_min"] - table["downtime_min"]
+    table["met"] = table["budget_left_min"] >= 0
+    table = table.sort_values(["budget_used_pct", "site"], ascending=[False, True])
+    return table[list(MONTH_COLUMNS)].reset_index(drop=True)

@@ -27,13 +27,22 @@ from ..storage.regions import (
     location_stats,
     quorum_stats,
 )
-from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
+from ..storage.site_stats import (
+    SORTABLE,
+    compute_site_stats,
+    get_site_stats,
+    refresh_stats,
+    site_stats,
+    stats_records,
+)
 from ..storage.sites import list_sites
+from ..storage.windows import POLICIES, WindowStats, record_uptime_settings, window_stats_rows
 from ..text import csv_cell
 from ._common import console, state
 
 app = typer.Typer(
-    help="Uptime and response time per site over 1h, 24h and 7d (the site_stats table).",
+    help="Uptime, response time and coverage per site over 1h, 24h, 7d and 30d (the site_stats "
+    "table), any window (--window 90d) or a calendar month (--month 2026-10).",
     invoke_without_command=True,
 )
 
@@ -80,10 +89,47 @@ def stats(
             help="K for --quorum (default: a majority of the locations reporting). Env: QUORUM.",
         ),
     ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Uptime policy, one of {', '.join(POLICIES)} (computed now, not stored; "
+            f"default: what site_stats stores). Env: UPTIME_POLICY: "
+            + (Settings.model_fields["uptime_policy"].description or "")
+        ),
+    ] = None,
+    exclude_maintenance: Annotated[
+        bool | None,
+        typer.Option(
+            "--exclude-maintenance/--include-maintenance",
+            help="Leave pings in maintenance windows out (computed now, not stored). "
+            "Env: UPTIME_EXCLUDE_MAINTENANCE.",
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="One window ending now, any length (90d, 365d; at least 1h), from the "
+            "rollups kept for ever and raw pings at its edges."
+        ),
+    ] = None,
+    month: Annotated[
+        str | None,
+        typer.Option(help="One calendar month (UTC), YYYY-MM, with its SLA budget (--target)."),
+    ] = None,
+    target: Annotated[
+        float, typer.Option(help="The SLA's uptime target in percent, for --month.")
+    ] = 99.9,
 ) -> None:
     """List every site's stats (worst 24h uptime first), pooled over all locations, or per
-    location (--location), or by quorum (--quorum)."""
+    location (--location), or by quorum (--quorum), or over one window (--window, --month)."""
     if ctx.invoked_subcommand is not None:
+        return
+    if window is not None or month is not None:
+        if window is not None and month is not None:
+            raise ConfigError("--window and --month: give one of them")
+        if quorum or location is not None:
+            raise ConfigError("--window and --month go with neither --location nor --quorum")
+        _window_or_month(ctx, window, month, policy, exclude_maintenance, target, format, sort)
         return
     if quorum and location is not None:
         raise ConfigError("--location and --quorum: give one of them")
@@ -110,7 +156,105 @@ def stats(
     db = state(ctx).db()
     with flag_errors("--sort", "--status"):
         rows = site_stats(sort=sort, status=status, db=db)
+    if policy is not None or exclude_maintenance is not None:
+        with flag_errors("--policy"):
+            computed = compute_site_stats(
+                policy=policy, exclude_maintenance=exclude_maintenance, db=db
+            )
+        rows = _sorted(computed, sort, status)
     print_stats(rows, format, _sites(ctx))
+
+
+def _sorted(rows: Sequence[SiteStats], sort: str, status: str | None) -> list[SiteStats]:
+    """``rows`` as ``site_stats(sort=, status=)`` orders and filters the stored ones."""
+    column = sort.lstrip("-")
+    kept = [r for r in rows if status is None or r.current_status == status]
+    kept.sort(key=lambda r: str(r.site_id))
+    kept.sort(key=lambda r: getattr(r, column), reverse=sort.startswith("-"))
+    return kept
+
+
+def _window_or_month(
+    ctx: typer.Context,
+    window: str | None,
+    month: str | None,
+    policy: str | None,
+    exclude_maintenance: bool | None,
+    target: float,
+    format: Format,
+    sort: str,
+) -> None:
+    db = state(ctx).db()
+    record_uptime_settings(db=db)
+    if month is not None:
+        from ..analytics.tables import month_table
+
+        with flag_errors("--month", "--policy", "--target"):
+            table = month_table(
+                db,
+                month,
+                target=target,
+                policy=policy,
+                exclude_maintenance=exclude_maintenance,
+            )
+        records = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
+        for r in records:
+            r["counted_from"] = r["counted_from"].isoformat()
+        _print_window(records, format, f"{month} (UTC), target {target}%")
+        return
+    assert window is not None
+    with flag_errors("--window", "--policy"):
+        width = parse_duration(window, name="window")
+        rows = window_stats_rows(
+            width, policy=policy, exclude_maintenance=exclude_maintenance, db=db
+        )
+    sites = _sites(ctx)
+    records = [_window_record(r, sites) for r in rows]
+    key = sort.lstrip("-")
+    key = key if records and key in records[0] else "uptime"
+    records.sort(key=lambda r: (r[key], r["site"] or ""), reverse=sort.startswith("-"))
+    _print_window(records, format, f"the last {window}")
+
+
+def _window_record(row: WindowStats, sites: dict[Any, Site]) -> dict[str, Any]:
+    site = sites.get(row.site_id)
+    return {
+        "site": _label(site, row.site_id),
+        **row.model_dump(mode="json"),
+    }
+
+
+def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> None:
+    if format is not Format.table:
+        _print_records(records, format)
+        return
+    monthly = bool(records) and "budget_left_min" in records[0]
+    table = Table(box=None, title=f"{title}: uptime %, mean ms of up pings, coverage %")
+    table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
+    headers = ["uptime", "ms", "pings", "coverage"]
+    if monthly:
+        headers += ["down min", "budget left min"]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in records:
+        cells = [
+            _pct(r["uptime"], r["pings"]),
+            str(r["avg_response_time"]),
+            str(r["pings"]),
+            f"{r['coverage']:.1f}",
+        ]
+        if monthly:
+            cells += [f"{r['downtime_min']:.1f}", f"{r['budget_left_min']:.1f}"]
+        table.add_row(r["site"], *cells, style="red" if monthly and not r["met"] else None)
+    console.print(table)
+    cut = [r for r in records if r["from_rollups"]]
+    if cut:
+        since = min(str(r["counted_from"]) for r in cut)
+        console.print(
+            f"from rollups: the raw pings at the window's start are pruned; {len(cut)} site(s) "
+            f"counted from {since} (whole UTC hours)",
+            markup=False,
+        )
 
 
 @app.command("show")

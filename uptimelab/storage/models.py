@@ -168,3 +168,13 @@ class SiteStats(SQLModel, table=True):
     pings_7d: int = 0
     # Added by sql/008_probe_depth.sql: the latest certificate expiry seen.
     cert_expires_at: dt.datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    # Added by sql/013_uptime_policies.sql: coverage (percent of the pings expected), the 30-day
+    # window, and the uptime policy the row was computed under.
+    coverage_1h: float = 0.0
+    coverage_24h: float = 0.0
+    coverage_7d: float = 0.0
+    uptime_30d: float = 0.0
+    avg_response_time_30d: int = 0
+    pings_30d: int = 0
+    policy: str = "samples"
+    maintenance_excluded: bool = False

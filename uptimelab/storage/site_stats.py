@@ -1,8 +1,9 @@
 """The ``site_stats`` table: refresh it (the fast rollup path in SQL) and read it.
 
-The numbers follow the contract in ``sql/003_stats.sql`` (and the README): windows (T - W, T] over
-all locations, uptime as REAL, average response time of up pings rounded half away from zero.
-``uptimelab.stats.window_stats`` computes the same numbers from a pings frame.
+The numbers follow the contract in ``sql/003_stats.sql`` and ``sql/013_uptime_policies.sql``
+(and the README): windows (T - W, T] over all locations, uptime as REAL under the uptime policy
+(UPTIME_POLICY, UPTIME_EXCLUDE_MAINTENANCE), average response time of up pings rounded half away
+from zero, coverage. ``uptimelab.stats.window_stats`` computes the same numbers from a pings frame.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..config import Settings
 from ..domain.redaction import redact
 from ..errors import ConfigError
 from .database import Database, default_db
 from .models import Site, SiteStats
 from .sites import get_site
+from .windows import check_policy, expand_maintenance, record_uptime_settings
 
 STATS_COLUMNS = tuple(SiteStats.model_fields)
 SORTABLE = tuple(c for c in STATS_COLUMNS if c not in ("id", "site_id"))
@@ -28,21 +31,58 @@ def refresh_stats(
     *,
     at: dt.datetime | None = None,
     db: Database | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Recompute ``site_stats`` for one site (by id or URL) or, with none, for every site.
 
-    ``at`` is the refresh time T (default: the database's now()). Returns the rows written.
-    Raises UnknownSiteError for an unknown site.
+    ``at`` is the refresh time T (default: the database's now()). The uptime policy and the
+    defaults come from ``settings`` (default: the environment) and are recorded in the database
+    first, where the collector's per-batch refresh reads them too; recurring maintenance is
+    expanded ahead. Returns the rows written. Raises UnknownSiteError for an unknown site.
     """
     database = default_db(db)
     only: list[uuid.UUID] | None = None
     if site is not None:
         only = [get_site(site, db=database).id]
+    record_uptime_settings(settings, db=database)
+    expand_maintenance(at or dt.datetime.now(dt.UTC), db=database)
     with database.connect() as conn:
         row = conn.execute(
             "SELECT uptimelab_refresh_site_stats(coalesce(%s, now()), %s) AS n", (at, only)
         ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def compute_site_stats(
+    *,
+    policy: str | None = None,
+    exclude_maintenance: bool | None = None,
+    at: dt.datetime | None = None,
+    db: Database | None = None,
+) -> list[SiteStats]:
+    """Every site's ``site_stats`` columns computed now under ``policy`` and
+    ``exclude_maintenance`` (None: the recorded settings), without storing them, by site id.
+    ``at`` is T (default: the database's now()). Raises ConfigError for an unknown policy."""
+    check_policy(policy)
+    database = default_db(db)
+    expand_maintenance(at or dt.datetime.now(dt.UTC), db=database)
+    with database.connect() as conn:
+        rows = conn.execute(
+            "SELECT f.*, %s::text IS NULL AS recorded, u.policy AS recorded_policy, "
+            "u.exclude_maintenance AS recorded_exclusion "
+            "FROM uptimelab_site_stats_policy_at(coalesce(%s, now()), %s, %s) AS f "
+            "CROSS JOIN uptime_settings AS u ORDER BY f.site_id",
+            (policy, at, policy, exclude_maintenance),
+        ).fetchall()
+    out = []
+    for row in rows:
+        values = {k: v for k, v in row.items() if not k.startswith("recorded")}
+        values["policy"] = policy or row["recorded_policy"]
+        values["maintenance_excluded"] = (
+            row["recorded_exclusion"] if exclude_maintenance is None else exclude_maintenance
+        )
+        out.append(SiteStats.model_validate(values))
+    return out
 
 
 def site_stats(
