@@ -15,7 +15,7 @@ from .analytics.collector_health import (
     round_lateness,
 )
 from .analytics.latency import latency_shifts
-from .analytics.tables import fleet_table, site_names, site_summary, sla_table
+from .analytics.tables import fleet_table, month_table, site_names, site_summary, sla_table
 from .report.html_table import HtmlTable, html_table
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "latency_shifts",
     "load_cycles",
     "load_perf_results",
+    "month_table",
     "perf_results_path",
     "round_lateness",
     "site_names",
