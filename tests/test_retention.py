@@ -93,17 +93,18 @@ def archive_rows(archive: Path) -> list[tuple[Any, ...]]:
     return sorted(tuple(r.values()) for r in table.to_pylist())
 
 
-def stats_snapshot(db: Database) -> tuple[list[Any], list[Any]]:
-    """site_stats (refreshed at one fixed time) and the whole hourly rollup."""
+def stats_snapshot(db: Database) -> tuple[list[Any], ...]:
+    """site_stats (every window to 30 days, refreshed at one fixed time) and the rollups."""
     with db.connect() as conn:
         mark = conn.execute("SELECT max(last_checked) AS t FROM site_stats").fetchone()
         assert mark is not None
         refresh_stats(at=mark["t"], db=db)
         stats = conn.execute("SELECT * FROM site_stats ORDER BY site_id").fetchall()
         rollup = conn.execute("SELECT * FROM ping_rollup_hourly ORDER BY site_id, hour").fetchall()
+        daily = conn.execute("SELECT * FROM ping_rollup_daily ORDER BY site_id, day").fetchall()
     for row in stats:
         row.pop("updated_at"), row.pop("created_at"), row.pop("id")
-    return stats, rollup
+    return stats, rollup, daily
 
 
 def test_prune_keep_8d_archives_the_old_days_and_drops_their_partitions(

@@ -217,9 +217,11 @@ def planned_days(conn: psycopg.Connection[Any], cutoff: dt.datetime) -> list[Day
 
 
 def _roll_up_before(conn: psycopg.Connection[Any], day: dt.date) -> None:
-    # The hourly rollup must count every ping of the days about to go: the watermark passes them.
+    # The rollups must hold every ping of the days about to go: the watermark passes them. It is
+    # brought to the present hour, as a refresh would, so that the values that depend on later
+    # pings (the policies' runs and spans, sql/013) are settled from raw pings while they exist.
     edge = dt.datetime.combine(day, dt.time(), dt.UTC)
-    row = conn.execute("SELECT uptimelab_advance_rollup(%s) AS mark", (edge,)).fetchone()
+    row = conn.execute("SELECT uptimelab_advance_rollup() AS mark").fetchone()
     if row is None or row["mark"] < edge:
         raise StoreError(f"the hourly rollup could not be brought to {edge.isoformat()}")
 
