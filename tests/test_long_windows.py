@@ -21,10 +21,11 @@ from uptimelab.storage.database import Database
 from uptimelab.storage.retention import prune
 
 from .test_cli import run
-from .test_policies import (
+from .test_policies import (  # default_settings: autouse here too
     DEFAULT_INTERVAL_MS,
     DEFAULT_TIMEOUT_MS,
     SITES,
+    default_settings,  # noqa: F401
     reset,
     settings_frame,
     write,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -199,6 +200,15 @@ def normalised(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         row["last_checked"] = pd.Timestamp(row["last_checked"]).tz_convert("UTC")
         out[site] = row
     return out
+
+
+@pytest.fixture(autouse=True)
+def default_settings(db_url: str) -> Iterator[None]:
+    """Every test here sets the recorded policy; the next test file finds the defaults."""
+    yield
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM uptime_settings")
+        conn.execute("INSERT INTO uptime_settings DEFAULT VALUES")
 
 
 @pytest.fixture(scope="module")

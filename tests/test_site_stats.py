@@ -155,6 +155,38 @@ def test_reference_rollup_refresh_pandas_and_brute_force_agree(
     assert normalised(fast) == expected
     assert normalised(table) == expected
     assert normalised(pandas_rows) == expected
+    # The columns of sql/013 (30d, coverage) under the default policy, stored as the reference
+    # and window_stats give them.
+    extra = ["uptime_30d", "avg_response_time_30d", "pings_30d", "coverage_1h", "coverage_24h"]
+    with db.connect() as conn:
+        policy_reference = conn.execute(
+            f"SELECT site_id, {', '.join(extra)} "
+            "FROM uptimelab_site_stats_policy_reference(%s, 'samples', false)",
+            (t,),
+        ).fetchall()
+        stored = conn.execute(
+            f"SELECT site_id, {', '.join(extra)}, policy FROM site_stats"
+        ).fetchall()
+    wide = stats.window_stats(
+        stats.load_pings(db), t, windows=stats.SITE_STATS_WINDOWS, coverage=True
+    )
+    from_pandas = [
+        {"site_id": r["site_id"], **{c: r[c] for c in extra}} for r in wide.to_dict("records")
+    ]
+    assert {r.pop("policy") for r in stored} <= {"samples"}
+    assert as_bits(stored) == as_bits(policy_reference) == as_bits(from_pandas)
+
+
+def as_bits(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """Rows by site, REAL/float32 compared bit for bit."""
+    return {
+        str(r["site_id"]): tuple(
+            np.float32(v).tobytes() if isinstance(v, float) else int(v)
+            for k, v in sorted(r.items())
+            if k != "site_id"
+        )
+        for r in rows
+    }
 
 
 def test_the_rollup_follows_inserts_updates_and_deletes(db: Database) -> None:

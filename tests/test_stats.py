@@ -404,3 +404,63 @@ def test_load_pings_filters(db: Database) -> None:
         stats.load_pings(db, since="yesterday-ish")
     with pytest.raises(TypeError):
         stats.load_pings(object())
+
+
+# ------------------------------------------------------------------------------------------
+# Uptime policies: ping_values and window_stats(policy=) against the definitions
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    statuses=st.lists(
+        st.tuples(
+            st.sampled_from(SITES), st.sampled_from(LOCATIONS), st.booleans(), st.integers(1, 900)
+        ),
+        max_size=40,
+    ),
+    down_after=st.integers(1, 4),
+)
+def test_ping_values_follow_runs_and_spans_within_each_location(
+    statuses: list[tuple[str, str, bool, int]], down_after: int
+) -> None:
+    # Pings a variable number of seconds apart, per (site, location) in list order.
+    clock: dict[tuple[str, str], pd.Timestamp] = {}
+    rows = []
+    for site, loc, up, step in statuses:
+        at = clock.get((site, loc), T - 12 * H) + pd.Timedelta(seconds=step)
+        clock[(site, loc)] = at
+        rows.append((site, at, "up" if up else "down", 5, None if up else "timeout", loc))
+    pings = frame(rows)
+    sites = pd.DataFrame(
+        {"site_id": SITES, "down_after": down_after, "interval_ms": 60_000, "timeout_ms": 200_000}
+    )
+    got = stats.ping_values(pings, sites=sites)
+    gap_us = 260_000 * 1000
+    for i, (site, at, status, _, _, loc) in enumerate(rows):
+        series = [r for r in rows if r[0] == site and r[5] == loc]
+        k = series.index(rows[i])
+        lo = k
+        while lo > 0 and series[lo - 1][2] == "down":
+            lo -= 1
+        hi = k
+        while hi + 1 < len(series) and series[hi + 1][2] == "down":
+            hi += 1
+        assert got["confirmed"].iloc[i] == (status == "down" and hi - lo + 1 >= down_after)
+        following = series[k + 1][1] - at if k + 1 < len(series) else None
+        span = gap_us if following is None else min(gap_us, following // US)
+        assert got["span_us"].iloc[i] == span
+    assert not got["in_maintenance"].any()
+
+
+def test_window_stats_defaults_keep_the_seed_columns_and_reject_bad_policies() -> None:
+    pings = frame([(SITES[0], T - H / 2, "down", None, "timeout", "us-east")])
+    assert (
+        stats.window_stats(pings, T).columns.tolist()
+        == stats.window_stats(pings, T, policy="samples").columns.tolist()
+    )
+    with pytest.raises(ValueError, match="policy 'strict'"):
+        stats.window_stats(pings, T, policy="strict")
+    with pytest.raises(ValueError, match="shorter than an hour"):
+        stats.window_stats(pings, T, windows={"5m": pd.Timedelta(minutes=5)})
+    confirmed = stats.window_stats(pings, T, policy="confirmed")
+    assert confirmed["uptime_1h"].tolist() == [100.0]  # one down ping: no incident (yet)
