@@ -19,9 +19,12 @@ from hypothesis import strategies as st
 
 import uptimelab as ul
 from uptimelab import stats
+from uptimelab.api.app import create_app
+from uptimelab.config import Settings
 from uptimelab.storage.database import Database
 from uptimelab.storage.windows import expand_maintenance, maintenance_windows
 
+from .test_api import running
 from .test_site_stats import edges
 
 US = dt.timedelta(microseconds=1)
@@ -395,3 +398,27 @@ def test_maintenance_excluded_leaves_uptime_unchanged_by_a_planned_outage(
     ul.refresh_stats(at=T, db=db)
     assert ul.site_stats(db=db)[0].uptime_24h == 100.0
     assert ul.site_stats(db=db)[0].maintenance_excluded
+
+
+async def test_the_api_computes_site_stats_under_a_policy(db: Database) -> None:
+    reset(db, "samples")
+    site = SITES[1][0]
+    statuses = [True, False, True, False, False, True]
+    now = dt.datetime.now(dt.UTC)
+    with db.connect() as conn:
+        for day in (-1, 0, 1):
+            conn.execute(
+                "SELECT uptimelab_ensure_pings_partition(%s)", (now.date() + dt.timedelta(day),)
+            )
+    write(db, [(site, now - (6 - i) * MIN, "x", up, 100) for i, up in enumerate(statuses)])
+    ul.refresh_stats(db=db)
+    async with running(create_app(Settings.load(), db)) as client:
+        stored = (await client.get("/site-stats")).json()
+        confirmed = (await client.get("/site-stats", params={"policy": "confirmed"})).json()
+        bad = await client.get("/site-stats", params={"policy": "strict"})
+    assert isinstance(confirmed, list), confirmed
+    assert stored[0]["policy"] == "samples"
+    assert confirmed[0]["policy"] == "confirmed"
+    assert confirmed[0]["pings_1h"] == stored[0]["pings_1h"]
+    assert (stored[0]["uptime_1h"], confirmed[0]["uptime_1h"]) == (50.0, pytest.approx(66.66667))
+    assert bad.status_code == 422

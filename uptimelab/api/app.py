@@ -45,8 +45,16 @@ from ..storage.regions import (
     location_stats,
     quorum_stats,
 )
-from ..storage.site_stats import SORTABLE, get_site_stats, refresh_stats, site_stats, stats_records
+from ..storage.site_stats import (
+    SORTABLE,
+    compute_site_stats,
+    get_site_stats,
+    refresh_stats,
+    site_stats,
+    stats_records,
+)
 from ..storage.sites import get_site, list_sites
+from ..storage.windows import POLICIES
 from .auth import BearerToken, BodyCap, HeadAsGet, HostGuard
 from .errors import error_responses, install_error_handlers
 from .incidents import add_routes as add_incident_routes
@@ -207,11 +215,22 @@ class _Api:
                 json_schema_extra={"enum": ["up", "down"]},
             ),
         ] = None,
+        policy: Annotated[
+            str | None,
+            Query(
+                description="Compute now under this uptime policy instead of reading the "
+                "stored table (UPTIME_POLICY).",
+                json_schema_extra={"enum": list(POLICIES)},
+            ),
+        ] = None,
     ) -> list[dict[str, Any]]:
-        """Every site's stats, worst 24 h uptime first (`uptimelab stats`)."""
+        """Every site's stats, worst 24 h uptime first (`uptimelab stats [--policy]`)."""
 
         def read() -> list[dict[str, Any]]:
-            rows = site_stats(sort=sort, status=status, db=self.db)
+            if policy is None:
+                rows = site_stats(sort=sort, status=status, db=self.db)
+            else:
+                rows = compute_site_stats(policy=policy, sort=sort, status=status, db=self.db)
             return stats_records(rows, list_sites(db=self.db))
 
         return await self._in_thread(read)

@@ -99,3 +99,13 @@ class SiteStatsRecord(BaseModel):
     cert_expires_at: dt.datetime | None = Field(
         default=None, description="When the latest certificate seen expires; null over HTTP."
     )
+    uptime_30d: Percent = 0.0
+    avg_response_time_30d: Count = 0
+    pings_30d: Count = 0
+    coverage_1h: Percent = Field(default=0.0, description="Pings received / expected, percent.")
+    coverage_24h: Percent = 0.0
+    coverage_7d: Percent = 0.0
+    policy: Literal["samples", "confirmed", "time"] = Field(
+        default="samples", description="The uptime policy the numbers follow."
+    )
+    maintenance_excluded: bool = False

@@ -157,21 +157,15 @@ def stats(
     with flag_errors("--sort", "--status"):
         rows = site_stats(sort=sort, status=status, db=db)
     if policy is not None or exclude_maintenance is not None:
-        with flag_errors("--policy"):
-            computed = compute_site_stats(
-                policy=policy, exclude_maintenance=exclude_maintenance, db=db
+        with flag_errors("--policy", "--sort", "--status"):
+            rows = compute_site_stats(
+                policy=policy,
+                exclude_maintenance=exclude_maintenance,
+                sort=sort,
+                status=status,
+                db=db,
             )
-        rows = _sorted(computed, sort, status)
     print_stats(rows, format, _sites(ctx))
-
-
-def _sorted(rows: Sequence[SiteStats], sort: str, status: str | None) -> list[SiteStats]:
-    """``rows`` as ``site_stats(sort=, status=)`` orders and filters the stored ones."""
-    column = sort.lstrip("-")
-    kept = [r for r in rows if status is None or r.current_status == status]
-    kept.sort(key=lambda r: str(r.site_id))
-    kept.sort(key=lambda r: getattr(r, column), reverse=sort.startswith("-"))
-    return kept
 
 
 def _window_or_month(

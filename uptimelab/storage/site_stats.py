@@ -57,19 +57,25 @@ def compute_site_stats(
     *,
     policy: str | None = None,
     exclude_maintenance: bool | None = None,
+    sort: str = "uptime_24h",
+    status: str | None = None,
     at: dt.datetime | None = None,
     db: Database | None = None,
 ) -> list[SiteStats]:
     """Every site's ``site_stats`` columns computed now under ``policy`` and
-    ``exclude_maintenance`` (None: the recorded settings), without storing them, by site id.
-    ``at`` is T (default: the database's now()). Raises ConfigError for an unknown policy."""
+    ``exclude_maintenance`` (None: the recorded settings), without storing them; sorted and
+    filtered as :func:`site_stats` does. ``at`` is T (default: the database's now()). Raises
+    ConfigError for an unknown policy, sort column or status."""
     check_policy(policy)
+    descending = sort.startswith("-")
+    column = sort.lstrip("-")
+    _check_sort(sort, status)
     database = default_db(db)
     expand_maintenance(at or dt.datetime.now(dt.UTC), db=database)
     with database.connect() as conn:
         rows = conn.execute(
             "SELECT f.*, %s::text IS NULL AS recorded, u.policy AS recorded_policy, "
-            "u.exclude_maintenance AS recorded_exclusion "
+            "u.exclude_maintenance AS recorded_exclusion, now() AS recorded_at "
             "FROM uptimelab_site_stats_policy_at(coalesce(%s, now()), %s, %s) AS f "
             "CROSS JOIN uptime_settings AS u ORDER BY f.site_id",
             (policy, at, policy, exclude_maintenance),
@@ -77,12 +83,25 @@ def compute_site_stats(
     out = []
     for row in rows:
         values = {k: v for k, v in row.items() if not k.startswith("recorded")}
+        # Computed, not stored: made and updated now.
+        values["created_at"] = values["updated_at"] = row["recorded_at"]
         values["policy"] = policy or row["recorded_policy"]
         values["maintenance_excluded"] = (
             row["recorded_exclusion"] if exclude_maintenance is None else exclude_maintenance
         )
         out.append(SiteStats.model_validate(values))
-    return out
+    kept = [r for r in out if status is None or r.current_status == status]
+    kept.sort(key=lambda r: getattr(r, column), reverse=descending)
+    return kept
+
+
+def _check_sort(sort: str, status: str | None) -> None:
+    if sort.lstrip("-") not in SORTABLE:
+        raise ConfigError(
+            f"sort key {sort!r} is not one of {', '.join(SORTABLE)} ('-' first for descending)"
+        )
+    if status not in (None, "up", "down"):
+        raise ConfigError(f"status {status!r} is not up or down")
 
 
 def site_stats(
@@ -95,12 +114,7 @@ def site_stats(
     """
     descending = sort.startswith("-")
     column = sort.lstrip("-")
-    if column not in SORTABLE:
-        raise ConfigError(
-            f"sort key {sort!r} is not one of {', '.join(SORTABLE)} ('-' first for descending)"
-        )
-    if status not in (None, "up", "down"):
-        raise ConfigError(f"status {status!r} is not up or down")
+    _check_sort(sort, status)
     where = "" if status is None else "WHERE ss.current_status = %(status)s"
     order = f"ss.{column} {'DESC' if descending else 'ASC'}, ss.site_id"
     with default_db(db).connect() as conn:
