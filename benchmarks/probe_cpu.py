@@ -15,8 +15,10 @@ a cycle (a cycle over 1 site, same setup) is subtracted before dividing by N.
 counts resumed sessions: the run fails if there is one). Alternating per round: the lean engine
 over HTTPS, the lean engine with the TLS of versions before 0.2 (trio's SSLStream over
 MemoryBIOs) as a comparison, the httpx engine, a bare trio + httpx loop over HTTPS (the
-reference), and the lean engine and the bare loop over plain HTTP. CPU is this process's time
-over the pings only (a Prober and its TLS context are made before). ``--profile`` adds one
+reference), the lean engine and the bare loop over plain HTTP, and the floor: OpenSSL's own
+work for a client's full handshake (a client and a server over MemoryBIOs in this process, the
+client's calls timed), what no Python client can go under. CPU is this process's time over the
+pings only (a Prober and its TLS context are made before). ``--profile`` adds one
 cProfile run of the lean engine over HTTPS and prints its top functions.
 
     .venv/bin/python benchmarks/probe_cpu.py --https [--sites 1000] [--repeat 7] [--profile]
@@ -25,6 +27,7 @@ cProfile run of the lean engine over HTTPS and prints its top functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import datetime as dt
@@ -42,6 +45,7 @@ from pathlib import Path
 import certifi
 import httpx
 import trio
+import trustme
 
 from uptimelab.collector import Collector
 from uptimelab.config import Settings
@@ -165,6 +169,46 @@ async def _ping_all(prober: Prober, sites: list[Site], concurrency: int) -> int:
     return up
 
 
+FLOOR_HANDSHAKES = 300
+
+
+def _handshake_floor(client_context: ssl.SSLContext) -> float:
+    """OpenSSL's own work for a client's full handshake, without sockets, event loop or HTTP:
+    a client and a server (TLS 1.3, X25519, ECDSA P-256 leaf, as the zoo) over MemoryBIOs in
+    this process, only the client's calls timed (CPU ms per handshake, reading the session
+    tickets included)."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.minimum_version = ssl.TLSVersion.TLSv1_3
+    server_context.set_ecdh_curve("X25519")
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.configure_trust(client_context)
+    spent = 0.0
+    for _ in range(FLOOR_HANDSHAKES):
+        to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = client_context.wrap_bio(to_client, to_server, server_hostname="127.0.0.1")
+        server = server_context.wrap_bio(to_server, to_client, server_side=True)
+        done = False
+        while not done:
+            mark = time.process_time()
+            try:
+                client.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                pass
+            spent += time.process_time() - mark
+            with contextlib.suppress(ssl.SSLWantReadError):
+                server.do_handshake()
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server.read(1)  # the client's Finished: the server sends its tickets
+        mark = time.process_time()
+        with contextlib.suppress(ssl.SSLWantReadError):
+            client.read(1)
+        spent += time.process_time() - mark
+        assert not client.session_reused
+    return 1000 * spent / FLOOR_HANDSHAKES
+
+
 async def _bare_loop(urls: list[str], concurrency: int, verify: ssl.SSLContext) -> None:
     """testing.bench.bare_httpx_loop with a TLS context of ours (one that trusts the zoo)."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
@@ -243,13 +287,16 @@ def https_case(n: int, concurrency: int, repeat: int, profile: bool) -> None:
             "https bare httpx": lambda: bare_run(tls_urls),
             "http lean": lambda: engine_run(prober(), plain_sites),
             "http bare httpx": lambda: bare_run(plain_urls),
+            "handshake floor (OpenSSL)": lambda: _handshake_floor(
+                ssl.create_default_context(cafile=certifi.where())
+            ),
         }
         per_ping: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(repeat):
             for name, case in cases.items():
                 per_ping[name].append(case())
         if profile:
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU, not wall time (a busy machine)
             profiler.runcall(engine_run, prober(), tls_sites)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         parent.send("stop")
