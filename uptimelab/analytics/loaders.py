@@ -126,6 +126,9 @@ _TIMES = ("checked_at", "cert_expires_at")
 _INTS = ("status_code", "response_time_ms", *_PHASE_COLUMNS)
 _UTC_US = pa.timestamp("us", tz="UTC")
 _NAT = np.iinfo(np.int64).min
+# Arrow's own allocator keeps what it frees for reuse; the per-batch work allocates from the
+# system's, so that memory goes back between batches and the peak stays near the frame's size.
+_POOL = pa.system_memory_pool()
 
 
 class _Codes:
@@ -140,13 +143,14 @@ class _Codes:
         the codes given so far."""
         if isinstance(column, pa.ExtensionArray):  # arrow.uuid: 16 bytes a value
             column = column.storage
-        encoded = pc.dictionary_encode(column)
+        encoded = pc.dictionary_encode(column, memory_pool=_POOL)
         dictionary = encoded.dictionary.to_pylist()
         lookup = np.array(
             [self.codes.setdefault(self._name(v), len(self.codes)) for v in dictionary] + [-1],
             dtype=np.int32,
         )
-        indices = encoded.indices.fill_null(len(dictionary)).to_numpy()
+        indices, missing = _values_and_nulls(encoded.indices, np.int32)
+        indices[missing] = len(dictionary)  # the lookup's -1
         codes: np.ndarray = lookup[indices].astype(_code_type(len(self.codes)))
         return codes
 
@@ -172,6 +176,44 @@ def _code_type(count: int) -> type[np.signedinteger[Any]]:
     return np.int16 if count < 32_767 else np.int32
 
 
+def _typed(column: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``column`` as ``kind`` (an archive file's own types may be wider or narrower)."""
+    return column if column.type == kind else pc.cast(column, kind, memory_pool=_POOL)
+
+
+def _values_and_nulls(column: pa.Array, dtype: type[np.generic]) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of a fixed-width ``column``'s values (anything where NULL) and its NULL mask, read
+    straight from its buffers: no Arrow allocation on the way."""
+    count, offset = len(column), column.offset
+    validity, data = column.buffers()[:2]
+    values = np.frombuffer(data, dtype=dtype, count=offset + count)[offset:].copy()
+    if validity is None or column.null_count == 0:
+        return values, np.zeros(count, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    return values, ~bits[offset : offset + count].astype(bool)
+
+
+def _give_back_freed_memory() -> None:
+    """Hand memory freed on the heap back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    The batches' parts are many small arrays, freed column by column as the frame is built; glibc
+    keeps such memory for reuse, so the process would hold the parts and the frame at once."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 class _FrameBuilder:
     """Record batches in, a compact pings frame out. Each batch is turned at once into the
     frame's own representation (codes, numpy values and masks), so that memory holds little
@@ -193,21 +235,29 @@ class _FrameBuilder:
         for name in _CATEGORIES_OF_DATA:
             self.parts[name].append(self.names[name].encode(batch.column(name)))
         for name, categories in self.fixed.items():
-            found = pc.index_in(batch.column(name), value_set=categories)
-            self.parts[name].append(found.fill_null(-1).to_numpy().astype(np.int8))
+            found = pc.index_in(batch.column(name), value_set=categories, memory_pool=_POOL)
+            codes, missing = _values_and_nulls(found, np.int32)
+            codes[missing] = -1
+            self.parts[name].append(codes.astype(np.int8))
         for name in _TIMES:
-            micros = batch.column(name).cast(_UTC_US).cast(pa.int64())
-            # NaT is the smallest int64, as numpy and pandas have it
-            self.parts[name].append(micros.fill_null(_NAT).to_numpy().copy())
+            micros, missing = _values_and_nulls(_typed(batch.column(name), _UTC_US), np.int64)
+            micros[missing] = _NAT  # NaT is the smallest int64, as numpy and pandas have it
+            self.parts[name].append(micros)
         for name in _INTS:
-            values = batch.column(name).cast(pa.int32())
-            self.masks[name].append(values.is_null().to_numpy(zero_copy_only=False))
-            self.parts[name].append(values.fill_null(0).to_numpy().copy())
-        self.messages.append(batch.column("error_message").cast(pa.large_string()))
+            values, missing = _values_and_nulls(_typed(batch.column(name), pa.int32()), np.int32)
+            values[missing] = 0
+            self.parts[name].append(values)
+            self.masks[name].append(missing)
+        # A copy: a cast to large_string keeps the text buffer, and through it the whole batch
+        # (an imported batch is freed as one).
+        messages = _typed(batch.column("error_message"), pa.large_string())
+        empty = pa.array([], type=pa.large_string())
+        self.messages.append(pa.concat_arrays([messages, empty], memory_pool=_POOL))
 
     def build(self) -> pd.DataFrame:
         columns: dict[str, Any] = {}
         for name in PING_COLUMNS:
+            _give_back_freed_memory()
             if name in self.names:
                 columns[name] = self.names[name].categorical(self.parts[name])
             elif name in _FIXED_CATEGORIES:
@@ -228,6 +278,7 @@ class _FrameBuilder:
                 chunked = pa.chunked_array(self.messages, type=pa.large_string())
                 self.messages = []
                 columns[name] = pd.array(chunked, dtype="str")
+        _give_back_freed_memory()
         return pd.DataFrame(columns, copy=False)
 
     def _joined(self, name: str, dtype: type[np.generic]) -> np.ndarray:

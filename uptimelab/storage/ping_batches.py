@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -147,10 +148,12 @@ def batch_days(batch: pa.RecordBatch) -> set[dt.date]:
     """The UTC days of a batch's ``checked_at``."""
     import numpy as np
 
-    micros = batch.column("checked_at").cast(_UTC_US).cast(pa.int64())
-    values = micros.to_numpy(zero_copy_only=False)
+    times = batch.column("checked_at")
+    if times.type != _UTC_US:
+        times = pc.cast(times, _UTC_US, memory_pool=pa.system_memory_pool())
+    micros = times.view(pa.int64()).to_numpy(zero_copy_only=False)
     epoch = dt.date(1970, 1, 1)
-    return {epoch + dt.timedelta(days=int(d)) for d in np.unique(values // _DAY_US)}
+    return {epoch + dt.timedelta(days=int(d)) for d in np.unique(micros // _DAY_US)}
 
 
 def archived_pings(
