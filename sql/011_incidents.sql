@@ -110,18 +110,50 @@ BEGIN
              ORDER BY p.checked_at;
         RETURN;
     END IF;
+    -- The sweep of uptimelab_quorum_sweep (sql/006_quorum.sql) for one site, written out here:
+    -- a SQL function is planned again at each call, a plpgsql query once per session.
     RETURN QUERY
-        SELECT v.checked_at, v.status = 'down', c.error_category, c.error_message
-          FROM uptimelab_quorum_verdicts(since, until, default_interval_ms, quorum,
-                                         ARRAY[site]) AS v
+        WITH reach AS (
+            SELECT 2 * coalesce(st.interval_ms, default_interval_ms) * interval '1 millisecond'
+                   AS span
+              FROM sites AS st WHERE st.id = site
+        ),
+        held AS (
+            SELECT p.checked_at, (p.status = 'down')::integer AS d,
+                   least(lead(p.checked_at) OVER (PARTITION BY p.location ORDER BY p.checked_at),
+                         p.checked_at + r.span) AS ends_at
+              FROM reach AS r
+              JOIN pings AS p ON p.site_id = site
+             WHERE p.checked_at > since - interval '48 hours'
+               AND p.checked_at > since - r.span AND p.checked_at <= until
+        ),
+        changes AS (
+            SELECT h.checked_at AS t, 1 AS n, h.d, true AS pinged FROM held AS h
+            UNION ALL
+            SELECT h.ends_at, -1, -h.d, false FROM held AS h WHERE h.ends_at <= until
+        ),
+        summed AS (
+            SELECT c.t, bool_or(c.pinged) AS pinged, sum(c.n) AS n, sum(c.d) AS d
+              FROM changes AS c GROUP BY c.t
+        ),
+        swept AS (
+            SELECT m.t, m.pinged, sum(m.n) OVER running AS n, sum(m.d) OVER running AS d
+              FROM summed AS m
+            WINDOW running AS (ORDER BY m.t ROWS UNBOUNDED PRECEDING)
+        ),
+        verdicts AS (
+            SELECT w.t, uptimelab_quorum_down(w.n::bigint, w.d::bigint, quorum) AS is_down
+              FROM swept AS w
+             WHERE w.pinged AND w.t > since
+        )
+        SELECT v.t, v.is_down, c.error_category, c.error_message
+          FROM verdicts AS v
           LEFT JOIN LATERAL (
-               SELECT p.error_category, p.error_message FROM pings AS p, sites AS s
-                WHERE v.status = 'down' AND s.id = site AND p.site_id = site
-                  AND p.status = 'down' AND p.checked_at <= v.checked_at
-                  AND p.checked_at > v.checked_at - 2 * coalesce(s.interval_ms,
-                                                 default_interval_ms) * interval '1 millisecond'
+               SELECT p.error_category, p.error_message FROM pings AS p, reach AS r
+                WHERE v.is_down AND p.site_id = site
+                  AND p.status = 'down' AND p.checked_at <= v.t AND p.checked_at > v.t - r.span
                 ORDER BY p.checked_at DESC, p.location COLLATE "C" LIMIT 1) AS c ON true
-         ORDER BY v.checked_at;
+         ORDER BY v.t;
 END;
 $$;
 
@@ -398,22 +430,30 @@ BEGIN
     DELETE FROM uptimelab_transitions;
     -- The batch's series (of sites that still exist), and the locations that report each site.
     CREATE TEMP TABLE IF NOT EXISTS uptimelab_batch_series (
-        site_id uuid, location text, first_at timestamptz, last_at timestamptz, all_up boolean
+        site_id uuid, location text, first_at timestamptz, last_at timestamptz, all_up boolean,
+        fresh boolean
     ) ON COMMIT DELETE ROWS;
     DELETE FROM uptimelab_batch_series;
     INSERT INTO uptimelab_batch_series
-    SELECT b.site_id, b.location, min(b.first_at), max(b.last_at), bool_and(b.all_up)
+    SELECT b.site_id, b.location, min(b.first_at), max(b.last_at), bool_and(b.all_up), false
       FROM unnest(sites_in, locations_in, firsts, lasts, all_up)
            AS b (site_id, location, first_at, last_at, all_up)
      WHERE EXISTS (SELECT 1 FROM sites AS st WHERE st.id = b.site_id)
      GROUP BY b.site_id, b.location;
-    INSERT INTO incident_series (site_id, location)
-    SELECT b.site_id, b.location FROM uptimelab_batch_series AS b
-    ON CONFLICT DO NOTHING;
+    -- (fresh: a location first seen reporting the site)
+    WITH added AS (
+        INSERT INTO incident_series (site_id, location)
+        SELECT b.site_id, b.location FROM uptimelab_batch_series AS b
+        ON CONFLICT DO NOTHING
+        RETURNING incident_series.site_id, incident_series.location
+    )
+    UPDATE uptimelab_batch_series AS b SET fresh = true
+      FROM added AS a WHERE a.site_id = b.site_id AND a.location = b.location;
 
     -- The sites with work: a series whose pings were not all up or that has an incident lasting
     -- to or past them (else nothing can change in it), the quorum verdict of a site that two or
-    -- more locations report, a site that flaps (it may have become stable).
+    -- more locations report when it is down from the batch on or has such an incident, a site
+    -- that flaps (it may have become stable).
     FOR s IN
         WITH series AS (
             SELECT b.*,
@@ -425,6 +465,7 @@ BEGIN
         ),
         per_site AS (
             SELECT b.site_id, min(b.first_at) AS first_at, max(b.last_at) AS last_at,
+                   count(*) FILTER (WHERE b.fresh) AS gained,
                    array_agg(b.location ORDER BY b.location) FILTER (WHERE b.busy) AS places,
                    array_agg(b.first_at ORDER BY b.location) FILTER (WHERE b.busy) AS place_firsts
               FROM series AS b
@@ -434,14 +475,39 @@ BEGIN
             SELECT p.*, st.down_after, st.up_after,
                    (SELECT count(*) FROM incident_series AS x WHERE x.site_id = p.site_id) >= 2
                        AS several,
+                   -- its second location came now: the verdict's series starts to be kept
+                   (SELECT count(*) FROM incident_series AS x WHERE x.site_id = p.site_id)
+                       - p.gained < 2 AS verdict_new,
                    (SELECT min(x.location) FROM incident_series AS x WHERE x.site_id = p.site_id)
                        AS only_location,
                    EXISTS (SELECT 1 FROM incident_flapping AS f
                             WHERE f.site_id = p.site_id AND f.ended_at IS NULL) AS flapping
               FROM per_site AS p JOIN sites AS st ON st.id = p.site_id
+        ),
+        -- The quorum verdicts from each such site's earliest new ping on, in one sweep: when
+        -- they are all up and no incident of the verdict lasts to them, nothing can change.
+        verdicts AS (
+            SELECT v.site_id, bool_or(v.status = 'down') AS any_down
+              FROM uptimelab_quorum_verdicts(
+                       (SELECT min(k.first_at) FROM known AS k WHERE k.several)
+                           - interval '1 microsecond',
+                       'infinity', default_interval_ms, quorum,
+                       coalesce((SELECT array_agg(k.site_id) FROM known AS k WHERE k.several),
+                                '{}')) AS v
+              JOIN known AS k ON k.site_id = v.site_id AND v.checked_at >= k.first_at
+             GROUP BY v.site_id
         )
-        SELECT * FROM known AS k
-         WHERE k.places IS NOT NULL OR k.several OR k.flapping
+        SELECT k.*,
+               k.several AND (k.verdict_new OR coalesce(v.any_down, false) OR EXISTS (
+                   SELECT 1 FROM incidents AS x
+                    WHERE x.site_id = k.site_id AND x.location IS NULL
+                      AND (x.resolved_at IS NULL OR x.resolved_at >= k.first_at))) AS verdict_busy
+          FROM known AS k LEFT JOIN verdicts AS v ON v.site_id = k.site_id
+         WHERE k.places IS NOT NULL OR k.flapping
+            OR k.several AND (k.verdict_new OR coalesce(v.any_down, false) OR EXISTS (
+                   SELECT 1 FROM incidents AS x
+                    WHERE x.site_id = k.site_id AND x.location IS NULL
+                      AND (x.resolved_at IS NULL OR x.resolved_at >= k.first_at)))
          ORDER BY k.site_id
     LOOP
         PERFORM pg_advisory_xact_lock(hashtextextended('uptimelab.incidents:' || s.site_id::text, 0));
@@ -455,11 +521,13 @@ BEGIN
                                                  s.down_after, s.up_after,
                                                  default_interval_ms, quorum) AS c;
         END LOOP;
-        IF s.several THEN
+        IF s.verdict_busy THEN
             INSERT INTO uptimelab_transitions
             SELECT c.kind, s.site_id, c.at, c.incident_id, c.started_at, c.resolved_at,
                    c.category, c.message, true
-              FROM uptimelab_recompute_incidents(s.site_id, NULL, s.first_at, s.down_after,
+              FROM uptimelab_recompute_incidents(s.site_id, NULL,
+                                                 CASE WHEN s.verdict_new THEN '-infinity'
+                                                      ELSE s.first_at END, s.down_after,
                                                  s.up_after, default_interval_ms, quorum) AS c;
         END IF;
         IF NOT s.flapping AND NOT EXISTS (

@@ -381,6 +381,20 @@ def test_only_the_quorum_verdict_is_the_site_own_state_with_two_locations(db: Da
     assert [i.location for i in own] == [None]
 
 
+def test_the_quorum_series_is_computed_whole_when_a_site_gains_its_second_location(
+    db: Database,
+) -> None:
+    site = _site(db, down_after=1)
+    copier = PingCopier(IncidentRules(default_interval_ms=60_000))
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        copier.write(conn, None, [ping_row(site, T0, "us", False)], replay=False)
+        assert [t.kind for t in copier.transitions] == ["down"]  # one location: its own state
+        copier.write(conn, None, [ping_row(site, T0 + MINUTE, "eu", True)], replay=False)
+    # The verdict was down at T0 (us alone) and up at T0 + 1 min (one of two down).
+    verdict = [i for i in list_incidents(db=db) if i.location is None]
+    assert [(i.started_at, i.resolved_at) for i in verdict] == [(T0, T0 + MINUTE)]
+
+
 @pytest.mark.parametrize("changes", [6, 3])
 def test_a_site_that_changes_too_often_flaps_until_a_window_passes_without_a_change(
     db: Database, changes: int
