@@ -80,8 +80,9 @@ class PhaseClock:
 
 
 def expiry(ssl_object: Any) -> dt.datetime | None:
-    """The expiry (UTC) of the certificate an ``ssl.SSLObject`` (or a trio.SSLStream) completed
-    a handshake with: the earliest in the verified chain where Python exposes it."""
+    """The expiry (UTC) of the certificate an ``ssl.SSLSocket``, ``ssl.SSLObject`` or
+    trio.SSLStream completed a handshake with: the earliest in the verified chain where Python
+    exposes it."""
     # trio.SSLStream forwards getpeercert but not the chain methods of its SSLObject.
     inner = getattr(ssl_object, "_ssl_object", ssl_object)
     chain = getattr(inner, "get_verified_chain", None)

@@ -4,6 +4,7 @@ A monitor needs a small part of HTTP: open a connection (DNS, TCP, TLS), send on
 ``Connection: close``, read the response head, read at most 64 KiB of body, follow redirects by
 the site's rules. Doing just that on trio streams costs a fraction of the CPU of a general
 client (no pool, no per-request object graph), which decides how many sites one core can watch.
+TLS is OpenSSL on the socket itself, trio only waiting for readiness (:mod:`.tls`).
 The httpx engine (``PROBE_ENGINE=httpx``) does the same through httpx; the probe's tests run
 every failure mode through both, and both must categorise alike.
 
