@@ -94,7 +94,12 @@ def build(db: Database, sites: int, days: int, raw_days: int, every_s: int) -> d
         conn.execute("ANALYZE")
         started = time.perf_counter()
         conn.execute("SELECT uptimelab_advance_rollup(now())")
-        took["raw days rolled up"] = time.perf_counter() - started
+        took["raw days rolled up (advance)"] = time.perf_counter() - started
+        started = time.perf_counter()
+        settled = conn.execute("SELECT uptimelab_settle_rollup(NULL) AS n").fetchone()
+        took[f"raw days settled ({settled['n'] if settled else 0} rows)"] = (
+            time.perf_counter() - started
+        )
         conn.execute("ANALYZE")
     return took
 
@@ -122,7 +127,7 @@ def main() -> None:
     with scratch_database(server) as db:
         took = build(db, args.sites, args.days, args.raw_days, args.every)
         for step, seconds in took.items():
-            print(f"{step}: {seconds:.1f} s")
+            print(f"{step}: {seconds:.1f} s", flush=True)
         with db.connect() as conn:
             counts = conn.execute(
                 "SELECT (SELECT count(*) FROM ping_rollup_daily) AS daily, "

@@ -181,9 +181,12 @@ SET jit = off AS $$
                 ELSE least(s.gap_us, ((extract(epoch FROM r.next_at)
                                        - extract(epoch FROM r.checked_at)) * 1000000)::bigint)
            END,
-           EXISTS (SELECT 1 FROM maint AS m
-                    WHERE (m.site_id IS NULL OR m.site_id = r.site_id)
-                      AND r.checked_at >= m.starts_at AND r.checked_at < m.ends_at)
+           -- The per-ping look-up only where there is a window at all.
+           CASE WHEN NOT EXISTS (SELECT 1 FROM maint) THEN false
+                ELSE EXISTS (SELECT 1 FROM maint AS m
+                              WHERE (m.site_id IS NULL OR m.site_id = r.site_id)
+                                AND r.checked_at >= m.starts_at AND r.checked_at < m.ends_at)
+           END
       FROM runs AS r JOIN site AS s ON s.id = r.site_id
      WHERE r.inside
 $$;
@@ -256,24 +259,33 @@ $$;
 --
 -- ping_rollup_hourly gains, per site and hour, the confirmed down pings and the up and down
 -- spans of its pings (a ping's whole span belongs to the hour of the ping). These depend on
--- neighbouring pings, possibly in later hours, so they are computed when the rollup advances,
--- from the series around the new hours (uptimelab_ping_values reads across hour and day
--- boundaries), as known then. A value that may still change is marked: the (site, hour) rows
--- holding a ping of an open run shorter than D(s) or a latest ping less than G(s) old are listed
--- in ping_rollup_dirty, and so are the rows around a ping written, changed or deleted below the
--- watermark (a replay, an import). The stats read the raw pings of a dirty row instead of the
--- row, and the next advance computes it again. pings, pings_up and the response-time sums stay
--- as sql/003 keeps them (always exact).
+-- neighbouring pings, possibly in later hours and days. A row whose values are not known to be
+-- final is listed in ping_rollup_dirty, and the stats read its raw pings instead: the rows of
+-- new hours (the advance marks them; the advance holds the lock writers wait on, so it does no
+-- more), the rows around a ping written, changed or deleted below the watermark (a replay, an
+-- import; a trigger marks them), and, after a settle, the rows holding a ping of an open run
+-- shorter than D(s) or a latest ping less than G(s) old. uptimelab_settle_rollup computes dirty
+-- rows from the series around each hour (uptimelab_ping_values reads across hour and day
+-- boundaries) without that lock: a bounded share at each stats refresh, all of them in
+-- ul.refresh_stats. pings, pings_up and the response-time sums stay as sql/003 keeps them
+-- (always exact).
 ALTER TABLE ping_rollup_hourly
     ADD COLUMN IF NOT EXISTS pings_down_confirmed integer NOT NULL DEFAULT 0,
     ADD COLUMN IF NOT EXISTS up_us                bigint  NOT NULL DEFAULT 0,
     ADD COLUMN IF NOT EXISTS down_us              bigint  NOT NULL DEFAULT 0;
 
+-- Every site's hours in a range (the edges of a long window, the refresh's 30 days).
+CREATE INDEX IF NOT EXISTS ping_rollup_hourly_hour_idx ON ping_rollup_hourly (hour);
+
+-- seq tells a row marked again while it was being settled from one marked before.
+CREATE SEQUENCE IF NOT EXISTS ping_rollup_dirty_seq;
 CREATE TABLE IF NOT EXISTS ping_rollup_dirty (
     site_id uuid        NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
     hour    timestamptz NOT NULL,
+    seq     bigint      NOT NULL DEFAULT nextval('ping_rollup_dirty_seq'),
     PRIMARY KEY (site_id, hour)
 );
+CREATE INDEX IF NOT EXISTS ping_rollup_dirty_hour_idx ON ping_rollup_dirty (hour);
 
 -- Per site and UTC day (day = its first instant): the sums of its hourly rows, kept for ever
 -- (pruning drops raw pings, never rollups). A day's row is written by the advance that rolls up
@@ -357,9 +369,8 @@ SET jit = off AS $$
             OR (l.k = 1 AND l.checked_at + l.gap_us * interval '1 microsecond' > target))
 $$;
 
--- Advance the rollup (sql/003), then bring the policy columns, the dirty rows and the daily
--- rollup along: the new hours of every site, the dirty rows before the new watermark again,
--- the days of both. Returns the watermark.
+-- Advance the rollup (sql/003); the new rows are dirty until settled, their days' daily rows
+-- are written. Returns the watermark.
 CREATE OR REPLACE FUNCTION uptimelab_advance_rollup(upto timestamptz DEFAULT now())
 RETURNS timestamptz
 LANGUAGE plpgsql
@@ -367,11 +378,6 @@ SET jit = off AS $$
 DECLARE
     mark    timestamptz;
     target  timestamptz := date_trunc('hour', least(upto, now()), 'UTC');
-    d_sites uuid[];
-    d_hours timestamptz[];
-    s_sites     uuid[];
-    s_locations text[];
-    one         record;
 BEGIN
     PERFORM pg_advisory_xact_lock(uptimelab_rollup_lock_key());
     SELECT watermark INTO mark FROM ping_rollup_state;
@@ -393,47 +399,19 @@ BEGIN
            up_response_count = r.up_response_count + EXCLUDED.up_response_count;
     UPDATE ping_rollup_state SET watermark = target;
 
-    -- The dirty rows below the new watermark, taken now: they are computed again below.
-    WITH gone AS (
-        DELETE FROM ping_rollup_dirty AS d WHERE d.hour < target RETURNING d.site_id, d.hour
-    )
-    SELECT array_agg(gone.site_id), array_agg(gone.hour) INTO d_sites, d_hours FROM gone;
-
-    PERFORM uptimelab_rollup_policy_hours(mark, target, NULL);
-    FOR one IN
-        SELECT q.hour, array_agg(q.site_id) AS sites
-          FROM unnest(d_sites, d_hours) AS q (site_id, hour)
-         WHERE q.hour < mark
-         GROUP BY q.hour
-    LOOP
-        PERFORM uptimelab_rollup_policy_hours(one.hour, one.hour + interval '1 hour', one.sites);
-    END LOOP;
-
-    -- The series with a ping in the new hours or in a dirty row: only they can hold a value
-    -- that may still change (any other was settled by an earlier advance).
-    SELECT array_agg(z.site_id), array_agg(z.location) INTO s_sites, s_locations
-      FROM (SELECT p.site_id, p.location FROM pings AS p
-             WHERE p.checked_at >= mark AND p.checked_at < target
-            UNION
-            SELECT p.site_id, p.location
-              FROM unnest(d_sites, d_hours) AS q (site_id, hour)
-              JOIN pings AS p ON p.site_id = q.site_id AND p.checked_at >= q.hour
-                             AND p.checked_at < q.hour + interval '1 hour') AS z;
+    -- The new hours' policy columns are settled later (uptimelab_settle_rollup), outside this
+    -- lock that writers wait on: until then their rows are dirty, and read raw.
     INSERT INTO ping_rollup_dirty (site_id, hour)
-    SELECT u.site_id, u.hour FROM uptimelab_rollup_unsettled(target, s_sites, s_locations) AS u
-      JOIN ping_rollup_hourly AS r ON r.site_id = u.site_id AND r.hour = u.hour
-    ON CONFLICT DO NOTHING;
-
-    -- The daily rows of the days touched: the new hours' days, and the days of dirty rows.
+    SELECT r.site_id, r.hour FROM ping_rollup_hourly AS r
+     WHERE r.hour >= mark AND r.hour < target
+    ON CONFLICT (site_id, hour) DO UPDATE SET seq = EXCLUDED.seq;
+    -- The daily rows of the new hours' days (the sums; the policy columns follow the settle).
     INSERT INTO ping_rollup_daily AS y
     SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
            sum(r.up_response_ms_sum), sum(r.up_response_count), sum(r.pings_down_confirmed),
            sum(r.up_us), sum(r.down_us)
       FROM ping_rollup_hourly AS r
-     WHERE (r.hour >= date_trunc('day', mark, 'UTC') AND r.hour < target)
-        OR (r.site_id, date_trunc('day', r.hour, 'UTC')) IN (
-               SELECT q.site_id, date_trunc('day', q.hour, 'UTC')
-                 FROM unnest(d_sites, d_hours) AS q (site_id, hour))
+     WHERE r.hour >= date_trunc('day', mark, 'UTC') AND r.hour < target
      GROUP BY 1, 2
     ON CONFLICT (site_id, day) DO UPDATE SET
         pings = EXCLUDED.pings, pings_up = EXCLUDED.pings_up,
@@ -442,6 +420,77 @@ BEGIN
         pings_down_confirmed = EXCLUDED.pings_down_confirmed,
         up_us = EXCLUDED.up_us, down_us = EXCLUDED.down_us;
     RETURN target;
+END;
+$$;
+
+-- Settle up to ``max_rows`` dirty rows below the watermark (NULL: all), oldest first: their
+-- policy columns from raw pings (uptimelab_ping_values reads the series around each hour),
+-- then the rows whose values may still change marked dirty again (uptimelab_rollup_unsettled),
+-- then their days' daily rows. It holds no lock that writers wait on; a row marked again while
+-- it was being settled (a late ping) stays dirty. One settle at a time (the others return 0).
+-- Returns the rows settled.
+CREATE OR REPLACE FUNCTION uptimelab_settle_rollup(max_rows integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET jit = off AS $$
+DECLARE
+    mark        timestamptz;
+    d_sites     uuid[];
+    d_hours     timestamptz[];
+    d_seqs      bigint[];
+    s_sites     uuid[];
+    s_locations text[];
+    one         record;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(uptimelab_rollup_lock_key() + 1) THEN
+        RETURN 0;
+    END IF;
+    SELECT watermark INTO mark FROM ping_rollup_state;
+    SELECT array_agg(d.site_id), array_agg(d.hour), array_agg(d.seq)
+      INTO d_sites, d_hours, d_seqs
+      FROM (SELECT * FROM ping_rollup_dirty AS x WHERE x.hour < mark
+             ORDER BY x.hour, x.site_id LIMIT max_rows) AS d;
+    IF d_sites IS NULL THEN
+        RETURN 0;
+    END IF;
+    FOR one IN
+        SELECT q.hour, array_agg(q.site_id) AS sites
+          FROM unnest(d_sites, d_hours) AS q (site_id, hour) GROUP BY q.hour
+    LOOP
+        PERFORM uptimelab_rollup_policy_hours(one.hour, one.hour + interval '1 hour', one.sites);
+    END LOOP;
+    DELETE FROM ping_rollup_dirty AS d
+     USING unnest(d_sites, d_hours, d_seqs) AS q (site_id, hour, seq)
+     WHERE d.site_id = q.site_id AND d.hour = q.hour AND d.seq = q.seq;
+
+    -- The series with a ping in the settled rows: only they can hold a value that may still
+    -- change (any other was settled before).
+    SELECT array_agg(z.site_id), array_agg(z.location) INTO s_sites, s_locations
+      FROM (SELECT DISTINCT p.site_id, p.location
+              FROM unnest(d_sites, d_hours) AS q (site_id, hour)
+              JOIN pings AS p ON p.site_id = q.site_id AND p.checked_at >= q.hour
+                             AND p.checked_at < q.hour + interval '1 hour') AS z;
+    INSERT INTO ping_rollup_dirty (site_id, hour)
+    SELECT u.site_id, u.hour FROM uptimelab_rollup_unsettled(mark, s_sites, s_locations) AS u
+      JOIN ping_rollup_hourly AS r ON r.site_id = u.site_id AND r.hour = u.hour
+    ON CONFLICT DO NOTHING;
+
+    INSERT INTO ping_rollup_daily AS y
+    SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
+           sum(r.up_response_ms_sum), sum(r.up_response_count), sum(r.pings_down_confirmed),
+           sum(r.up_us), sum(r.down_us)
+      FROM (SELECT DISTINCT q.site_id, date_trunc('day', q.hour, 'UTC') AS day
+              FROM unnest(d_sites, d_hours) AS q (site_id, hour)) AS t
+      JOIN ping_rollup_hourly AS r
+        ON r.site_id = t.site_id AND r.hour >= t.day AND r.hour < t.day + interval '24 hours'
+     GROUP BY 1, 2
+    ON CONFLICT (site_id, day) DO UPDATE SET
+        pings = EXCLUDED.pings, pings_up = EXCLUDED.pings_up,
+        up_response_ms_sum = EXCLUDED.up_response_ms_sum,
+        up_response_count = EXCLUDED.up_response_count,
+        pings_down_confirmed = EXCLUDED.pings_down_confirmed,
+        up_us = EXCLUDED.up_us, down_us = EXCLUDED.down_us;
+    RETURN cardinality(d_sites);
 END;
 $$;
 
@@ -458,7 +507,7 @@ BEGIN
     SELECT watermark INTO mark FROM ping_rollup_state;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO ping_rollup_dirty (site_id, hour)
-        SELECT r.site_id, r.hour
+        SELECT DISTINCT r.site_id, r.hour
           FROM (SELECT o.site_id, o.location, min(o.checked_at) AS lo, max(o.checked_at) AS hi
                   FROM old_rows AS o WHERE o.checked_at < mark GROUP BY 1, 2) AS c
           JOIN sites AS s ON s.id = c.site_id
@@ -477,12 +526,12 @@ BEGIN
           JOIN ping_rollup_hourly AS r
             ON r.site_id = c.site_id AND r.hour >= date_trunc('hour', x.h0, 'UTC')
            AND r.hour <= date_trunc('hour', y.h1, 'UTC') AND r.hour < mark
-        ON CONFLICT DO NOTHING;
+        ON CONFLICT (site_id, hour) DO UPDATE SET seq = EXCLUDED.seq;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         IF EXISTS (SELECT 1 FROM new_rows WHERE checked_at < mark) THEN
             INSERT INTO ping_rollup_dirty (site_id, hour)
-            SELECT r.site_id, r.hour
+            SELECT DISTINCT r.site_id, r.hour
               FROM (SELECT n.site_id, n.location, min(n.checked_at) AS lo,
                            max(n.checked_at) AS hi
                       FROM new_rows AS n WHERE n.checked_at < mark GROUP BY 1, 2) AS c
@@ -502,7 +551,7 @@ BEGIN
               JOIN ping_rollup_hourly AS r
                 ON r.site_id = c.site_id AND r.hour >= date_trunc('hour', x.h0, 'UTC')
                AND r.hour <= date_trunc('hour', y.h1, 'UTC') AND r.hour < mark
-            ON CONFLICT DO NOTHING;
+            ON CONFLICT (site_id, hour) DO UPDATE SET seq = EXCLUDED.seq;
         END IF;
     END IF;
     RETURN NULL;
@@ -536,23 +585,16 @@ DROP TRIGGER IF EXISTS pings_rollup_policy_truncate ON pings;
 CREATE TRIGGER pings_rollup_policy_truncate AFTER TRUNCATE ON pings
     FOR EACH STATEMENT EXECUTE FUNCTION uptimelab_rollup_policy_truncated();
 
--- The rollup's hours so far get their policy columns and days once, here.
-DO $$
-DECLARE
-    mark timestamptz;
-BEGIN
-    SELECT watermark INTO mark FROM ping_rollup_state;
-    IF mark > '-infinity' THEN
-        PERFORM uptimelab_rollup_policy_hours('-infinity', mark, NULL);
-        INSERT INTO ping_rollup_daily
-        SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
-               sum(r.up_response_ms_sum), sum(r.up_response_count),
-               sum(r.pings_down_confirmed), sum(r.up_us), sum(r.down_us)
-          FROM ping_rollup_hourly AS r GROUP BY 1, 2
-        ON CONFLICT DO NOTHING;
-    END IF;
-END;
-$$;
+-- The rollup's hours so far: dirty until settled (by the refreshes, or ul.refresh_stats at
+-- once), their days written now.
+INSERT INTO ping_rollup_dirty (site_id, hour)
+SELECT r.site_id, r.hour FROM ping_rollup_hourly AS r ON CONFLICT DO NOTHING;
+INSERT INTO ping_rollup_daily
+SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
+       sum(r.up_response_ms_sum), sum(r.up_response_count), sum(r.pings_down_confirmed),
+       sum(r.up_us), sum(r.down_us)
+  FROM ping_rollup_hourly AS r GROUP BY 1, 2
+ON CONFLICT DO NOTHING;
 
 -- ----------------------------------------------------------------------------------------
 -- Any window, fast: whole days from the daily rollup, whole hours from the hourly one, raw pings
@@ -618,14 +660,20 @@ BEGIN
          WHERE d.hour >= a AND d.hour < c
            AND (only_sites IS NULL OR d.site_id IN (SELECT chosen.id FROM chosen))
         UNION ALL
-        SELECT r.site_id, r.hour, true FROM ping_rollup_hourly AS r
-          JOIN maint AS m ON (m.site_id IS NULL OR m.site_id = r.site_id)
-                         AND m.starts_at < r.hour + interval '1 hour' AND m.ends_at > r.hour
-         WHERE r.hour >= a AND r.hour < c
-           AND (only_sites IS NULL OR r.site_id IN (SELECT chosen.id FROM chosen))
+        SELECT r.site_id, r.hour, true
+          FROM maint AS m
+         CROSS JOIN LATERAL generate_series(
+                   date_trunc('hour', greatest(m.starts_at, a), 'UTC'),
+                   least(m.ends_at, c) - interval '1 microsecond', interval '1 hour') AS g (hour)
+          JOIN ping_rollup_hourly AS r
+            ON r.hour = g.hour AND (m.site_id IS NULL OR m.site_id = r.site_id)
+         WHERE (only_sites IS NULL OR r.site_id IN (SELECT chosen.id FROM chosen))
     ),
     special_hours AS (
-        SELECT s.site_id, s.hour, bool_or(s.in_maintenance) AS in_maintenance
+        -- Under samples without exclusion a dirty row's own columns are exact (sql/003 keeps
+        -- them): only its day is read by the hour.
+        SELECT s.site_id, s.hour, bool_or(s.in_maintenance) AS in_maintenance,
+               pol <> 'samples' OR excl AS read_raw
           FROM special AS s GROUP BY s.site_id, s.hour
     ),
     special_days AS (
@@ -644,7 +692,7 @@ BEGIN
         UNION ALL
         SELECT h.site_id, h.hour - interval '1 microsecond',
                h.hour + interval '1 hour' - interval '1 microsecond'
-          FROM special_hours AS h WHERE h.hour >= raw_from
+          FROM special_hours AS h WHERE h.hour >= raw_from AND h.read_raw
     ),
     raw AS (
         SELECT v.*, NOT (excl AND v.in_maintenance) AS counted
@@ -664,19 +712,23 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM special_days AS sd
                             WHERE sd.site_id = y.site_id AND sd.day = y.day)
         UNION ALL
+        -- Hours: those of [a, c) outside the whole days, and those of a special day.
+        -- A special hour is read raw; where raw pings are gone, a dirty one is taken as it is
+        -- and one that maintenance touches is left out.
         SELECT r.site_id, r.pings, r.pings, r.pings_up, r.pings_down_confirmed, r.up_us,
                r.down_us, r.up_response_ms_sum, r.up_response_count
-          FROM ping_rollup_hourly AS r
-         WHERE r.hour >= a AND r.hour < c
-           AND (only_sites IS NULL OR r.site_id IN (SELECT chosen.id FROM chosen))
-           AND (r.hour < d0 OR r.hour >= d1
-                OR EXISTS (SELECT 1 FROM special_days AS sd
-                            WHERE sd.site_id = r.site_id
-                              AND sd.day = date_trunc('day', r.hour, 'UTC')))
-           -- A special hour is read raw; where raw pings are gone, a dirty one is taken as it
-           -- is and one that maintenance touches is left out.
-           AND NOT EXISTS (SELECT 1 FROM special_hours AS h
-                            WHERE h.site_id = r.site_id AND h.hour = r.hour
+          FROM (SELECT q.* FROM ping_rollup_hourly AS q
+                 WHERE ((q.hour >= a AND q.hour < least(d0, c))
+                        OR (q.hour >= greatest(d1, a) AND q.hour < c))
+                   AND (only_sites IS NULL OR q.site_id IN (SELECT chosen.id FROM chosen))
+                UNION ALL
+                SELECT q.* FROM special_days AS sd
+                  JOIN ping_rollup_hourly AS q
+                    ON q.site_id = sd.site_id AND q.hour >= sd.day
+                   AND q.hour < sd.day + interval '24 hours'
+                 WHERE sd.day >= d0 AND sd.day < d1) AS r
+         WHERE NOT EXISTS (SELECT 1 FROM special_hours AS h
+                            WHERE h.site_id = r.site_id AND h.hour = r.hour AND h.read_raw
                               AND (h.hour >= raw_from OR h.in_maintenance))
         UNION ALL
         SELECT w.site_id, count(*), count(*) FILTER (WHERE w.counted),
@@ -826,6 +878,9 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION uptimelab_settle_per_refresh() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT 200 $$;
+
 -- Advance the rollup, then upsert site_stats under uptime_settings' policy for some sites (a
 -- batch's) or all, and drop the rows of those sites that no longer have a ping. Returns the rows
 -- written. (sql/008's, with the columns of this file.)
@@ -840,6 +895,9 @@ DECLARE
     excl    boolean;
 BEGIN
     PERFORM uptimelab_advance_rollup(now());
+    -- A bounded share of the settling per refresh: an hour's rows are spread over the batches
+    -- of the next minutes instead of one batch (ul.refresh_stats settles all first).
+    PERFORM uptimelab_settle_rollup(uptimelab_settle_per_refresh());
     SELECT u.policy, u.exclude_maintenance INTO pol, excl FROM uptime_settings AS u;
     WITH fresh AS (
         SELECT f.*, c.cert_expires_at

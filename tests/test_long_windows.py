@@ -122,7 +122,11 @@ def test_any_window_from_rollups_is_exact_against_raw_pings(
     for width in (dt.timedelta(days=90), dt.timedelta(days=45, hours=3), dt.timedelta(hours=30)):
         compare(db, T, width, policy)
     with db.connect() as conn:
+        conn.execute("SELECT uptimelab_settle_rollup(NULL)")
+    compare(db, T, dt.timedelta(days=90), policy)
+    with db.connect() as conn:
         conn.execute("SELECT uptimelab_advance_rollup(now())")
+        conn.execute("SELECT uptimelab_settle_rollup(%s)", (data.draw(st.sampled_from([3, None])),))
     compare(db, T, dt.timedelta(days=90), policy)
     compare(db, T - dt.timedelta(days=3, minutes=17), dt.timedelta(days=61), policy)
 
@@ -146,11 +150,18 @@ def test_a_run_across_an_hour_and_a_day_boundary_is_confirmed_in_the_rollups(
         if advance_between:
             # The rollup passes 23:00 and midnight while the run is two pings long.
             conn.execute("SELECT uptimelab_advance_rollup(%s)", (midnight + 30 * US,))
+            new_rows = conn.execute("SELECT count(*) AS n FROM ping_rollup_dirty").fetchone()
+            assert new_rows == {"n": 1}
+            conn.execute("SELECT uptimelab_settle_rollup(NULL)")
             dirty = conn.execute("SELECT hour FROM ping_rollup_dirty").fetchall()
             assert [r["hour"] for r in dirty] == [midnight - dt.timedelta(hours=1)]
     write(db, second)
     with db.connect() as conn:
         conn.execute("SELECT uptimelab_advance_rollup(now())")
+        assert conn.execute("SELECT uptimelab_settle_rollup(2)").fetchone() == {
+            "uptimelab_settle_rollup": 2
+        }
+        conn.execute("SELECT uptimelab_settle_rollup(NULL)")
         hourly = conn.execute(
             "SELECT hour, pings, pings_down_confirmed FROM ping_rollup_hourly ORDER BY hour"
         ).fetchall()

@@ -250,6 +250,8 @@ maintenance_strategy = st.lists(
         [None, dt.timedelta(days=9), dt.timedelta(hours=30), dt.timedelta(hours=2)]
     ),
     off=maintenance_strategy,
+    # How many dirty rows the settle after that advance takes: none, some, all.
+    settle=st.sampled_from([0, 5, None]),
 )
 def test_every_policy_agrees_in_sql_rollups_pandas_and_by_brute_force(
     db: Database,
@@ -259,6 +261,7 @@ def test_every_policy_agrees_in_sql_rollups_pandas_and_by_brute_force(
     exclude: bool,
     rolled: dt.timedelta | None,
     off: list[tuple[uuid.UUID | None, dt.datetime, dt.timedelta]],
+    settle: int | None,
 ) -> None:
     rows = data.draw(histories(t))
     late = data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
@@ -276,6 +279,7 @@ def test_every_policy_agrees_in_sql_rollups_pandas_and_by_brute_force(
     with db.connect() as conn:
         if rolled is not None:
             conn.execute("SELECT uptimelab_advance_rollup(%s)", (t - rolled,))
+            conn.execute("SELECT uptimelab_settle_rollup(%s)", (settle,))
     write(db, [r for r, later in zip(rows, late, strict=True) if later])
     query = f"SELECT {', '.join(COLUMNS)} FROM {{}}(%s, %s, %s)"
     with db.connect() as conn:

@@ -352,16 +352,17 @@ def test_figures_need_no_backend_and_are_not_kept(
 
 FACES: Final = {
     "stats": (
-        "ERROR_CATEGORIES ERROR_DTYPE STATUS_CATEGORIES STATUS_DTYPE WINDOWS certificate_expiry "
-        "error_breakdown "
-        "load_outages load_pings load_site_intervals location_stats outages phase_breakdown "
-        "phase_quantiles quorum_stats quorum_uptime quorum_verdicts reliability "
-        "response_time_quantiles uptime_series window_stats"
+        "ERROR_CATEGORIES ERROR_DTYPE POLICIES SITE_STATS_WINDOWS STATUS_CATEGORIES "
+        "STATUS_DTYPE WINDOWS certificate_expiry error_breakdown load_maintenance "
+        "load_outages load_pings load_site_intervals load_site_settings load_window_stats "
+        "location_stats outages phase_breakdown phase_quantiles ping_values quorum_stats "
+        "quorum_uptime quorum_verdicts reliability response_time_quantiles uptime_series "
+        "window_stats"
     ),
     "analysis": (
         "HtmlTable PERF_JSON_ENV collector_gaps cycle_interval fleet_table html_table "
-        "latency_shifts load_cycles load_perf_results perf_results_path round_lateness site_names "
-        "site_summary sla_table"
+        "latency_shifts load_cycles load_perf_results month_table perf_results_path "
+        "round_lateness site_names site_summary sla_table"
     ),
     "plots": (
         "CATEGORY_COLOURS collector_timeline cycle_durations error_budget error_categories "

@@ -47,6 +47,10 @@ def refresh_stats(
     record_uptime_settings(settings, db=database)
     expand_maintenance(at or dt.datetime.now(dt.UTC), db=database)
     with database.connect() as conn:
+        # Every rollup row settled first (the per-batch refresh settles a share at a time).
+        conn.execute("SELECT uptimelab_advance_rollup(now())")
+    with database.connect() as conn:
+        conn.execute("SELECT uptimelab_settle_rollup(NULL)")
         row = conn.execute(
             "SELECT uptimelab_refresh_site_stats(coalesce(%s, now()), %s) AS n", (at, only)
         ).fetchone()
