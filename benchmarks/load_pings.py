@@ -392,6 +392,10 @@ def main() -> None:
     parser.add_argument("--old", action="store_true", help="measure the loader before ADBC too")
     parser.add_argument("--url", help="a server to make the scratch databases on")
     parser.add_argument("--reuse", help="a database that holds pings already (nothing written)")
+    parser.add_argument(
+        "--methods",
+        help="a comma-separated subset of: " + ", ".join(METHODS) + " (the references are kept)",
+    )
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -399,6 +403,14 @@ def main() -> None:
         return
 
     methods = [m for m in METHODS if args.old or m != "old loader"]
+    if args.methods:
+        wanted = {m.strip() for m in args.methods.split(",")}
+        unknown = wanted - set(METHODS)
+        if unknown:
+            raise SystemExit(f"error: unknown method(s): {', '.join(sorted(unknown))}")
+        archive_too = any(m.startswith("archive") for m in wanted)
+        keep = wanted | {REFERENCE} | ({ARCHIVE_REFERENCE} if archive_too else set())
+        methods = [m for m in METHODS if m in keep]
     with history_database(args) as (url, empty_url), tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         archived = write_archive(url, Path(tmp))
@@ -410,10 +422,11 @@ def main() -> None:
         loadavg = os.getloadavg()
         same = same_frames(url, tmp, empty_url, old=args.old)
 
-    frame_bytes = statistics.median(r["bytes"] for r in results["load_pings"])
-    rows = results["load_pings"][0]["rows"]
+    frame_of = "load_pings" if "load_pings" in results else "archive loader"
+    frame_bytes = statistics.median(r["bytes"] for r in results.get(frame_of, results[REFERENCE]))
+    rows = results[REFERENCE][0]["rows"]
     print(
-        f"{rows} pings; load_pings frame {frame_bytes / 2**20:.0f} MiB; {args.repeat} repetitions;"
+        f"{rows} pings; the loaded frame {frame_bytes / 2**20:.0f} MiB; {args.repeat} repetitions;"
         f" load average {loadavg[0]:.1f} on {os.cpu_count()} cores"
     )
     print(f"{'':16} {'seconds':>22} {'x reference':>22} {'peak / frame':>22} {'rows':>9}")

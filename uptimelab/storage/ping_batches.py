@@ -205,7 +205,16 @@ def archived_pings(
             condition &= ds.field("checked_at") <= pa.scalar(until, _UTC_US)
         if sites is not None:
             condition &= ds.field("site_id").isin(pa.array([str(s) for s in sites], pa.string()))
-        scanner = dataset.scanner(columns=list(PING_COLUMNS), filter=condition)
+        # One file and one batch read ahead, from the system's allocator: the default readahead
+        # held about twice the frame in decoded batches (4.8 M pings: peak 2.9x the frame, now
+        # 1.8x), for no gain in time here.
+        scanner = dataset.scanner(
+            columns=list(PING_COLUMNS),
+            filter=condition,
+            batch_readahead=1,
+            fragment_readahead=1,
+            memory_pool=pa.system_memory_pool(),
+        )
         yield from scanner.to_batches()
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"cannot read the pings archive in {archive_dir}: {exc}") from exc
