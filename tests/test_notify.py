@@ -750,3 +750,33 @@ async def test_a_crash_between_sending_and_marking_sent_repeats_that_message_onl
         await settled(db)
     assert receiver.titles() == ["DOWN: shop", "DOWN: shop", "UP: shop"]
     assert [r["status"] for r in rows(db)] == ["sent", "sent"]
+
+
+async def test_a_collector_collapses_a_flapping_zoo_site_into_one_notice(
+    db: Database, receiver: Receiver, zoo: Zoo
+) -> None:
+    site = ul.add_site(zoo.url("status"), name="flaky", down_after=1, db=db)
+    settings = settings_for(
+        receiver.url(), database_url=db.url, flap_changes=2, flap_window_ms=3_600_000
+    )
+    collector = Collector(db, settings)
+    async with collector.session():
+        for target in ("status", "ok", "status", "ok", "status"):  # five changes of state
+            with db.connect() as conn:
+                conn.execute("UPDATE sites SET url = %s WHERE id = %s", (zoo.url(target), site.id))
+            await collector.cycle()
+    await receiver.until(lambda r: len(r.accepted) == 3)
+    await settled(db)
+    # Told of the first two changes; the third started the flapping, told once for it and the
+    # two after it.
+    assert receiver.titles() == ["DOWN: flaky", "UP: flaky", "FLAPPING: flaky"]
+    assert "more than 2 changes of state" in receiver.accepted[2]["message"]
+    table = rows(db)
+    assert [(r["kind"], r["status"]) for r in table] == [
+        ("down", "sent"),
+        ("recovered", "sent"),
+        ("down", "collapsed"),
+        ("flapping", "sent"),
+        ("recovered", "collapsed"),
+        ("down", "collapsed"),
+    ]

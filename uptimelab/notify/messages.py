@@ -81,12 +81,14 @@ def message_for(
             f"(since {_when(since)}; reminder {t.sequence})."
         )
     elif t.kind == "flapping":
+        why = f" ({t.message})" if t.message else ""
         lead = (
-            f"{name} is flapping{where}: its state changes too often. Further notices are held "
-            "until it is stable."
+            f"{name} is flapping{where}: its state changes too often{why}. Further notices "
+            "are held until it is stable."
         )
     elif t.kind == "stable":
-        lead = f"{name} is stable again{where}; notices resume."
+        now_is = f" ({t.message})" if t.message else ""
+        lead = f"{name} is stable again{where}{now_is}; notices resume."
     else:
         left = (t.at - now).total_seconds() / 86_400
         lead = f"{name}'s certificate expires {_when(t.at)} " + (
@@ -95,9 +97,9 @@ def message_for(
     lines = [lead, f"URL: {redact(site.url)}"]
     if locations:
         lines.append(f"{'Locations' if ', ' in locations else 'Location'}: {locations}")
-    if t.category and t.kind in ("down", "resend", "flapping"):
+    if t.category and t.kind in ("down", "resend"):
         lines.append(f"Category: {t.category}")
-    if t.message and t.kind in ("down", "resend", "flapping"):
+    if t.message and t.kind in ("down", "resend"):
         lines.append(f"First error: {one_line(redact(t.message), 300)}")
     if public_url:
         lines.append(f"{public_url}/site-stats/{site.id}")

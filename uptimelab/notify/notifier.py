@@ -220,7 +220,7 @@ class Notifier:
     ) -> tuple[int, list[Channel]]:
         ids = {t.site_id for t in batch}
         sites = store.sites(conn, ids)
-        flapping = store.flapping(conn, ids)
+        flapping = store.flapping(conn, ids, min(t.at for t in batch))
         # A certificate's notice is asked about now; any other transition at its own time.
         maintained = in_maintenance_batch(
             conn, [(t.site_id, now if t.kind == "cert_expiring" else t.at) for t in batch]
@@ -247,14 +247,23 @@ class Notifier:
         return store.record(conn, rows), seen
 
     def _status_of(
-        self, t: Transition, flapping: set[Any], in_window: bool, now: dt.datetime
+        self,
+        t: Transition,
+        flapping: dict[Any, list[tuple[dt.datetime, dt.datetime | None]]],
+        in_window: bool,
+        now: dt.datetime,
     ) -> tuple[str, str | None]:
         max_age = dt.timedelta(milliseconds=self.settings.notify_max_age_ms)
         if t.kind != "cert_expiring" and t.at < now - max_age:
             return "expired", self._too_old()
         if in_window:
             return "suppressed", "in a maintenance window: recorded, not sent"
-        if t.kind in ("down", "recovered", "resend") and t.site_id in flapping:
+        # A change while the site flapped (the one that started it too) is in the one notice.
+        flapped = any(
+            start <= t.at and (end is None or t.at < end)
+            for start, end in flapping.get(t.site_id, ())
+        )
+        if t.kind in ("down", "recovered", "resend") and flapped:
             return "collapsed", "the site is flapping: told once, until it is stable"
         return "pending", None
 

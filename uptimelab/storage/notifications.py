@@ -82,7 +82,8 @@ SELECT id, coalesce(name, '') AS name, url, coalesce(notify, '{}') AS notify
   FROM sites WHERE id = ANY(%s)
 """
 _FLAPPING = """
-SELECT DISTINCT site_id FROM incident_flapping WHERE ended_at IS NULL AND site_id = ANY(%s)
+SELECT site_id, started_at, ended_at FROM incident_flapping
+ WHERE site_id = ANY(%s) AND (ended_at IS NULL OR ended_at > %s)
 """
 # Where an incident was seen: its own location, or for the quorum verdict's (location NULL) the
 # locations whose own incidents overlap it.
@@ -104,9 +105,15 @@ def sites(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> dict[uuid.
     return {r["id"]: r for r in conn.execute(_SITES, (list(set(ids)),))}
 
 
-def flapping(conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Those of the sites ``ids`` that are flapping now (an open incident_flapping period)."""
-    return {r["site_id"] for r in conn.execute(_FLAPPING, (list(set(ids)),))}
+def flapping(
+    conn: psycopg.Connection[Any], ids: Iterable[uuid.UUID], since: dt.datetime
+) -> dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime | None]]]:
+    """The periods the sites ``ids`` flapped (incident_flapping), as (started_at, ended_at or
+    None while it lasts), of those not over by ``since``."""
+    periods: dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+    for r in conn.execute(_FLAPPING, (list(set(ids)), since)):
+        periods.setdefault(r["site_id"], []).append((r["started_at"], r["ended_at"]))
+    return periods
 
 
 def incident_locations(conn: psycopg.Connection[Any], ids: Iterable[int]) -> dict[int, str]:
