@@ -449,6 +449,15 @@ BEGIN
     )
     UPDATE uptimelab_batch_series AS b SET fresh = true
       FROM added AS a WHERE a.site_id = b.site_id AND a.location = b.location;
+    -- Two collectors (two locations) storing pings of one site at once: the second to get here
+    -- waits for the first to commit, so that it sees the other's pings when it judges the
+    -- quorum verdict (else a verdict that needs both could be missed). 64 buckets by site, taken
+    -- in order: few locks, whatever the batch's size.
+    PERFORM pg_advisory_xact_lock(hashtextextended('uptimelab.incidents.bucket:' || q.bucket, 0))
+       FROM (SELECT DISTINCT abs(hashtextextended(b.site_id::text, 0) % 64) AS bucket
+               FROM uptimelab_batch_series AS b
+              WHERE (SELECT count(*) FROM incident_series AS x WHERE x.site_id = b.site_id) >= 2
+              ORDER BY 1) AS q;
 
     -- The sites with work: a series whose pings were not all up or that has an incident lasting
     -- to or past them (else nothing can change in it), the quorum verdict of a site that two or

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ from uptimelab import stats
 from uptimelab.cli import main
 from uptimelab.config import Settings
 from uptimelab.domain.incidents import Transition
-from uptimelab.domain.pings import PingResult
+from uptimelab.domain.pings import PING_COLUMNS, PingResult
 from uptimelab.errors import SiteError
 from uptimelab.storage.copying import PingCopier
 from uptimelab.storage.database import Database
-from uptimelab.storage.incidents import IncidentRules, list_incidents
+from uptimelab.storage.incidents import IncidentRules, list_incidents, track_incidents
 from uptimelab.storage.maintenance_windows import list_maintenance
 from uptimelab.storage.spool import PingRow
 from uptimelab.storage.writer import Writer
@@ -585,3 +586,48 @@ def test_load_incidents_and_the_summary_per_site(db: Database) -> None:
     assert summary.loc[str(b), "downtime"] == pd.Timedelta(minutes=5)
     assert pd.isna(summary.loc[str(b), "mttr"])
     assert load_incidents(db, since=found["started_at"].iloc[1]).shape[0] == 1
+
+
+def test_two_locations_storing_at_once_see_each_other_for_the_quorum_verdict(
+    db: Database,
+) -> None:
+    """The second to track waits for the first to commit, then counts its ping: the verdict
+    down only with both is found (without the wait it judged each ping alone)."""
+    site = _site(db, down_after=1)
+    rules = IncidentRules(default_interval_ms=60_000)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0) - 2 * MINUTE  # past the rollup's mark
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        PingCopier(rules).write(
+            conn, None, [ping_row(site, now, "eu", True), ping_row(site, now, "us", True)],
+            replay=False,
+        )  # fmt: skip
+    first = [ping_row(site, now + MINUTE, "eu", False)]
+    second = [ping_row(site, now + MINUTE + US, "us", False)]
+    seen: dict[str, list[Transition]] = {}
+    with psycopg.connect(db.url) as a, psycopg.connect(db.url) as b:
+        for conn, rows in ((a, first), (b, second)):
+            with conn.cursor().copy(f"COPY pings ({', '.join(PING_COLUMNS[:9])}) FROM STDIN") as cp:
+                cp.write_row(rows[0])
+        seen["a"] = track_incidents(a, first, rules)
+        b_pid = b.info.backend_pid
+
+        def track_b() -> None:
+            seen["b"] = track_incidents(b, second, rules)
+            b.commit()
+
+        thread = threading.Thread(target=track_b)
+        thread.start()
+        with psycopg.connect(db.url, autocommit=True) as watch:
+            for _ in range(600):  # until b waits on a's lock (a guard, not a sleep to sync)
+                waiting = watch.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (b_pid,)
+                ).fetchone()
+                if waiting and waiting[0] == "Lock":
+                    break
+                watch.execute("SELECT pg_sleep(0.05)")
+            else:
+                pytest.fail("the second transaction never waited for the first")
+        a.commit()
+        thread.join(timeout=60)
+    assert seen["a"] == []
+    assert [(t.kind, t.at) for t in seen["b"]] == [("down", now + MINUTE + US)]
