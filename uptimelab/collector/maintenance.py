@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..storage.maintenance import MaintenanceReport, RetentionPolicy, maintain_once
-
 if TYPE_CHECKING:
+    # Imported when maintenance runs: the archive brings pyarrow (about 90 MB and a second of
+    # start-up), which a collector without RETENTION_DAYS never needs.
+    from ..storage.maintenance import MaintenanceReport, RetentionPolicy
     from .collector import Collector
 
 log = logging.getLogger("uptimelab.collector")
@@ -25,6 +26,8 @@ log = logging.getLogger("uptimelab.collector")
 
 def policy_of(collector: Collector) -> RetentionPolicy:
     """The retention policy of the collector's settings."""
+    from ..storage.maintenance import RetentionPolicy
+
     s = collector.settings
     return RetentionPolicy(s.retention_days, s.archive_dir, s.retention_drop_unarchived)
 
@@ -35,6 +38,8 @@ async def maintain_on_schedule(collector: Collector) -> None:
 
     Cancelled during a run, the worker thread is left to finish the day it is on (a prune stops
     between days; one killed half-way is resumed by the next run)."""
+    from ..storage.maintenance import maintain_once
+
     policy = policy_of(collector)
     interval_s = collector.settings.maintain_interval_ms / 1000
     limiter = trio.CapacityLimiter(1)
