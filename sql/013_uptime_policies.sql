@@ -120,18 +120,21 @@ SET jit = off AS $$
                        + coalesce(s.timeout_ms, u.default_timeout_ms)) AS gap_us
           FROM sites AS s CROSS JOIN uptime_settings AS u
     ),
+    -- A range of every site is a scan by time, a range of one site an index scan of its own.
     core AS (
-        SELECT DISTINCT p.site_id, p.location, p.checked_at, p.status, p.response_time_ms
+        SELECT p.site_id, p.location, p.checked_at, p.status, p.response_time_ms, q.lo, q.hi
           FROM ranges AS q
-          JOIN pings AS p ON (q.site_id IS NULL OR p.site_id = q.site_id)
+          JOIN pings AS p ON p.checked_at > q.lo AND p.checked_at <= q.hi
+         WHERE q.site_id IS NULL
+        UNION ALL
+        SELECT p.site_id, p.location, p.checked_at, p.status, p.response_time_ms, q.lo, q.hi
+          FROM ranges AS q
+          JOIN pings AS p ON p.site_id = q.site_id
                          AND p.checked_at > q.lo AND p.checked_at <= q.hi
+         WHERE q.site_id IS NOT NULL
     ),
     edges AS (
-        SELECT c.site_id, c.location, q.lo, q.hi
-          FROM ranges AS q
-          JOIN core AS c ON (q.site_id IS NULL OR c.site_id = q.site_id)
-                        AND c.checked_at > q.lo AND c.checked_at <= q.hi
-         GROUP BY c.site_id, c.location, q.lo, q.hi
+        SELECT DISTINCT c.site_id, c.location, c.lo, c.hi FROM core AS c
     ),
     context AS (
         SELECT e.site_id, e.location, b.checked_at, b.status, b.response_time_ms
@@ -151,7 +154,9 @@ SET jit = off AS $$
     seq AS (
         SELECT k.site_id, k.location, k.checked_at, k.status, k.response_time_ms,
                bool_or(k.inside) AS inside
-          FROM (SELECT c.*, true AS inside FROM core AS c
+          FROM (SELECT c.site_id, c.location, c.checked_at, c.status, c.response_time_ms,
+                       true AS inside
+                  FROM core AS c
                 UNION ALL
                 SELECT x.*, false FROM context AS x) AS k
          GROUP BY k.site_id, k.location, k.checked_at, k.status, k.response_time_ms
