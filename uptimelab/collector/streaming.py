@@ -310,8 +310,11 @@ class Streaming:
                     sites_owned=len(self.schedule),
                     late_ms=round(self.schedule.late_s(now) * 1000),
                     # A probe in flight ends within its timeout; its batch is stored after the
-                    # lag seen lately (a loaded database makes it seconds), with a margin.
-                    grace_ms=s.ping_timeout_ms
+                    # lag seen lately (a loaded database makes it seconds), with a margin. Before
+                    # its first load a collector has probed nothing: what it gives back is free.
+                    grace_ms=0
+                    if self.held is None
+                    else s.ping_timeout_ms
                     + round((2 * BATCH_SECONDS + 2 * self.store_lag_s) * 1000),
                 )
             )

@@ -159,6 +159,9 @@ def run_fleet(
         stack.callback(poller.stop)
         procs = [_start_collector(env, tmp / f"c{k}", stack) for k in range(collectors)]
         result.per_collector = [CollectorFigures(p.pid) for p in procs]
+        # The run starts when every collector has beaten once: a busy machine takes seconds to
+        # start a Python process, which is not the fleet's time.
+        _wait_for_heartbeats(db, procs, tmp)
         started = time.time()
         result.load_average.append(os.getloadavg()[0])
         kill_at = started + duration_s / 2 if kill_one else None
@@ -264,6 +267,24 @@ def _proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
     return out
+
+
+def _wait_for_heartbeats(db: Database, procs: list[Any], tmp: Path, limit_s: float = 120) -> None:
+    """Until every collector process has a row in ``collectors``; raises when one exits first or
+    ``limit_s`` passes (a hang guard)."""
+    pids = {p.pid for p in procs}
+    deadline = time.monotonic() + limit_s
+    while True:
+        with db.connect() as conn:
+            rows = conn.execute("SELECT pid FROM collectors").fetchall()
+        if pids <= {r["pid"] for r in rows}:
+            return
+        for k, p in enumerate(procs):
+            if p.poll() is not None:
+                raise UptimelabError(f"collector {k} exited early: {_tail(tmp / f'c{k}')}")
+        if time.monotonic() > deadline:
+            raise UptimelabError(f"the collectors did not start within {limit_s:g} s")
+        time.sleep(POLL_S)
 
 
 def _buckets_of(db: Database, pid: int) -> frozenset[int]:
