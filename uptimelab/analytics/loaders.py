@@ -77,10 +77,12 @@ def load_pings(
     archive = None if archive_dir is None else Path(archive_dir).expanduser()
 
     frame = _FrameBuilder()
-    with live_pings(url, lo, hi, site_ids) as (batches, live):
+    if site_ids == []:
+        archive = None  # no site, nothing to look for there
+    with live_pings(url, lo, hi, site_ids, for_archive=archive is not None) as (batches, live):
         for batch in batches:
             frame.add(batch, chunksize)
-    if archive is not None and site_ids != []:
+    if archive is not None:
         for batch in archived_pings(archive, lo, hi, site_ids, live):
             frame.add(batch, chunksize)
     return frame.build()

@@ -99,10 +99,13 @@ def live_pings(
     since: dt.datetime | None,
     until: dt.datetime | None,
     sites: list[uuid.UUID] | None,
+    *,
+    for_archive: bool = True,
 ) -> Iterator[tuple[Iterator[pa.RecordBatch], LiveRead]]:
     """The live pings as a stream of record batches, and a :class:`LiveRead` filled as they go
     by: ``pruned_files`` first, ``days`` with the days of the rows, completed once the rows are
-    all read with the days that have a partition.
+    all read with the days that have a partition. Without ``for_archive`` (no archive to read
+    with them) the :class:`LiveRead` stays empty, and its queries are not made.
 
     Raises StoreError (naming the URL masked) when the database cannot be reached or the query
     fails.
@@ -124,17 +127,20 @@ def live_pings(
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             with conn.cursor() as cur:
-                cur.execute(_HAS_PRUNED_DAYS)
-                if cur.fetchone() == (True,):
-                    cur.execute(_PRUNED_FILES)
-                    read.pruned_files.update(cur.fetch_arrow_table().column(0).to_pylist())
+                if for_archive:
+                    cur.execute(_HAS_PRUNED_DAYS)
+                    if cur.fetchone() == (True,):
+                        cur.execute(_PRUNED_FILES)
+                        read.pruned_files.update(cur.fetch_arrow_table().column(0).to_pylist())
                 cur.execute(pings_query(since, until, sites))
                 for batch in cur.fetch_record_batch():
-                    read.days.update(batch_days(batch))
+                    if for_archive:
+                        read.days.update(batch_days(batch))
                     yield batch
-                cur.execute(_PARTITION_DAYS)
-                listed = cur.fetch_arrow_table().column(0).to_pylist()
-            read.days.update(dt.date.fromisoformat(d) for d in listed)
+                if for_archive:
+                    cur.execute(_PARTITION_DAYS)
+                    listed = cur.fetch_arrow_table().column(0).to_pylist()
+                    read.days.update(dt.date.fromisoformat(d) for d in listed)
         except adbc_driver_manager.Error as exc:
             raise failed("cannot read the pings of", exc) from exc
 
