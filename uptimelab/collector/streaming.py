@@ -290,10 +290,11 @@ class Streaming:
         # otherwise each load the whole fleet (the first to beat holds every bucket for a beat)
         # and keep that memory. The second beat, SETTLE_S later, sees its peers and loads a share.
         await self._beat(load=False)
-        task_status.started()
         await trio.sleep(min(every, SETTLE_S))
         while True:
             await self._beat()
+            task_status.started()  # the first round starts with the sites loaded
+            task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(every)
 
     async def _beat(self, *, load: bool = True) -> None:
