@@ -115,7 +115,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stats": (
         "stats",
         "app",
-        "Uptime and response time per site over 1h, 24h and 7d (the site_stats table).",
+        "Uptime, response time and coverage per site over 1h, 24h, 7d and 30d (the site_stats "
+        "table), any window (--window 90d) or a calendar month (--month 2026-10).",
     ),
     "bench": ("bench", "app", "Benchmarks, run on demand (never part of the tests)."),
 }
