@@ -78,6 +78,7 @@ _PG_TYPES = {
     "FLOAT": "real",
     "DATETIME": "timestamp with time zone",
     "JSONB": "jsonb",
+    "ARRAY": "ARRAY",  # information_schema's name for any array (sites.notify is text[])
 }
 
 
