@@ -345,13 +345,17 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
             writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
         typer.echo(buffer.getvalue(), nl=False)
         return
+    policies = sorted(
+        {r.policy + (", maintenance excluded" * r.maintenance_excluded) for r in rows}
+    )
     table = Table(
         box=None,
-        title="uptime % and mean ms of up pings (- = no pings; red = down now); "
+        title=f"uptime % ({'; '.join(policies) or 'samples'}) and mean ms of up pings "
+        "(- = no pings; red = down now); cov: % of the pings expected over 24h; "
         "cert: days until the certificate expires (yellow = within cert_min_days)",
     )
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
-    for header in ("up 1h", "up 24h", "up 7d", "ms 1h", "ms 24h", "ms 7d", "cert"):
+    for header in ("up 1h", "up 24h", "up 7d", "up 30d", "ms 24h", "cov 24h", "cert"):
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("last UTC", no_wrap=True)
     now = dt.datetime.now(dt.UTC)
@@ -366,9 +370,9 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
             _pct(r.uptime_1h, r.pings_1h),
             _pct(r.uptime_24h, r.pings_24h),
             _pct(r.uptime_7d, r.pings_7d),
-            str(r.avg_response_time_1h),
+            _pct(r.uptime_30d, r.pings_30d),
             str(r.avg_response_time_24h),
-            str(r.avg_response_time_7d),
+            f"{r.coverage_24h:.0f}",
             "-" if days is None else f"{days:.1f}",
             last.strftime("%H:%M" if last.date() == today else "%m-%d"),
             style="red" if r.current_status == "down" else "yellow" if soon else None,
