@@ -22,6 +22,8 @@ from .sites import get_site
 from .windows import check_policy, expand_maintenance, record_uptime_settings
 
 STATS_COLUMNS = tuple(SiteStats.model_fields)
+SETTLE_CHUNK_ROWS = 5000
+"""Dirty rollup rows settled per transaction by :func:`refresh_stats`."""
 SORTABLE = tuple(c for c in STATS_COLUMNS if c not in ("id", "site_id"))
 _SELECT = f"SELECT {', '.join('ss.' + c for c in STATS_COLUMNS)} FROM site_stats AS ss"
 
@@ -47,10 +49,17 @@ def refresh_stats(
     record_uptime_settings(settings, db=database)
     expand_maintenance(at or dt.datetime.now(dt.UTC), db=database)
     with database.connect() as conn:
-        # Every rollup row settled first (the per-batch refresh settles a share at a time).
         conn.execute("SELECT uptimelab_advance_rollup(now())")
+    # Every rollup row settled first (the per-batch refresh settles a share at a time), in
+    # bounded transactions: after sql/013 is applied to a long history every row is dirty once.
+    while True:
+        with database.connect() as conn:
+            settled = conn.execute(
+                "SELECT uptimelab_settle_rollup(%s) AS n", (SETTLE_CHUNK_ROWS,)
+            ).fetchone()
+        if not settled or settled["n"] < SETTLE_CHUNK_ROWS:
+            break
     with database.connect() as conn:
-        conn.execute("SELECT uptimelab_settle_rollup(NULL)")
         row = conn.execute(
             "SELECT uptimelab_refresh_site_stats(coalesce(%s, now()), %s) AS n", (at, only)
         ).fetchone()
