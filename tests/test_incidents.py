@@ -521,6 +521,12 @@ async def test_the_api_serves_incidents_and_maintenance_windows(db: Database) ->
             await client.get("/incidents", params={"site_id": str(uuid.uuid4())})
         ).status_code == 404
         assert (await client.get("/incidents", params={"limit": 0})).status_code == 422
+        recent = {"since": dt.datetime.now(dt.UTC).isoformat()}
+        assert [r["site_id"] for r in (await client.get("/incidents", params=recent)).json()] == [
+            str(b)
+        ]
+        for bad in ("12345", "2.8e-300", "soon"):
+            assert (await client.get("/incidents", params={"since": bad})).status_code == 422
 
         window = {"starts_at": "2026-11-01T03:00:00Z", "ends_at": "2026-11-01T05:00:00Z"}
         assert (await client.post("/maintenance", json=window)).status_code == 401

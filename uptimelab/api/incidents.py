@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
@@ -144,14 +145,18 @@ def add_routes(
         open: Annotated[bool, Query(description="Only incidents still lasting.")] = False,
         site_id: Annotated[uuid.UUID | None, Query(description="Only this site's.")] = None,
         since: Annotated[
-            dt.datetime | None,
-            Query(description="Only incidents lasting at or after this time (no zone: UTC)."),
+            str | None,
+            Query(
+                description="Only incidents lasting at or after this time: ISO 8601 "
+                "(no zone: UTC).",
+                json_schema_extra={"format": "date-time"},
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_INCIDENTS)] = 1000,
     ) -> list[IncidentRecord]:
         """Incidents, newest first (`uptimelab incidents`): each location's and, for a site two
         or more locations report, its quorum verdict's (location null)."""
-        after = None if since is None else _aware(since)
+        after = None if since is None else _time(since, "since")
         found = await in_thread(
             lambda: list_incidents(open_only=open, site=site_id, since=after, limit=limit, db=db)
         )
@@ -217,5 +222,13 @@ def _given(wanted: OneOffWindow | RecurringWindow) -> dict[str, Any]:
     return given
 
 
-def _aware(at: dt.datetime) -> dt.datetime:
+def _time(text: str, name: str) -> dt.datetime:
+    """An ISO 8601 time (no zone: UTC); 422 for anything else (a bare number is no time here,
+    though pydantic would read it as seconds since 1970)."""
+    try:
+        at = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": "give an ISO 8601 time", "type": "value_error"}]
+        ) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
