@@ -6,6 +6,9 @@ samples confirm an incident, ``up_after`` consecutive up ones resolve it). The w
 :func:`track_incidents` in the transaction that stores a batch: the incidents of the series the
 batch touched are recomputed from a safe point before its earliest ping, so a replayed spool or a
 late ping leaves the same table as pings stored in order, and nothing is lost across a restart.
+Its entry point (``sql/017_incident_tracking_fast.sql``) first sets aside, in one statement, the
+sites in which nothing can change (all up, one location, no incident lasting to the batch, not
+flapping): the common case costs a few index probes a ping.
 What changed in each site's own state comes back as :class:`~uptimelab.domain.incidents.Transition`
 values for the notifier.
 """
@@ -30,7 +33,7 @@ from .spool import PingRow
 
 _TRACK = (
     "SELECT kind, site_id, location, at, incident_id, started_at, resolved_at, category, message "
-    "FROM uptimelab_track_incidents(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "FROM uptimelab_track_incidents_fast(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _COLUMNS = (
     "id, site_id, location, started_at, confirmed_at, resolved_at, category, message, down_pings"
@@ -87,6 +90,15 @@ def track_incidents(
     site's own state in time order. Rows of sites that no longer exist are ignored."""
     if not rows:
         return []
+    with conn.cursor(row_factory=dict_row) as cur:
+        found_rows = cur.execute(_TRACK, series_params(rows, rules)).fetchall()
+    return [Transition(**r) for r in found_rows]
+
+
+def series_params(rows: Sequence[PingRow], rules: IncidentRules) -> tuple[Any, ...]:
+    """The arguments of ``uptimelab_track_incidents(_fast)`` for a batch of ping rows: its
+    series (site, location) in order, each with its earliest and latest ping and whether they
+    were all up, then the rules."""
     series: dict[tuple[uuid.UUID, str], list[Any]] = {}
     for row in rows:
         site_id, at, status, location = row[0], row[1], row[2], row[7]
@@ -98,7 +110,7 @@ def track_incidents(
             found[1] = max(found[1], at)
             found[2] = found[2] and status == "up"
     keys = sorted(series, key=lambda k: (str(k[0]), k[1]))
-    params = (
+    return (
         [k[0] for k in keys],
         [k[1] for k in keys],
         [series[k][0] for k in keys],
@@ -109,9 +121,6 @@ def track_incidents(
         rules.flap_changes,
         rules.flap_window_ms,
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        found_rows = cur.execute(_TRACK, params).fetchall()
-    return [Transition(**r) for r in found_rows]
 
 
 def list_incidents(
