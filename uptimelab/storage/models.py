@@ -47,6 +47,10 @@ class PingRollupHourly(SQLModel, table=True):
     pings_up: int
     up_response_ms_sum: int = Field(sa_column=Column(BigInteger, nullable=False))
     up_response_count: int
+    # Added by sql/013_uptime_policies.sql (settled by uptimelab_settle_rollup).
+    pings_down_confirmed: int = 0
+    up_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    down_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class Site(SQLModel, table=True):
