@@ -2,11 +2,12 @@
 
 A site with interval I is due at the points ``phase + k * I`` of a grid whose phase comes from its
 id (the same in every process, so collectors that hand a site over keep its cadence). After a
-probe at time t the next due point is the first grid point g at or after ``t + I / 2`` when g is
-at most ``t + I``; else (the probe was off its grid by more than half an interval: a first probe,
-a catch-up) it is ``g - I / 2``, and g after that. So two probes are always between half an
-interval and an interval apart, missed points are skipped rather than stacked, and an off-grid
-site is back on its grid within two probes. While a site's latest ping
+probe at time t the next due point is the first grid point at or after ``t + I / 2``: a late
+probe never makes the next one come sooner than half an interval, missed points are skipped
+rather than stacked, and the site is back on its grid after one probe (once, after a first
+probe or a catch-up off the grid, that gap is up to 1.5 intervals; stepping back by half an
+interval instead was tried: it costs an extra probe of half the fleet after every start, and
+probes half an interval apart). While a site's latest ping
 is down and it has a retry interval R, it is due again at ``t + R``. A site never probed is due
 at once; so is one whose due point passed: under overload the most overdue go first.
 
@@ -32,16 +33,12 @@ def phase_of(site_id: uuid.UUID, interval_s: float) -> float:
 
 
 def next_due(site_id: uuid.UUID, interval_s: float, probed_at: float) -> float:
-    """When the site is due after a probe at ``probed_at``: the first grid point at or after
-    ``probed_at + interval_s / 2`` if it comes within an interval, else half an interval before
-    it (a step back onto the grid that never leaves the site unprobed for longer than an
-    interval; a gap of 1.5 intervals after every start would break the cadence promise)."""
+    """The first grid point of the site at or after ``probed_at + interval_s / 2``."""
     phase = phase_of(site_id, interval_s)
-    # A grid point within a millisecond of the bound counts as on it: floating point at epoch
+    # A grid point within a millisecond of the bound counts as at it: floating point at epoch
     # seconds would otherwise push an exact half-interval step to the grid point after.
     k = math.ceil((probed_at + interval_s / 2 - phase - _TOLERANCE_S) / interval_s)
-    due = phase + k * interval_s
-    return due if due <= probed_at + interval_s + _TOLERANCE_S else due - interval_s / 2
+    return phase + k * interval_s
 
 
 class Schedule:
