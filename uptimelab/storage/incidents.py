@@ -97,7 +97,7 @@ def track_incidents(
 
 def series_params(rows: Sequence[PingRow], rules: IncidentRules) -> tuple[Any, ...]:
     """The arguments of ``uptimelab_track_incidents(_fast)`` for a batch of ping rows: its
-    series (site, location) in order, each with its earliest and latest ping and whether they
+    series (site, location), each with its earliest and latest ping and whether they
     were all up, then the rules. The arrays go in binary (%b): 10 000 series as text cost the
     server more to parse than judging them."""
     series: dict[tuple[uuid.UUID, str], list[Any]] = {}
@@ -112,13 +112,13 @@ def series_params(rows: Sequence[PingRow], rules: IncidentRules) -> tuple[Any, .
             if at > found[1]:
                 found[1] = at
             found[2] = found[2] and up
-    keys = sorted(series)  # a UUID sorts as its text
+    keys, spans = list(series), list(series.values())  # in the batch's order: SQL sorts
     return (
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [series[k][0] for k in keys],
-        [series[k][1] for k in keys],
-        [series[k][2] for k in keys],
+        [v[0] for v in spans],
+        [v[1] for v in spans],
+        [v[2] for v in spans],
         rules.default_interval_ms,
         rules.quorum,
         rules.flap_changes,
