@@ -31,6 +31,8 @@ from ..text import one_line
 from .database import Database, default_db
 from .spool import PingRow
 
+# The arrays go in binary (%b): 10 000 series as text cost the server more to parse than
+# judging them.
 _TRACK = (
     "SELECT kind, site_id, location, at, incident_id, started_at, resolved_at, category, message "
     "FROM uptimelab_track_incidents_fast(%b, %b, %b, %b, %b, %s, %s, %s, %s)"
@@ -98,8 +100,7 @@ def track_incidents(
 def series_params(rows: Sequence[PingRow], rules: IncidentRules) -> tuple[Any, ...]:
     """The arguments of ``uptimelab_track_incidents(_fast)`` for a batch of ping rows: its
     series (site, location), each with its earliest and latest ping and whether they
-    were all up, then the rules. The arrays go in binary (%b): 10 000 series as text cost the
-    server more to parse than judging them."""
+    were all up, then the rules."""
     series: dict[tuple[uuid.UUID, str], list[Any]] = {}
     for row in rows:
         key, at, up = (row[0], row[7]), row[1], row[2] == "up"
