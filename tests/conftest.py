@@ -34,15 +34,28 @@ hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, data
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
+# Every table a test may fill (a test starts with them empty); the singletons (ping_rollup_state,
+# uptime_settings, uptimelab_identity) and schema_migrations stay. test_db checks the list.
 TABLES = (
     "site_stats",
     "ping_rollup_hourly",
+    "ping_rollup_daily",
+    "ping_rollup_dirty",
     "pings",
+    "pings_pruned_days",
     "monitoring_cycles",
     "sites",
     "collectors",
     "collector_leases",
+    "incidents",
+    "incident_series",
+    "incident_flapping",
+    "notifications",
+    "maintenance",
+    "maintenance_expanded",
+    "maintenance_occurrences",
 )
+KEPT_TABLES = ("ping_rollup_state", "uptime_settings", "uptimelab_identity", "schema_migrations")
 
 
 def database_url(server_url: str, name: str) -> str:

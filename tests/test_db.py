@@ -318,3 +318,16 @@ def test_normalising_stored_urls_that_need_nothing_writes_nothing(db: Database) 
     applied, report = init_database(db)
     assert (applied, report.changed, report.left_alone) == ([], 0, [])
     assert _stored(db) == before
+
+
+def test_each_test_starts_with_every_table_empty_but_the_singletons(db: Database) -> None:
+    """A table the fixture does not empty carries one test's rows into the next (incidents,
+    pruned days): the list in conftest names every table of the schema."""
+    from .conftest import KEPT_TABLES, TABLES
+
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        ).fetchall()
+    assert {r["relname"] for r in rows} == set(TABLES) | set(KEPT_TABLES)

@@ -55,6 +55,9 @@ def history(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]
     ending at END, written through the writer; nothing pruned, no ARCHIVE_DIR."""
     with db.connect() as conn:
         conn.execute("TRUNCATE pings_pruned_days")
+        # Only this history's days: the (empty) day partitions other tests made go.
+        for row in conn.execute("SELECT day FROM uptimelab_pings_partitions()").fetchall():
+            conn.execute(f"DROP TABLE pings_{row['day']:%Y%m%d}")
     monkeypatch.delenv("ARCHIVE_DIR", raising=False)
     write_history(db, f"{DAYS}d", sites=8, every="30m", seed=11, now=END)
     return db
