@@ -235,7 +235,7 @@ maintenance_strategy = st.lists(
 
 @pytest.mark.usefixtures("partitioned")
 @settings(
-    max_examples=40,
+    max_examples=12,  # each example builds and refreshes a history (seconds)
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
