@@ -14,8 +14,8 @@ import trio.testing
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from uptimelab.probe.http1 import ResponseError, read_response
 from uptimelab.probe.phases import PhaseClock
-from uptimelab.probe.transport import LeanClient, ResponseError
 
 Verdict = tuple[str, int | None]  # ("ok", status) or (category, None)
 
@@ -35,9 +35,8 @@ async def lean_verdict(data: bytes, pieces: list[int], method: str) -> Verdict:
         if at >= len(data):
             break
     stream.put_eof()
-    client = LeanClient(ssl_context=None, user_agent="t", body_cap=64 * 1024)  # type: ignore[arg-type]
     try:
-        response = await client._read_response(stream, method, PhaseClock())
+        response = await read_response(stream, method, PhaseClock(), body_cap=64 * 1024)
     except ResponseError as exc:
         return exc.category, None
     return "ok", response.status

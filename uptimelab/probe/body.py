@@ -17,7 +17,7 @@ import brotli  # type: ignore[import-untyped]
 from ..domain.assertions import BODY_LIMIT_BYTES, Body
 from ..domain.redaction import is_secret_header
 from ..domain.sites import Probeable
-from .transport import ResponseError
+from .http1 import ResponseError
 
 ENCODINGS = ("gzip", "deflate", "br")
 ACCEPT_ENCODING = ", ".join(ENCODINGS)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import httpx
 import trio
 
-from .transport import ResponseError
+from .http1 import ResponseError
 
 _REFUSED_ERRNOS = {errno.ECONNREFUSED}
 _NETWORK_ERRNOS = {

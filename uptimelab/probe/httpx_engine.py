@@ -17,8 +17,8 @@ import httpx
 from ..domain.redaction import is_secret_header
 from ..domain.sites import Probeable, status_expected
 from .body import Page
+from .http1 import BODY_CAP_BYTES
 from .phases import PhaseClock
-from .transport import BODY_CAP_BYTES
 
 _LAPS = {
     "connection.connect_tcp.complete": "connect",

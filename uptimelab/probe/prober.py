@@ -41,8 +41,9 @@ from ..domain.sites import Probeable, parse_expected_status, status_expected
 from . import body, httpx_engine
 from .body import Page
 from .categorise import categorise, causes
+from .http1 import BODY_CAP_BYTES, ResponseError
 from .phases import CERT_HAS_EXPIRED, PhaseClock, expired_on
-from .transport import BODY_CAP_BYTES, REDIRECT_CODES, LeanClient, ResponseError, next_hop
+from .transport import REDIRECT_CODES, LeanClient, next_hop
 
 log = logging.getLogger("uptimelab.probe")
 ENGINES = ("lean", "httpx")
