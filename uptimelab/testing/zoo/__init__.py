@@ -15,11 +15,11 @@ Usage::
         url = zoo.url("hang")
 """
 
+from .http1 import MAX_HEAD_BYTES
 from .server import (
     BOMB_DECODED_BYTES,
     HUGE_BODY_LENGTH,
     JSON_DOCUMENT,
-    MAX_HEAD_BYTES,
     SLOW_DRIP_LENGTH,
     ZOO_KEYWORD,
     Zoo,

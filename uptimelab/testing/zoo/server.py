@@ -1,32 +1,28 @@
-"""The zoo's server: a deliberately tiny HTTP/1.1 implementation on trio streams that acts out each
-target's behaviour. It reads the request head (up to :data:`MAX_HEAD_BYTES`), looks only at the
-request line's path, answers with ``Connection: close`` and closes. Plain-HTTP targets share one
-listener, selected by the path ``/t/{name}``; TLS targets live on a second listener whose
-certificate comes from a throw-away trustme CA (all targets do in a zoo whose spec says ``tls``)."""
+"""The zoo's server: listeners on trio streams that act out each target's behaviour. A connection
+brings one request (read by :mod:`.http1`, its head up to 16 KiB), of which only the request
+line's path is looked at; the answer goes with ``Connection: close``, then the server closes.
+Plain-HTTP targets share one listener, selected by the path ``/t/{name}``; TLS targets live on a
+second listener whose certificate comes from a throw-away trustme CA (all targets do in a zoo
+whose spec says ``tls``)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import functools
-import http
 import json
-import re
 import socket
 import ssl
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import trio
 import trustme
 
+from . import http1
 from .targets import EXPECTED_CATEGORY, Behaviour, Target, ZooSpec
-
-MAX_HEAD_BYTES = 16 * 1024
-"""Largest request head (bytes, request line and headers) the zoo reads before answering 431."""
 
 HUGE_BODY_LENGTH = 10_000_000_000
 """Content-Length (bytes) announced by HUGE_BODY targets."""
@@ -58,14 +54,6 @@ _CONNECTION_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 # Behaviours answered on the plain-HTTP listener; REFUSED and DNS are never served, and
 # TLS_UNTRUSTED is served on the TLS listener only.
 _HTTP_SERVED = frozenset(Behaviour) - {Behaviour.REFUSED, Behaviour.DNS, Behaviour.TLS_UNTRUSTED}
-
-
-class _BadRequest(Exception):
-    """The request head could not be used; carries the status (400 or 431) to answer with."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 class Zoo:
@@ -152,13 +140,13 @@ class Zoo:
         if isinstance(stream, trio.SocketStream):
             await stream.send_eof()
         with trio.move_on_after(_DRAIN_S):
-            await _wait_for_eof(stream)
+            await http1.wait_for_eof(stream)
             self.responses_read += 1
 
     async def _converse(self, stream: trio.abc.Stream, routes: Mapping[str, Target]) -> None:
         """Read one request head from ``stream`` and act out the routed target's behaviour."""
         try:
-            read = await _read_head(stream)
+            read = await http1.read_head(stream)
             if read is None:
                 return
             head, rest = read
@@ -166,15 +154,15 @@ class Zoo:
             if isinstance(stream, trio.SSLStream):
                 self.tls_handshakes += 1
                 self.tls_resumed += bool(stream.session_reused)
-            method, path, query = _parse_request_line(head)
-        except _BadRequest as exc:
-            await stream.send_all(_response(exc.status, b"bad request\n"))
+            method, path, query = http1.parse_request_line(head)
+        except http1.BadRequest as exc:
+            await stream.send_all(http1.response(exc.status, b"bad request\n"))
             # Closing with unread request bytes sends RST, which can destroy the answer before
             # the client reads it: half-close instead and drain what the client still sends.
             if isinstance(stream, trio.SocketStream):
                 await stream.send_eof()
                 with trio.move_on_after(_DRAIN_S):
-                    await _wait_for_eof(stream)
+                    await http1.wait_for_eof(stream)
             return
         head_only = method == b"HEAD"
         name, final = path.removeprefix("/t/"), False
@@ -182,29 +170,31 @@ class Zoo:
             name, final = name.removesuffix("/final"), True
         target = routes.get(name) if path.startswith("/t/") else None
         if target is None or (final and target.behaviour is not Behaviour.REDIRECT):
-            await self._answer(stream, _response(404, b"no such target\n", head_only=head_only))
+            await self._answer(
+                stream, http1.response(404, b"no such target\n", head_only=head_only)
+            )
             return
         behaviour = target.behaviour
         if behaviour is Behaviour.HANG:
             # Never answer, but notice when the client gives up: holding every abandoned
             # connection until the zoo stops would exhaust file descriptors in long benchmarks.
-            await _wait_for_eof(stream)
+            await http1.wait_for_eof(stream)
             return
         await trio.sleep(target.latency_ms / 1000)
         self.served[target.name].append(target.latency_ms)
         body = f"{target.name}\n".encode()
         if behaviour in (Behaviour.OK, Behaviour.TLS_UNTRUSTED):
-            await self._answer(stream, _response(200, body, head_only=head_only))
+            await self._answer(stream, http1.response(200, body, head_only=head_only))
         elif behaviour is Behaviour.STATUS:
-            await self._answer(stream, _response(target.status, body, head_only=head_only))
+            await self._answer(stream, http1.response(target.status, body, head_only=head_only))
         elif behaviour is Behaviour.REDIRECT and final:
-            await self._answer(stream, _response(200, body, head_only=head_only))
+            await self._answer(stream, http1.response(200, body, head_only=head_only))
         elif behaviour in (Behaviour.REDIRECT, Behaviour.REDIRECT_LOOP):
             location = target.url + ("/final" if behaviour is Behaviour.REDIRECT else "")
             if behaviour is Behaviour.REDIRECT and "to" in query:
                 # /t/redirect?to=URL redirects there instead (another port, host or scheme).
                 location = query["to"][0]
-            response = _response(302, b"", head_only=head_only, location=location)
+            response = http1.response(302, b"", head_only=head_only, location=location)
             await self._answer(stream, response)
         elif behaviour is Behaviour.RESET:
             if isinstance(stream, trio.SSLStream):
@@ -217,33 +207,35 @@ class Zoo:
         elif behaviour is Behaviour.GARBAGE:
             await stream.send_all(_GARBAGE)
         elif behaviour is Behaviour.SLOW_DRIP:
-            await stream.send_all(_response(200, b"", length=SLOW_DRIP_LENGTH))
+            await stream.send_all(http1.response(200, b"", length=SLOW_DRIP_LENGTH))
             if not head_only:
                 for _ in range(SLOW_DRIP_LENGTH):
                     await stream.send_all(b"x")
                     # Wait out the second listening for the client, so a client that gave up
                     # frees its connection at once rather than at the next failing send.
                     with trio.move_on_after(1.0):
-                        await _wait_for_eof(stream)
+                        await http1.wait_for_eof(stream)
                         return
         elif behaviour is Behaviour.JSON:
             document = json.dumps(JSON_DOCUMENT).encode()
-            response = _response(
+            response = http1.response(
                 200, document, head_only=head_only, content_type="application/json"
             )
             await self._answer(stream, response)
         elif behaviour is Behaviour.GZIP:
             page = zlib.compress(f"{target.name}: {ZOO_KEYWORD}\n".encode(), wbits=16 + 15)
-            response = _response(200, page, head_only=head_only, encoding="gzip")
+            response = http1.response(200, page, head_only=head_only, encoding="gzip")
             await self._answer(stream, response)
         elif behaviour is Behaviour.GZIP_BOMB:
             bomb = await trio.to_thread.run_sync(_gzip_bomb)
-            await self._answer(stream, _response(200, bomb, head_only=head_only, encoding="gzip"))
+            await self._answer(
+                stream, http1.response(200, bomb, head_only=head_only, encoding="gzip")
+            )
         elif behaviour is Behaviour.ECHO:
-            body = await _read_body(stream, head, rest)
+            body = await http1.read_body(stream, head, rest)
             echo = _echo(head, body)
             self.echoed.append(echo["headers"])
-            response = _response(
+            response = http1.response(
                 200,
                 json.dumps(echo).encode(),
                 head_only=head_only,
@@ -251,7 +243,7 @@ class Zoo:
             )
             await self._answer(stream, response)
         elif behaviour is Behaviour.HUGE_BODY:
-            await stream.send_all(_response(200, b"", length=HUGE_BODY_LENGTH))
+            await stream.send_all(http1.response(200, b"", length=HUGE_BODY_LENGTH))
             if not head_only:
                 # send_all blocks while the client is not reading, so this goes exactly as fast
                 # as the client reads, and ends with a failing send when the client closes.
@@ -262,75 +254,6 @@ class Zoo:
                     remaining -= len(chunk)
 
 
-async def _wait_for_eof(stream: trio.abc.Stream) -> None:
-    """Return once the client has closed its side; anything it still sends is discarded."""
-    while await stream.receive_some():
-        pass
-
-
-async def _read_head(stream: trio.abc.Stream) -> tuple[bytes, bytes] | None:
-    """The request head up to the blank line, and what arrived after it (the start of a body);
-    None if the client closed before sending one."""
-    buf = bytearray()
-    while True:
-        data = await stream.receive_some(MAX_HEAD_BYTES)
-        if not data:
-            return None
-        # Only the newly arrived bytes (plus 3 for a terminator split across reads) need a scan.
-        start = max(0, len(buf) - 3)
-        buf += data
-        end = buf.find(b"\r\n\r\n", start)
-        if 0 <= end <= MAX_HEAD_BYTES - 4:
-            return bytes(buf[:end]), bytes(buf[end + 4 :])
-        if end >= 0 or len(buf) >= MAX_HEAD_BYTES:
-            raise _BadRequest(431)
-
-
-def _parse_request_line(head: bytes) -> tuple[bytes, str, dict[str, list[str]]]:
-    """The method, the path and the query's parameters of a request head."""
-    parts = head.split(b"\r\n", 1)[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        raise _BadRequest(400)
-    try:
-        path, _, query = parts[1].decode("ascii").partition("?")
-    except UnicodeDecodeError:
-        raise _BadRequest(400) from None
-    return parts[0], path, parse_qs(query)
-
-
-def _response(
-    status: int,
-    body: bytes,
-    *,
-    head_only: bool = False,
-    location: str | None = None,
-    length: int | None = None,
-    content_type: str = "text/plain; charset=utf-8",
-    encoding: str | None = None,
-) -> bytes:
-    """A complete response: head plus ``body`` unless ``head_only``.
-
-    ``length`` overrides the announced Content-Length (bytes) for bodies streamed afterwards.
-    """
-    try:
-        reason = http.HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    lines = [
-        f"HTTP/1.1 {status} {reason}",
-        "Server: uptimelab-zoo",
-        f"Content-Type: {content_type}",
-        f"Content-Length: {len(body) if length is None else length}",
-        "Connection: close",
-    ]
-    if location is not None:
-        lines.append(f"Location: {location}")
-    if encoding is not None:
-        lines.append(f"Content-Encoding: {encoding}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
-    return head if head_only else head + body
-
-
 @functools.cache
 def _gzip_bomb() -> bytes:
     """BOMB_DECODED_BYTES of zeros, gzipped (made once, in 0.4 s)."""
@@ -338,19 +261,6 @@ def _gzip_bomb() -> bytes:
     zeros = bytes(1024 * 1024)
     parts = [compressor.compress(zeros) for _ in range(BOMB_DECODED_BYTES // len(zeros))]
     return b"".join([*parts, compressor.flush()])
-
-
-async def _read_body(stream: trio.abc.Stream, head: bytes, rest: bytes) -> bytes:
-    """The request body of a head with a Content-Length (at most MAX_HEAD_BYTES), ``rest``
-    being what arrived with the head."""
-    found = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
-    length = min(int(found.group(1)), MAX_HEAD_BYTES) if found else 0
-    while len(rest) < length:
-        data = await stream.receive_some(MAX_HEAD_BYTES)
-        if not data:
-            break
-        rest += data
-    return rest[:length]
 
 
 def _echo(head: bytes, body: bytes) -> dict[str, Any]:
