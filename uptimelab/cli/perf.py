@@ -15,7 +15,7 @@ from rich.table import Table
 from ..config import parse_duration
 from ..errors import ConfigError, UptimelabError
 from ..storage.database import Database, connect
-from ..testing import fleet_perf
+from ..testing import fleet_analysis, fleet_perf
 from ..testing.perf import (
     MEMORY_STRESS_SITES,
     SCENARIOS,
@@ -225,10 +225,10 @@ def _fleet(
     console.print(fleet_table(r))
     if json_file is not None:
         with _written("--json", json_file):
-            json_file.write_text(json.dumps(fleet_perf.as_json(r), indent=1))
+            json_file.write_text(json.dumps(fleet_analysis.as_json(r), indent=1))
 
 
-def fleet_table(r: fleet_perf.FleetResult) -> Table:
+def fleet_table(r: fleet_analysis.FleetResult) -> Table:
     """The figures of a fleet run, one per row."""
 
     def s(value: float | None, unit: str = " s") -> str:
