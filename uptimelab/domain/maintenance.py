@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Self
 
-from croniter import CroniterBadDateError, croniter
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -74,6 +73,8 @@ def check_cron(expression: str) -> str:
     """``expression`` with its spaces made single, if it is a five-field cron expression of
     numbers, ``*``, ranges, steps and lists within each field's bounds that names some time
     (not February 30th); else ValueError."""
+    from croniter import CroniterBadDateError, croniter  # lazy: see _opened_before
+
     text = " ".join(str(expression).split())
     if not _CRON.fullmatch(text) or not _BOUNDED.fullmatch(text) or not croniter.is_valid(text):
         raise ValueError(
@@ -170,12 +171,7 @@ class MaintenanceWindow:
         if self.cron is None:
             return self.starts_at
         last = at if self.ends_at is None or at < self.ends_at else self.ends_at - _US
-        minute = last.astimezone(dt.UTC).replace(second=0, microsecond=0)
-        opened = (
-            minute
-            if croniter.match(self.cron, minute)
-            else croniter(self.cron, minute).get_prev(dt.datetime)
-        )
+        opened = _opened_before(self.cron, last.astimezone(dt.UTC).replace(second=0, microsecond=0))
         return opened if opened >= self.starts_at else None
 
     def contains(self, at: dt.datetime) -> bool:
@@ -191,6 +187,18 @@ class MaintenanceWindow:
 
 
 _US = dt.timedelta(microseconds=1)
+
+
+def _opened_before(cron: str, minute: dt.datetime) -> dt.datetime:
+    """The latest time ``cron`` names at or before ``minute`` (a whole minute, UTC)."""
+    # Imported here, not with the module: croniter (and the dateutil it brings) cost every
+    # collector about 30 ms at start, and only recurring windows need it.
+    from croniter import croniter
+
+    if croniter.match(cron, minute):
+        return minute
+    opened: dt.datetime = croniter(cron, minute).get_prev(dt.datetime)
+    return opened
 
 
 def in_any(windows: list[MaintenanceWindow], site_id: uuid.UUID, at: dt.datetime) -> bool:
