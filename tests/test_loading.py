@@ -32,6 +32,7 @@ from uptimelab.storage.ping_batches import adbc_conninfo
 from uptimelab.storage.retention import prune
 from uptimelab.testing.history import write_history
 
+from .db_snapshot import Snapshot, written_once
 from .test_notebooks import (
     kernel,  # noqa: F401 - the notebooks' kernel, over the mostly archived seeded_url below
 )
@@ -49,17 +50,29 @@ PHASE_COLUMNS = [f"{p}_ms" for p in PHASES]
 INTS = ["status_code", "response_time_ms", *PHASE_COLUMNS]
 
 
+@pytest.fixture(scope="module")
+def kept() -> dict[str, Snapshot]:
+    return {}
+
+
 @pytest.fixture
-def history(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+def history(
+    db: Database, monkeypatch: pytest.MonkeyPatch, kept: dict[str, Snapshot]
+) -> Iterator[Database]:
     """Ten days of a small fleet (every column filled somewhere: errors, phases, certificates)
-    ending at END, written through the writer; nothing pruned, no ARCHIVE_DIR."""
-    with db.connect() as conn:
-        conn.execute("TRUNCATE pings_pruned_days")
-        # Only this history's days: the (empty) day partitions other tests made go.
-        for row in conn.execute("SELECT day FROM uptimelab_pings_partitions()").fetchall():
-            conn.execute(f"DROP TABLE pings_{row['day']:%Y%m%d}")
+    ending at END, written through the writer; nothing pruned, no ARCHIVE_DIR. Written by the
+    module's first test, put back as it was for the others (tests/db_snapshot.py)."""
+
+    def write() -> None:
+        with db.connect() as conn:
+            conn.execute("TRUNCATE pings_pruned_days")
+            # Only this history's days: the (empty) day partitions other tests made go.
+            for row in conn.execute("SELECT day FROM uptimelab_pings_partitions()").fetchall():
+                conn.execute(f"DROP TABLE pings_{row['day']:%Y%m%d}")
+        write_history(db, f"{DAYS}d", sites=8, every="30m", seed=11, now=END)
+
     monkeypatch.delenv("ARCHIVE_DIR", raising=False)
-    write_history(db, f"{DAYS}d", sites=8, every="30m", seed=11, now=END)
+    written_once(kept, db.url, write)
     return db
 
 
@@ -360,11 +373,12 @@ def test_an_unreadable_archive_file_is_a_store_error(
 def mostly_archived(
     create_database: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
-    """Ninety days of history (the most a synthetic history spans), one ping an hour, of which
-    all but the last two days are pruned into an archive."""
+    """Thirty-two days of history (the report's thirty days and more), one ping an hour, of
+    which all but the last two days are pruned into an archive. Not longer: writing a history
+    settles its rollup hour by hour, and ninety days took a minute."""
     url = create_database("uptimelab_archived_notebooks")
     db = connect(url)
-    write_history(db, "90d", sites=12, every="1h", seed=7)
+    write_history(db, "32d", sites=12, every="1h", seed=7)
     archive = tmp_path_factory.mktemp("archive")
     today = dt.datetime.now(dt.UTC).date()
     prune_through(db, archive, today - dt.timedelta(days=2))

@@ -41,6 +41,7 @@ from uptimelab.storage.retention import MAINTENANCE_LOCK, prune, pruned_days
 from uptimelab.storage.site_stats import refresh_stats
 from uptimelab.testing.history import write_history
 
+from .db_snapshot import Snapshot, written_once
 from .test_notebooks import (
     kernel,  # noqa: F401 - the notebooks' kernel, over the pruned history of seeded_url below
 )
@@ -62,12 +63,23 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@pytest.fixture(scope="module")
+def kept() -> dict[str, Snapshot]:
+    return {}
+
+
 @pytest.fixture
-def history(db: Database) -> Iterator[Database]:
-    """Ten days of a small fleet, written through the writer, and no day pruned yet."""
-    with db.connect() as conn:
-        conn.execute("TRUNCATE pings_pruned_days")
-    write_history(db, "10d", sites=8, every="30m", seed=11)
+def history(db: Database, kept: dict[str, Snapshot]) -> Iterator[Database]:
+    """Ten days of a small fleet up to now, written through the writer, and no day pruned yet;
+    written once a quarter of an hour (and each UTC day), put back as it was for the other
+    tests (tests/db_snapshot.py)."""
+
+    def write() -> None:
+        with db.connect() as conn:
+            conn.execute("TRUNCATE pings_pruned_days")
+        write_history(db, "10d", sites=8, every="30m", seed=11)
+
+    written_once(kept, db.url, write, max_age=dt.timedelta(minutes=15))
     return db
 
 
