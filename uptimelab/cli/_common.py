@@ -1,16 +1,28 @@
-"""What the CLI's command groups share: the root options and the consoles."""
+"""What the CLI's command groups share: the root options, the consoles, the output formats and
+the naming of options in errors."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import enum
+import io
+import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from ..domain.redaction import redact
+from ..errors import ConfigError
+from ..text import csv_cell
+
 if TYPE_CHECKING:
     from ..storage.database import Database
+    from ..storage.models import Site
 
 PIPED_WIDTH = 250
 
@@ -52,3 +64,67 @@ def setting_option(field_name: str, flag: str | None = None) -> Any:
     return typer.Option(
         flag or "--" + field_name.replace("_", "-"), help=help_for(field_name), show_default=False
     )
+
+
+class Format(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+
+
+@contextlib.contextmanager
+def flag_errors(*flags: str, **renamed: str) -> Iterator[None]:
+    """Name the option in a library ConfigError about the value of one of ``flags``.
+
+    The CLI's options carry the library's parameter names, and the library's ConfigError about a
+    parameter starts with that name: "sort key 'x' is not one of ..." becomes "--sort: sort key
+    'x' is not one of ...", and "since='7x': use a positive duration ..." (from
+    ``parse_duration``) becomes "--since='7x': use a positive duration ...". ``renamed`` maps a
+    parameter to a flag named otherwise (quorum="--quorum-k"). Others pass as they are.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        named = [(flag.removeprefix("--").replace("-", "_"), flag) for flag in flags]
+        for name, flag in [*named, *renamed.items()]:
+            if text.startswith(name + "="):
+                raise ConfigError(flag + text.removeprefix(name)) from exc
+            if text.startswith(name + " "):
+                raise ConfigError(f"{flag}: {text}") from exc
+        raise
+
+
+def print_records(data: list[dict[str, Any]], format: Format) -> None:
+    """``data`` as JSON (indented) or CSV (a header row, then a row per record) on stdout."""
+    if format is Format.json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    buffer = io.StringIO()
+    if data:
+        writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
+        writer.writeheader()
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
+    typer.echo(buffer.getvalue(), nl=False)
+
+
+def sites_by_id(ctx: typer.Context) -> dict[Any, Site]:
+    """Every site, by id: the names the stats tables show."""
+    from ..storage.sites import list_sites  # here: `uptimelab --help` needs no driver
+
+    return {s.id: s for s in list_sites(db=state(ctx).db())}
+
+
+def site_label(site: Site | None, site_id: object) -> str:
+    """A site as a table names it: its name, else its URL (redacted), else its id."""
+    if site is None:
+        return str(site_id)
+    return site.name or redact(site.url)
+
+
+def pct(value: float, pings: int) -> str:
+    """An uptime cell: one decimal, or ``-`` when no pings were counted."""
+    return "-" if pings == 0 else f"{value:.1f}"

@@ -12,9 +12,9 @@ from rich.table import Table
 from ..storage.site_stats import site_stats
 from ..storage.sites import list_sites
 from ..testing.demo import run_demo
-from ._common import console, state
+from ._common import Format, console, flag_errors, state
 from .collect import reporter_for_terminal
-from .stats import Format, flag_errors, print_stats
+from .stats import print_stats
 
 if TYPE_CHECKING:
     from ..testing.history import HistorySummary

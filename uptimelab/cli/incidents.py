@@ -16,8 +16,7 @@ from ..config import parse_duration
 from ..domain.redaction import redact
 from ..storage.incidents import Incident, list_incidents
 from ..text import span
-from ._common import console, state
-from .stats import Format, FormatOption
+from ._common import Format, FormatOption, console, state
 
 QUORUM = "(quorum)"
 """How the location of an incident of the quorum verdict is shown."""

@@ -12,8 +12,7 @@ from ..config import parse_duration
 from ..domain.redaction import redact
 from ..storage.sites import get_site, list_sites
 from ..text import span
-from ._common import console, state
-from .stats import Format, FormatOption
+from ._common import Format, FormatOption, console, state
 
 if TYPE_CHECKING:
     import pandas as pd

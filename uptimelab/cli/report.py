@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import console, state
-from .stats import flag_errors
+from ._common import console, flag_errors, state
 
 
 class ReportFormat(enum.StrEnum):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
-import enum
 import io
 import json
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import trio
@@ -35,25 +33,26 @@ from ..storage.site_stats import (
     site_stats,
     stats_records,
 )
-from ..storage.sites import list_sites
-from ..storage.windows import POLICIES, WindowStats, record_uptime_settings, window_stats_rows
+from ..storage.windows import POLICIES
 from ..text import csv_cell
-from ._common import console, state
+from ._common import (
+    Format,
+    FormatOption,
+    console,
+    flag_errors,
+    pct,
+    print_records,
+    site_label,
+    sites_by_id,
+    state,
+)
+from .windows import MonthOption, TargetOption, WindowOption, window_or_month
 
 app = typer.Typer(
     help="Uptime, response time and coverage per site over 1h, 24h, 7d and 30d (the site_stats "
     "table), any window (--window 90d) or a calendar month (--month 2026-10).",
     invoke_without_command=True,
 )
-
-
-class Format(enum.StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
 
 
 @app.callback()
@@ -105,20 +104,9 @@ def stats(
             "Env: UPTIME_EXCLUDE_MAINTENANCE.",
         ),
     ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option(
-            help="One window ending now, any length (90d, 365d; at least 1h), from the "
-            "rollups kept for ever and raw pings at its edges."
-        ),
-    ] = None,
-    month: Annotated[
-        str | None,
-        typer.Option(help="One calendar month (UTC), YYYY-MM, with its SLA budget (--target)."),
-    ] = None,
-    target: Annotated[
-        float, typer.Option(help="The SLA's uptime target in percent, for --month.")
-    ] = 99.9,
+    window: WindowOption = None,
+    month: MonthOption = None,
+    target: TargetOption = 99.9,
 ) -> None:
     """List every site's stats (worst 24h uptime first), pooled over all locations, or per
     location (--location), or by quorum (--quorum), or over one window (--window, --month)."""
@@ -129,7 +117,7 @@ def stats(
             raise ConfigError("--window and --month: give one of them")
         if quorum or location is not None:
             raise ConfigError("--window and --month go with neither --location nor --quorum")
-        _window_or_month(ctx, window, month, policy, exclude_maintenance, target, format, sort)
+        window_or_month(ctx, window, month, policy, exclude_maintenance, target, format, sort)
         return
     if quorum and location is not None:
         raise ConfigError("--location and --quorum: give one of them")
@@ -165,90 +153,7 @@ def stats(
                 status=status,
                 db=db,
             )
-    print_stats(rows, format, _sites(ctx))
-
-
-def _window_or_month(
-    ctx: typer.Context,
-    window: str | None,
-    month: str | None,
-    policy: str | None,
-    exclude_maintenance: bool | None,
-    target: float,
-    format: Format,
-    sort: str,
-) -> None:
-    db = state(ctx).db()
-    record_uptime_settings(db=db)
-    if month is not None:
-        from ..analytics.tables import month_table
-
-        with flag_errors("--month", "--policy", "--target"):
-            table = month_table(
-                db,
-                month,
-                target=target,
-                policy=policy,
-                exclude_maintenance=exclude_maintenance,
-            )
-        records = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
-        for r in records:
-            r["counted_from"] = r["counted_from"].isoformat()
-        _print_window(records, format, f"{month} (UTC), target {target}%")
-        return
-    assert window is not None
-    with flag_errors("--window", "--policy"):
-        width = parse_duration(window, name="window")
-        rows = window_stats_rows(
-            width, policy=policy, exclude_maintenance=exclude_maintenance, db=db
-        )
-    sites = _sites(ctx)
-    records = [_window_record(r, sites) for r in rows]
-    key = sort.lstrip("-")
-    key = key if records and key in records[0] else "uptime"
-    records.sort(key=lambda r: (r[key], r["site"] or ""), reverse=sort.startswith("-"))
-    _print_window(records, format, f"the last {window}")
-
-
-def _window_record(row: WindowStats, sites: dict[Any, Site]) -> dict[str, Any]:
-    site = sites.get(row.site_id)
-    return {
-        "site": _label(site, row.site_id),
-        **row.model_dump(mode="json"),
-    }
-
-
-def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> None:
-    if format is not Format.table:
-        _print_records(records, format)
-        return
-    monthly = bool(records) and "budget_left_min" in records[0]
-    table = Table(box=None, title=f"{title}: uptime %, mean ms of up pings, coverage %")
-    table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
-    headers = ["uptime", "ms", "pings", "coverage"]
-    if monthly:
-        headers += ["down min", "budget left min"]
-    for header in headers:
-        table.add_column(header, justify="right", no_wrap=True)
-    for r in records:
-        cells = [
-            _pct(r["uptime"], r["pings"]),
-            str(r["avg_response_time"]),
-            str(r["pings"]),
-            f"{r['coverage']:.1f}",
-        ]
-        if monthly:
-            cells += [f"{r['downtime_min']:.1f}", f"{r['budget_left_min']:.1f}"]
-        table.add_row(r["site"], *cells, style="red" if monthly and not r["met"] else None)
-    console.print(table)
-    cut = [r for r in records if r["from_rollups"]]
-    if cut:
-        since = min(str(r["counted_from"]) for r in cut)
-        console.print(
-            f"from rollups: the raw pings at the window's start are pruned; {len(cut)} site(s) "
-            f"counted from {since} (whole UTC hours)",
-            markup=False,
-        )
+    print_stats(rows, format, sites_by_id(ctx))
 
 
 @app.command("show")
@@ -262,7 +167,7 @@ def show(
     if row is None:
         console.print(f"no pings yet for {redact(site)}", markup=False)
         return
-    print_stats([row], format, _sites(ctx))
+    print_stats([row], format, sites_by_id(ctx))
 
 
 @app.command("refresh")
@@ -305,33 +210,6 @@ def refresh(
     trio.run(scheduled)
 
 
-@contextlib.contextmanager
-def flag_errors(*flags: str, **renamed: str) -> Iterator[None]:
-    """Name the option in a library ConfigError about the value of one of ``flags``.
-
-    The CLI's options carry the library's parameter names, and the library's ConfigError about a
-    parameter starts with that name: "sort key 'x' is not one of ..." becomes "--sort: sort key
-    'x' is not one of ...", and "since='7x': use a positive duration ..." (from
-    ``parse_duration``) becomes "--since='7x': use a positive duration ...". ``renamed`` maps a
-    parameter to a flag named otherwise (quorum="--quorum-k"). Others pass as they are.
-    """
-    try:
-        yield
-    except ConfigError as exc:
-        text = str(exc)
-        named = [(flag.removeprefix("--").replace("-", "_"), flag) for flag in flags]
-        for name, flag in [*named, *renamed.items()]:
-            if text.startswith(name + "="):
-                raise ConfigError(flag + text.removeprefix(name)) from exc
-            if text.startswith(name + " "):
-                raise ConfigError(f"{flag}: {text}") from exc
-        raise
-
-
-def _sites(ctx: typer.Context) -> dict[Any, Site]:
-    return {s.id: s for s in list_sites(db=state(ctx).db())}
-
-
 def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site]) -> None:
     if format is Format.json:
         typer.echo(json.dumps(stats_records(rows, sites.values()), indent=1))
@@ -366,11 +244,11 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
         days = None if r.cert_expires_at is None else (r.cert_expires_at - now) / dt.timedelta(1)
         soon = days is not None and days < (site.cert_min_days if site else 14)
         table.add_row(
-            _label(sites.get(r.site_id), r.site_id),
-            _pct(r.uptime_1h, r.pings_1h),
-            _pct(r.uptime_24h, r.pings_24h),
-            _pct(r.uptime_7d, r.pings_7d),
-            _pct(r.uptime_30d, r.pings_30d),
+            site_label(sites.get(r.site_id), r.site_id),
+            pct(r.uptime_1h, r.pings_1h),
+            pct(r.uptime_24h, r.pings_24h),
+            pct(r.uptime_7d, r.pings_7d),
+            pct(r.uptime_30d, r.pings_30d),
             str(r.avg_response_time_24h),
             f"{r.coverage_24h:.0f}",
             "-" if days is None else f"{days:.1f}",
@@ -380,20 +258,10 @@ def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site
     console.print(table)
 
 
-def _label(site: Site | None, site_id: object) -> str:
-    if site is None:
-        return str(site_id)
-    return site.name or redact(site.url)
-
-
-def _pct(value: float, pings: int) -> str:
-    return "-" if pings == 0 else f"{value:.1f}"
-
-
 def print_location(rows: Sequence[LocationStats], format: Format) -> None:
     """Per-location stats: as json or csv records, or the stats table with a location column."""
     if format is not Format.table:
-        _print_records([r.model_dump(mode="json") for r in rows], format)
+        print_records([r.model_dump(mode="json") for r in rows], format)
         return
     table = Table(box=None, title="per location: uptime % and mean ms of up pings (red = down)")
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
@@ -404,9 +272,9 @@ def print_location(rows: Sequence[LocationStats], format: Format) -> None:
         table.add_row(
             r.name or r.url,
             r.location,
-            _pct(r.uptime_1h, r.pings_1h),
-            _pct(r.uptime_24h, r.pings_24h),
-            _pct(r.uptime_7d, r.pings_7d),
+            pct(r.uptime_1h, r.pings_1h),
+            pct(r.uptime_24h, r.pings_24h),
+            pct(r.uptime_7d, r.pings_7d),
             str(r.avg_response_time_1h),
             str(r.avg_response_time_24h),
             str(r.avg_response_time_7d),
@@ -418,7 +286,7 @@ def print_location(rows: Sequence[LocationStats], format: Format) -> None:
 def print_quorum(rows: Sequence[QuorumStats], format: Format) -> None:
     """Quorum stats: as json or csv records, or a table of uptime and the verdict now."""
     if format is not Format.table:
-        _print_records([r.model_dump(mode="json") for r in rows], format)
+        print_records([r.model_dump(mode="json") for r in rows], format)
         return
     table = Table(
         box=None, title="quorum: uptime % of ping instants; now: locations down/reporting"
@@ -434,22 +302,10 @@ def print_quorum(rows: Sequence[QuorumStats], format: Format) -> None:
         )
         table.add_row(
             r.name or r.url,
-            _pct(r.uptime_1h, r.instants_1h),
-            _pct(r.uptime_24h, r.instants_24h),
-            _pct(r.uptime_7d, r.instants_7d),
+            pct(r.uptime_1h, r.instants_1h),
+            pct(r.uptime_24h, r.instants_24h),
+            pct(r.uptime_7d, r.instants_7d),
             now,
             style="red" if r.current_status == "down" else None,
         )
     console.print(table)
-
-
-def _print_records(data: list[dict[str, Any]], format: Format) -> None:
-    if format is Format.json:
-        typer.echo(json.dumps(data, indent=1))
-        return
-    buffer = io.StringIO()
-    if data:
-        writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
-        writer.writeheader()
-        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
-    typer.echo(buffer.getvalue(), nl=False)
