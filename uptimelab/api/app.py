@@ -1,6 +1,6 @@
-"""The HTTP API (FastAPI): status, health, triggered and dry-run cycles, site stats, Prometheus
-metrics, the OpenAPI document (/openapi.json) and its interactive docs (/docs, from packaged
-assets: no CDN).
+"""The HTTP API (FastAPI): status, health, triggered and dry-run cycles (:mod:`.monitoring`), site
+stats, Prometheus metrics, incidents and maintenance windows (:mod:`.incidents`), the OpenAPI
+document (/openapi.json) and its interactive docs (/docs, from packaged assets: no CDN).
 
 Every database call of a request runs in a worker thread, one hop per request, bounded by a
 CapacityLimiter: the event loop never waits on PostgreSQL. POST endpoints need ``Authorization:
@@ -10,12 +10,9 @@ Bearer <UPTIMELAB_API_TOKEN>`` (see :mod:`.auth`); errors are JSON of one shape 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as dt
-import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import Callable, Collection
 from typing import Annotated, Any, TypeVar
 
 import trio
@@ -26,14 +23,11 @@ from prometheus_client.exposition import choose_encoder
 from starlette.exceptions import HTTPException
 
 from .._version import __version__
-from ..collector import Collector, QuietReporter
+from ..collector import Collector
 from ..config import Settings
-from ..domain.redaction import redact
-from ..domain.state import HealthReport, Status, StoreState
+from ..domain.state import StoreState
 from ..errors import StoreError
-from ..ops.health import health as health_report
 from ..ops.health import local_state, spool_backlog
-from ..ops.health import status as status_report
 from ..storage.database import Database
 from ..storage.queries import site_metrics
 from ..storage.regions import (
@@ -58,11 +52,12 @@ from ..storage.windows import POLICIES
 from .auth import BearerToken, BodyCap, HeadAsGet, HostGuard
 from .errors import error_responses, install_error_handlers
 from .incidents import add_routes as add_incident_routes
-from .inputs import dry_run_request, each_query_value_once, sites_to_test
+from .inputs import each_query_value_once
 from .metrics import AppReporter, Metrics, Scrape
-from .schemas import CycleStarted, DryRun, DryRunRequest, PingOutcome, SiteStatsRecord
+from .monitoring import Monitoring
+from .monitoring import add_routes as add_monitoring_routes
+from .schemas import SiteStatsRecord
 
-log = logging.getLogger("uptimelab.api")
 T = TypeVar("T")
 
 DB_THREADS = 8
@@ -84,118 +79,9 @@ class _Api:
         collector.reporter = self.reporter
         self.token = BearerToken(settings.api_token)
         self._limiter = trio.CapacityLimiter(DB_THREADS)
-        self._nursery: trio.Nursery | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Holds the nursery of triggered cycles; at shutdown the collector stops and its
-        cycle stores what it probed."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            try:
-                yield
-            finally:
-                self._nursery = None
-                self.collector.stop()
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(fn, limiter=self._limiter)
-
-    # -- monitoring ----------------------------------------------------------------------------
-
-    async def status(self) -> Status:
-        """Configuration, cycles and lateness, collectors, sites, breaker, spool and errors
-        (`uptimelab status`)."""
-        return await self._in_thread(lambda: status_report(self.settings, db=self.db))
-
-    async def health(self, response: Response) -> HealthReport:
-        """Health checks (`uptimelab health`: database, last cycle or round, collectors'
-        heartbeats, breaker, spool): 200 when healthy or degraded, 503 when unhealthy."""
-        report = await self._in_thread(lambda: health_report(self.settings, db=self.db))
-        if report.status == "unhealthy":
-            response.status_code = 503
-        return report
-
-    async def trigger(self) -> CycleStarted:
-        """Start a cycle now; GET /monitoring/status shows how it went."""
-        nursery = self._nursery
-        if nursery is None or self.collector.stopping:
-            raise HTTPException(503, "the server is not running or is shutting down")
-        cycle_id, started_at = await nursery.start(self._triggered_cycle)
-        return CycleStarted(
-            cycle_id=cycle_id,
-            started_at=started_at,
-            message="the cycle started; GET /monitoring/status shows how it went",
-        )
-
-    async def _triggered_cycle(
-        self,
-        *,
-        task_status: trio.TaskStatus[tuple[uuid.UUID, dt.datetime]] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Run one cycle; ``task_status.started`` gets its id and start as soon as it runs."""
-        started = False
-
-        def wake() -> None:
-            nonlocal started
-            started = True
-            cycle_id, since = self.collector.current_cycle_id, self.collector.running_since
-            assert cycle_id is not None
-            assert since is not None
-            task_status.started((cycle_id, since))
-
-        self.reporter.start_waiters.append(wake)
-        try:
-            summary = await self.collector.cycle()
-        except Exception as exc:
-            if not started:
-                raise  # to the request: 409, 503
-            # The boundary of a background cycle: it must not take the server down.
-            log.error(
-                "the triggered cycle failed: %s",
-                exc,
-                exc_info=exc,
-                extra={"component": "api", "category": type(exc).__name__},
-            )
-        else:
-            if not started:
-                task_status.started((summary.id, summary.started_at))
-        finally:
-            with contextlib.suppress(ValueError):
-                self.reporter.start_waiters.remove(wake)
-
-    async def dry_run(
-        self, wanted: Annotated[DryRunRequest | None, Depends(dry_run_request)]
-    ) -> DryRun:
-        """A dry-run cycle: probe and return each result, store nothing."""
-        names = None if wanted is None else wanted.sites
-        sites = await self._in_thread(lambda: sites_to_test(self.db, names))
-        by_id = {s.id: s for s in sites}
-        probe = Collector(
-            self.db, self.settings, verify=self.collector.verify, reporter=QuietReporter()
-        )
-        summary = await probe.cycle(dry_run=True, sites=sites)
-        results = [
-            PingOutcome(
-                site_id=p.site_id,
-                name=by_id[p.site_id].name,
-                url=redact(by_id[p.site_id].url),
-                **{f: getattr(p, f) for f in _PING_FIELDS},
-            )
-            for p in summary.pings
-        ]
-        return DryRun(
-            cycle_id=summary.id,
-            started_at=summary.started_at,
-            finished_at=summary.finished_at,
-            duration_ms=summary.duration_ms,
-            sites_checked=summary.sites_checked,
-            up=summary.up,
-            down=summary.down,
-            by_category=summary.by_category,
-            interrupted=summary.interrupted,
-            results=sorted(results, key=lambda r: r.url),
-        )
 
     # -- stats ---------------------------------------------------------------------------------
 
@@ -324,16 +210,6 @@ def _both(columns: Collection[str]) -> list[str]:
     return [*columns, *(f"-{c}" for c in columns)]
 
 
-_PING_FIELDS = (
-    "checked_at",
-    "status",
-    "status_code",
-    "response_time_ms",
-    "error_category",
-    "error_message",
-)
-
-
 def _one_stats(db: Database, site_id: uuid.UUID) -> dict[str, Any] | None:
     """One site's stats as JSON, None when it has none yet; raises UnknownSiteError."""
     row = get_site_stats(site_id, db=db)
@@ -371,6 +247,7 @@ def create_app(
     answered. Each app has its own Prometheus registry.
     """
     api = _Api(settings, db, collector or Collector(db, settings))
+    monitoring = Monitoring(settings, db, api.collector, api.reporter, api._in_thread)
     app = FastAPIOffline(
         title="uptimelab",
         version=__version__,
@@ -381,46 +258,12 @@ def create_app(
         static_url="/docs/assets",
         # No badge from the public validator: the docs make no request beyond this server.
         swagger_ui_parameters={"validatorUrl": None},
-        lifespan=api.lifespan,
+        lifespan=monitoring.lifespan,
     )
     authorized = [Depends(api.token)]
     metrics_content = {"text/plain": {"schema": {"type": "string"}}}
     metrics_content["application/openmetrics-text"] = metrics_content["text/plain"]
     routes = [
-        _Route("/monitoring/status", "GET", api.status, ()),
-        _Route(
-            "/monitoring/health",
-            "GET",
-            api.health,
-            (),
-            {"responses": {503: {"model": HealthReport, "description": "Unhealthy"}}},
-        ),
-        _Route(
-            "/monitoring/trigger",
-            "POST",
-            api.trigger,
-            (401, 409, 503),
-            {"status_code": 202, "dependencies": authorized},
-        ),
-        _Route(
-            "/monitoring/test",
-            "POST",
-            api.dry_run,
-            (401, 404, 409, 413, 422, 503),
-            {
-                "dependencies": authorized,
-                # The body is read by dry_run_request (so that a body of null, or JSON nested
-                # too deep, is 422 like any other invalid one); described here.
-                "openapi_extra": {
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {"schema": DryRunRequest.model_json_schema()}
-                        },
-                    }
-                },
-            },
-        ),
         _Route(
             "/site-stats",
             "GET",
@@ -476,6 +319,7 @@ def create_app(
             },
         ),
     ]
+    add_monitoring_routes(app, monitoring, authorized)
     for route in routes:
         extra = dict(route.extra)
         responses = {**error_responses(*route.errors), **extra.pop("responses", {})}
