@@ -224,14 +224,37 @@ def read_day_file(path: Path) -> DayFile:
 
 
 def _batch_checksum(batch: pa.RecordBatch) -> int:
+    return sum(
+        int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest()[:8]) >> 4
+        for key in batch_keys(batch).to_pylist()
+    )
+
+
+def batch_keys(batch: pa.RecordBatch | pa.Table) -> pa.Array:
+    """Each ping's key as text, ``site_id|microseconds since the epoch|location``: what the key
+    checksum hashes, and what tells two copies of one ping apart (``checked_at`` is a timestamp,
+    ``site_id`` and ``location`` strings)."""
     micros = pc.cast(batch.column("checked_at"), pa.timestamp("us")).cast(pa.int64())
     keys = pc.binary_join_element_wise(
         batch.column("site_id"), pc.cast(micros, pa.string()), batch.column("location"), "|"
     )
-    return sum(
-        int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest()[:8]) >> 4
-        for key in keys.to_pylist()
-    )
+    return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+
+
+def keys_in_file(path: Path, keys: pa.Array) -> list[str]:
+    """Those of ``keys`` (as :func:`batch_keys` writes them) that the archive file ``path``
+    holds. Raises OutputError when the file is missing or cannot be read as Parquet."""
+    found: list[str] = []
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(
+            batch_size=_BATCH_ROWS, columns=["site_id", "checked_at", "location"]
+        ):
+            held = batch_keys(batch)
+            found.extend(held.filter(pc.is_in(held, value_set=keys)).to_pylist())
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"cannot read the archive file {path}: {exc}") from exc
+    return found
 
 
 def key_checksum(keys: Iterable[tuple[str, dt.datetime, str]]) -> int:

@@ -11,6 +11,14 @@ A rerun finds the day still in pings (the transaction never committed) and the f
 it checks that file, writing it again only when it does not match, then drops. So no day is lost,
 none is archived twice (the file has the same name), and none is dropped before its file matched.
 Rows are never DELETEd: the hourly rollup, which a DROP does not touch, keeps counting them.
+
+A day pruned before can come back: pings of it written again (a replayed spool, an import) land
+in the default partition, and the next prune moves them into a day partition of their own and
+archives them as the day's next part. Before that part is written, the pings of it that an
+earlier part already holds (the same key) are deleted from the table through ``pings`` -- the
+one DELETE here: those rows are second copies, and sql/003's trigger takes them back out of the
+rollup, which counted them a second time when they came. So every key is stored once, in the
+table or in one file, and the new pings of the day are archived with it.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.rows
+import pyarrow as pa
 from psycopg import errors as pg_errors
 from psycopg import sql
 
 from ..errors import ConfigError, OutputError, StoreError
-from .archive import DayFile, part_path, read_day_file, write_day
+from .archive import DayFile, batch_keys, keys_in_file, part_path, read_day_file, write_day
 from .database import Database, default_db
 
 MIN_KEEP = dt.timedelta(days=8)
@@ -127,7 +137,8 @@ def prune(
     ``progress(done, total)`` is called as days are done; ``stop`` (set from another thread)
     ends the run after the current day. Raises ConfigError when ``keep`` is under 8 days,
     StoreError when another prune or maintenance holds the lock or the database fails,
-    OutputError when the archive cannot be written.
+    OutputError when the archive cannot be written (or, for a day pruned before and written
+    again since, an earlier file of the day is missing or unreadable).
     """
     check_keep(keep)
     database = default_db(db)
@@ -250,6 +261,10 @@ def _prune_day(
     found = _existing(target)
     for attempt in range(2):
         if found is None:
+            if part and not _remove_archived_copies(conn, plan, archive):
+                with contextlib.suppress(_Mismatch):  # nothing new: no file for this part
+                    _drop(conn, plan, part, None, step, lock_timeout_ms, empty=True)
+                    return PrunedDay(plan.day, 0, None)
             found = write_day(conn, plan.partition, archive, plan.day, part)
             if step is not None:
                 step("written", plan.day)
@@ -262,6 +277,60 @@ def _prune_day(
             continue
         return PrunedDay(plan.day, found.pings, found.path)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _remove_archived_copies(conn: psycopg.Connection[Any], plan: DayPlan, archive: Path) -> int:
+    """Delete from the day's partition the pings whose keys the day's earlier archive files hold
+    (second copies: see the module's docstring); returns the pings left in it. Raises
+    OutputError when an earlier file is missing or unreadable (a copy could not be told from a
+    new ping)."""
+    table = sql.Identifier(plan.partition)
+    earlier = [
+        archive / r["archive_file"]
+        for r in conn.execute(
+            "SELECT archive_file FROM pings_pruned_days"
+            " WHERE day = %s AND archive_file IS NOT NULL ORDER BY part",
+            (plan.day,),
+        ).fetchall()
+    ]
+    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+        rows = cur.execute(
+            sql.SQL("SELECT site_id::text, checked_at, location FROM {}").format(table)
+        ).fetchall()
+    if not earlier or not rows:
+        return len(rows)
+    keys = batch_keys(
+        pa.table(
+            {
+                "site_id": pa.array([r[0] for r in rows], pa.string()),
+                "checked_at": pa.array([r[1] for r in rows], pa.timestamp("us", tz="UTC")),
+                "location": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+    )
+    copies: set[str] = set()
+    for path in earlier:
+        if not path.is_file():
+            raise OutputError(
+                f"{plan.day}: the archive file {path} of an earlier prune of the day is missing:"
+                " its pings cannot be told from the day's new ones"
+            )
+        copies.update(keys_in_file(path, keys))
+    if not copies:
+        return len(rows)
+    sites, micros, locations = zip(*(k.split("|", 2) for k in sorted(copies)), strict=True)
+    lo = dt.datetime.combine(plan.day, dt.time(), dt.UTC)
+    with conn.transaction():
+        # Through pings, not the partition: the rollup's statement triggers are on pings.
+        conn.execute(
+            "DELETE FROM pings AS p"
+            " USING unnest(%s::uuid[], %s::bigint[], %s::text[]) AS k (site_id, us, location)"
+            " WHERE p.checked_at >= %s AND p.checked_at < %s AND p.site_id = k.site_id"
+            " AND p.checked_at = 'epoch'::timestamptz + k.us * interval '1 microsecond'"
+            " AND p.location = k.location",
+            (list(sites), [int(m) for m in micros], list(locations), lo, lo + dt.timedelta(1)),
+        )
+    return len(rows) - len(copies)
 
 
 def _existing(path: Path) -> DayFile | None:
