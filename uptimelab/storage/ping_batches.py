@@ -11,7 +11,9 @@ Which archive files are read, so that no ping counts twice or goes missing while
 a file whose day was recorded as pruned (``pings_pruned_days``, read before the live rows) holds
 rows the table no longer has, and is read; any other file (written, its partition not yet
 dropped) is read only when its day is neither among the days the live rows touch nor among the
-partitions left after they were read.
+partitions left after they were read. A day pruned and then written again (a replayed spool)
+may hold live copies of archived pings until the next prune takes them out: the archived rows
+whose keys the live rows of such a day hold are left out, so a key counts once.
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ from psycopg.conninfo import make_conninfo
 from ..domain.pings import PING_COLUMNS
 from ..domain.redaction import mask_url, scrub
 from ..errors import StoreError
-from .archive import ARCHIVE_SCHEMA, PARTITIONING, pings_dir
+from .archive import ARCHIVE_SCHEMA, PARTITIONING, batch_keys, pings_dir
 from .database import CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_MS
 
 _DAY_US = 86_400_000_000
+BATCH_BYTES = 4 << 20
+"""The size of the record batches asked of ADBC's driver (``batch_size_hint_bytes``; its default
+of 16 MiB made batches of about 11 MiB, which the driver's buffer and the batch being made compact
+held beside the frame: 2.2x a 30 MiB frame at its peak)."""
+_BATCH_HINT = "adbc.postgresql.batch_size_hint_bytes"
 _UTC_US = pa.timestamp("us", tz="UTC")
 
 
@@ -91,6 +98,11 @@ class LiveRead:
 
     pruned_files: set[str] = field(default_factory=set)
     days: set[dt.date] = field(default_factory=set)
+    pruned_days: set[dt.date] = field(default_factory=set)
+    """The days of ``pruned_files``."""
+    keys: set[str] = field(default_factory=set)
+    """The keys (:func:`~uptimelab.storage.archive.batch_keys`) of the live rows of
+    ``pruned_days``: pings written again after their day was pruned."""
 
 
 @contextlib.contextmanager
@@ -132,10 +144,15 @@ def live_pings(
                     if cur.fetchone() == (True,):
                         cur.execute(_PRUNED_FILES)
                         read.pruned_files.update(cur.fetch_arrow_table().column(0).to_pylist())
+                        read.pruned_days.update(_file_days(read.pruned_files))
+                cur.adbc_statement.set_options(**{_BATCH_HINT: str(BATCH_BYTES)})
                 cur.execute(pings_query(since, until, sites))
                 for batch in cur.fetch_record_batch():
                     if for_archive:
-                        read.days.update(batch_days(batch))
+                        days = batch_days(batch)
+                        read.days.update(days)
+                        if not read.pruned_days.isdisjoint(days):
+                            read.keys.update(_keys_of_days(batch, read.pruned_days))
                     yield batch
                 if for_archive:
                     cur.execute(_PARTITION_DAYS)
@@ -160,6 +177,39 @@ def batch_days(batch: pa.RecordBatch) -> set[dt.date]:
     micros = times.view(pa.int64()).to_numpy(zero_copy_only=False)
     epoch = dt.date(1970, 1, 1)
     return {epoch + dt.timedelta(days=int(d)) for d in np.unique(micros // _DAY_US)}
+
+
+def _file_days(files: set[str]) -> set[dt.date]:
+    days = set()
+    for name in files:
+        folder = Path(name).parent.name
+        with contextlib.suppress(ValueError):
+            days.add(dt.date.fromisoformat(folder.removeprefix("date=")))
+    return days
+
+
+def _keys_of_days(batch: pa.RecordBatch, days: set[dt.date]) -> list[str]:
+    """The keys of the batch's rows on ``days`` (a rare few: pings written again after their
+    day was pruned), as ``site_id|microseconds|location``."""
+    import numpy as np
+
+    times = pc.cast(batch.column("checked_at"), _UTC_US, memory_pool=pa.system_memory_pool())
+    micros = times.view(pa.int64()).to_numpy(zero_copy_only=False)
+    epoch = dt.date(1970, 1, 1)
+    wanted = np.array([(d - epoch).days for d in days], dtype=np.int64)
+    rows = np.flatnonzero(np.isin(micros // _DAY_US, wanted))
+    sites = batch.column("site_id").take(pa.array(rows)).to_pylist()
+    locations = batch.column("location").take(pa.array(rows)).to_pylist()
+    return [
+        f"{_site_text(site)}|{int(micros[k])}|{location}"
+        for site, k, location in zip(sites, rows, locations, strict=True)
+    ]
+
+
+def _site_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return str(uuid.UUID(bytes=value))
+    return str(uuid.UUID(str(value)))
 
 
 def archived_pings(
@@ -221,6 +271,11 @@ def archived_pings(
             fragment_readahead=1,
             memory_pool=pa.system_memory_pool(),
         )
-        yield from scanner.to_batches()
+        if not live.keys:
+            yield from scanner.to_batches()
+            return
+        written_again = pa.array(sorted(live.keys), pa.string())
+        for batch in scanner.to_batches():
+            yield batch.filter(pc.invert(pc.is_in(batch_keys(batch), value_set=written_again)))
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"cannot read the pings archive in {archive_dir}: {exc}") from exc
