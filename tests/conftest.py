@@ -54,6 +54,8 @@ TABLES = (
     "maintenance",
     "maintenance_expanded",
     "maintenance_occurrences",
+    "notification_losses",
+    "collector_uptime_settings",
 )
 KEPT_TABLES = ("ping_rollup_state", "uptime_settings", "uptimelab_identity", "schema_migrations")
 
@@ -116,6 +118,12 @@ def db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     """The run's database with empty tables; the environment points the CLI at it too."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        # The recorded uptime policy changes only when one is given explicitly: back to the
+        # defaults, so that one test's policy is not the next one's.
+        conn.execute(
+            "UPDATE uptime_settings SET policy = DEFAULT, exclude_maintenance = DEFAULT, "
+            "changed_at = NULL, changed_by = NULL"
+        )
     monkeypatch.setenv("UPTIMELAB_DATABASE_URL", db_url)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("UPTIMELAB_DATA_DIR", str(tmp_path / "data"))

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -431,6 +432,39 @@ async def test_offering_never_waits_and_a_full_queue_loses_nothing(
         await until_rows(db, lambda t: len(t) == len(many))
     assert notifier.state.lost == 0
     assert [r["incident_id"] for r in rows(db)] == list(range(len(many)))
+
+
+async def test_transitions_lost_past_a_full_queue_are_in_the_database_and_degrade_health(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = ul.add_site("https://shop.example/", name="shop", db=db)
+    assert {c.name: c for c in health(db=db).checks}["notifications"].status == "healthy"
+    # A queue of 2 and an overflow of 3: of 10 transitions offered at once, 5 are lost.
+    notifier = Notifier(transact_with(db), settings_for(), periodic_s=60, queue=2, overflow=3)
+    with caplog.at_level(logging.ERROR):
+        notifier.offer([down(site.id, i) for i in range(10)])
+    assert notifier.state.lost == 5
+    assert caplog.text.count("notification queue full") == 5
+    await notifier.flush()  # records what it kept, and the count of what it lost
+    with db.connect() as conn:
+        (loss,) = conn.execute("SELECT * FROM notification_losses").fetchall()
+    assert loss["notifier_id"] == notifier.id
+    assert loss["lost"] == 5
+    assert loss["pid"] == os.getpid()
+    assert loss["last_key"] == down(site.id, 9).key
+    check = {c.name: c for c in health(db=db).checks}["notifications"]
+    assert check.status == "degraded"
+    assert check.detail.startswith("5 transition(s) of the last day lost, never recorded nor told")
+    assert f"pid {os.getpid()}" in check.detail
+    assert "\n" not in check.detail
+    # Later losses of the same notifier add up in its one row.
+    notifier.offer([down(site.id, i) for i in range(10, 20)])
+    await notifier.flush()
+    with db.connect() as conn:
+        assert conn.execute("SELECT lost FROM notification_losses").fetchall() == [{"lost": 10}]
+        # A day later, it is history: health is healthy again.
+        conn.execute("UPDATE notification_losses SET last_lost_at = now() - interval '25 hours'")
+    assert {c.name: c for c in health(db=db).checks}["notifications"].status == "healthy"
 
 
 # -- redaction --------------------------------------------------------------------------------

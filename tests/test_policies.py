@@ -4,6 +4,7 @@ rollup path, the stored site_stats, pandas and a brute force agree exactly (issu
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import uuid
 from collections.abc import Iterator
@@ -14,15 +15,23 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pytest
+import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import uptimelab as ul
 from uptimelab import stats
 from uptimelab.api.app import create_app
+from uptimelab.collector.collector import Collector
 from uptimelab.config import Settings
+from uptimelab.ops.health import health, status
 from uptimelab.storage.database import Database
-from uptimelab.storage.windows import expand_maintenance, maintenance_windows
+from uptimelab.storage.windows import (
+    expand_maintenance,
+    maintenance_windows,
+    note_collector_uptime_settings,
+    record_uptime_settings,
+)
 
 from .test_api import running
 from .test_site_stats import edges
@@ -426,3 +435,138 @@ async def test_the_api_computes_site_stats_under_a_policy(db: Database) -> None:
     assert confirmed[0]["pings_1h"] == stored[0]["pings_1h"]
     assert (stored[0]["uptime_1h"], confirmed[0]["uptime_1h"]) == (50.0, pytest.approx(66.66667))
     assert bad.status_code == 422
+
+
+# -- the policy in force: recorded when given, adopted by collectors, shown --------------------
+
+
+def recorded(db: Database) -> tuple[str, bool, str | None]:
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT policy, exclude_maintenance, changed_by FROM uptime_settings"
+        ).fetchone()
+    assert row is not None
+    return row["policy"], row["exclude_maintenance"], row["changed_by"]
+
+
+def recorded_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The collector's log lines saying it recorded its uptime settings."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("recorded ")]
+
+
+def test_the_recorded_policy_changes_only_when_one_is_given(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UPTIME_POLICY", raising=False)
+    monkeypatch.delenv("UPTIME_EXCLUDE_MAINTENANCE", raising=False)
+    record_uptime_settings(Settings.load(uptime_policy="time"), db=db)
+    policy, exclude, by = recorded(db)
+    assert (policy, exclude) == ("time", False)
+    assert by is not None
+    assert by.startswith("refresh on ")
+    # Nothing given (a `maintain` from cron, a notebook's refresh): the policy stays.
+    record_uptime_settings(Settings.load(), db=db)
+    ul.refresh_stats(db=db)
+    assert recorded(db)[:2] == ("time", False)
+    monkeypatch.setenv("UPTIME_EXCLUDE_MAINTENANCE", "true")
+    ul.refresh_stats(db=db)
+    assert recorded(db)[:2] == ("time", True)
+    record_uptime_settings(Settings.load(uptime_policy="samples"), db=db)
+    assert recorded(db)[:2] == ("samples", True)
+
+
+async def test_a_collector_started_with_a_policy_records_it_and_refreshes_site_stats(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    reset(db, "samples")
+    site = SITES[1][0]  # down_after 2
+    now = dt.datetime.now(dt.UTC)
+    with db.connect() as conn:
+        for day in (-1, 0, 1):
+            conn.execute(
+                "SELECT uptimelab_ensure_pings_partition(%s)", (now.date() + dt.timedelta(day),)
+            )
+        conn.execute("UPDATE sites SET is_active = false")  # nothing for the collector to probe
+    statuses = [True, False, True, False, False, True]
+    write(db, [(site, now - (6 - i) * MIN, "x", up, 100) for i, up in enumerate(statuses)])
+    ul.refresh_stats(db=db)
+    before = ul.get_site_stats(site, db=db)
+    assert before is not None
+    assert (before.policy, before.uptime_1h) == ("samples", pytest.approx(50.0))
+
+    collector = Collector(db, Settings.load(database_url=db.url, uptime_policy="confirmed"))
+    with caplog.at_level(logging.INFO, logger="uptimelab.collector"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collector.run)
+            with trio.fail_after(60):  # a guard against a hang: the log line is waited on
+                while not recorded_lines(caplog):  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+            collector.stop()
+    (line,) = recorded_lines(caplog)
+    assert line.startswith(
+        "recorded UPTIME_POLICY=confirmed, UPTIME_EXCLUDE_MAINTENANCE=false "
+        "(was UPTIME_POLICY=samples, UPTIME_EXCLUDE_MAINTENANCE=false): site_stats of "
+    ), line
+    assert " site(s) refreshed under it in " in line
+    policy, _, by = recorded(db)
+    assert policy == "confirmed"
+    assert by is not None
+    assert by.startswith("collector ")
+    after = ul.get_site_stats(site, db=db)
+    assert after is not None
+    # The lone down ping was a retry: under `confirmed` it counts as up.
+    assert (after.policy, after.uptime_1h) == ("confirmed", pytest.approx(100 * 4 / 6))
+
+
+def test_a_collector_given_no_policy_notes_nothing_and_follows_the_recorded_one(
+    db: Database,
+) -> None:
+    reset(db, "time")
+    me = uuid.uuid4()
+    with db.connect() as conn:
+        assert note_collector_uptime_settings(conn, me, Settings.load()) is None
+        same = note_collector_uptime_settings(conn, me, Settings.load(uptime_policy="time"))
+        assert same is None  # given, but what is recorded already
+        noted = conn.execute("SELECT policy, exclude_maintenance FROM collector_uptime_settings")
+        assert noted.fetchall() == [{"policy": "time", "exclude_maintenance": None}]
+    assert recorded(db)[:2] == ("time", False)
+
+
+def test_health_and_status_report_a_collector_whose_policy_was_recorded_over(
+    db: Database,
+) -> None:
+    reset(db, "samples")
+    me = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO collectors (id, host, pid, location, region_code) "
+            "VALUES (%s, 'box', 4242, 'eu-west', 'EU')",
+            (me,),
+        )
+        change = note_collector_uptime_settings(conn, me, Settings.load(uptime_policy="time"))
+    assert change is not None
+    assert (change[0].policy, change[1].policy) == ("samples", "time")
+    checks = {c.name: c for c in health(db=db).checks}
+    assert checks["uptime"].status == "healthy", checks["uptime"].detail
+    assert "UPTIME_POLICY=time" in checks["uptime"].detail
+
+    # Another process is given its own policy explicitly and records it.
+    record_uptime_settings(Settings.load(uptime_policy="samples"), db=db)
+    checks = {c.name: c for c in health(db=db).checks}
+    check = checks["uptime"]
+    assert check.status == "degraded"
+    assert "\n" not in check.detail
+    assert f"collector {str(me)[:8]} on box pid 4242 (eu-west) was started with " in check.detail
+    assert "UPTIME_POLICY=time" in check.detail
+    assert "kept under UPTIME_POLICY=samples" in check.detail
+    shown = status(db=db).database.uptime
+    assert shown is not None
+    assert (shown.policy, shown.exclude_maintenance) == ("samples", False)
+    assert shown.changed_by is not None
+    assert shown.changed_by.startswith("refresh on ")
+    assert len(shown.disagreeing) == 1
+    assert "UPTIME_POLICY=time" in shown.disagreeing[0]
+
+    with db.connect() as conn:  # it stopped: nothing disagrees any more
+        conn.execute("UPDATE collectors SET stopped_at = now()")
+    assert {c.name: c for c in health(db=db).checks}["uptime"].status == "healthy"

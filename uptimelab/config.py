@@ -305,6 +305,15 @@ class Settings(BaseSettings):
         description="A transition older than this (a replayed spool) is recorded but not sent, "
         f"in milliseconds; 1000 to {MAX_NOTIFY_AGE_MS} (7 d).",
     )
+    notifications_retention_days: int = Field(
+        default=90,
+        ge=8,
+        le=MAX_RETENTION_DAYS,
+        description="Days of notification rows kept when RETENTION_DAYS is unset (with it, "
+        "they go with the pings); `maintain` deletes older ones that are not pending; 8 to "
+        f"{MAX_RETENTION_DAYS}. At least 8: longer than NOTIFY_MAX_AGE_MS can be, so that a "
+        "replayed transition whose row was pruned is recorded as too old, never sent again.",
+    )
     notify_retry_delay_ms: int = Field(
         default=5000,
         ge=10,

@@ -92,6 +92,21 @@ def _print_status(report: Status) -> None:
             )
         if db.sites is not None:
             out(f"sites: {db.sites.active} active of {db.sites.total}", markup=False)
+        if db.uptime is not None:
+            u = db.uptime
+            changed = (
+                ""
+                if u.changed_at is None
+                else f" (set by {u.changed_by}, {u.changed_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+            out(
+                f"uptime policy in force: {u.policy}, maintenance "
+                f"{'excluded' if u.exclude_maintenance else 'counted'}{changed}",
+                markup=False,
+                soft_wrap=True,
+            )
+            for line in u.disagreeing:
+                out(f"UPTIME SETTINGS DISAGREE: {line}", markup=False, soft_wrap=True)
         if db.tls_unverified_sites:
             shown = ", ".join(f"{s.name or s.url} ({s.id})" for s in (db.tls_unverified or [])[:5])
             more = db.tls_unverified_sites - min(5, len(db.tls_unverified or []))

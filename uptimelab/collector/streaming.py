@@ -38,6 +38,7 @@ from ..storage.writer import Writer
 from .maintenance import maintain_on_schedule
 from .reporting import CycleSummary, cycle_error
 from .schedule import Schedule
+from .uptime_policy import adopt_uptime_settings
 
 if TYPE_CHECKING:
     from .collector import Collector
@@ -126,6 +127,7 @@ class Streaming:
                 trio.open_nursery() as nursery,
             ):
                 await nursery.start(self._fleet)
+                nursery.start_soon(adopt_uptime_settings, self.collector, self.writer, self.id)
                 nursery.start_soon(self._learning)
                 if self.collector.notifier is not None:
                     nursery.start_soon(self.collector.notifier.run)

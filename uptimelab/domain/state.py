@@ -232,6 +232,23 @@ class LastCycle(BaseModel):
     pings_by_category: dict[str, int] = Field(default_factory=dict)
 
 
+class UptimeSettingsState(BaseModel):
+    """The uptime policy in force: what site_stats is kept under, recorded in the database."""
+
+    policy: str = Field(description="UPTIME_POLICY in force: samples, confirmed or time.")
+    exclude_maintenance: bool = Field(description="UPTIME_EXCLUDE_MAINTENANCE in force.")
+    changed_at: dt.datetime | None = Field(
+        default=None, description="When it was last changed (null: not since schema 18)."
+    )
+    changed_by: str | None = Field(
+        default=None, description="What changed it: a collector at start, or a refresh."
+    )
+    disagreeing: list[str] = Field(
+        default_factory=list,
+        description="Running collectors started with other uptime settings, one line each.",
+    )
+
+
 class DatabaseStatus(BaseModel):
     """What the database says; only ``reachable`` and ``error`` when it cannot be reached."""
 
@@ -265,6 +282,9 @@ class DatabaseStatus(BaseModel):
         default=None, description="The first 100 of them, soonest first."
     )
     pings_table_bytes: int | None = None
+    uptime: UptimeSettingsState | None = Field(
+        default=None, description="The uptime policy in force (null: not known)."
+    )
 
 
 class ErrorReport(BaseModel):

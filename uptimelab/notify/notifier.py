@@ -15,7 +15,8 @@ The table is the queue: a row exists before its message is sent, so delivery is 
 (a crash between sending and marking it sent repeats that one message) and (key, channel) is
 unique, so that a transition reported twice (a replayed spool, another collector) is told once.
 A full channel does not make the writer wait: the transitions wait in a bounded overflow that the
-recorder empties first; past it they are counted as lost, loudly.
+recorder empties first; past it they are counted as lost, loudly: logged, and added up in the
+notification_losses table with the next batch recorded, where health (in any process) sees them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import os
+import socket
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,13 +80,24 @@ class DeliveryState:
     failing: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Lost:
+    """Losses not yet added to the notification_losses table."""
+
+    count: int = 0
+    first_at: dt.datetime | None = None
+    last_at: dt.datetime | None = None
+    last_key: str | None = None
+
+
 class Notifier:
     """Tells people of transitions through apprise. Hand it transitions with :meth:`offer`
     (never blocks); run :meth:`run` in the collector's nursery.
 
     ``transact`` runs a function in one database transaction in a worker thread (the writer's
     :meth:`~uptimelab.storage.writer.Writer.transact`, or :func:`transact_with` of a Database);
-    it raises StoreError.
+    it raises StoreError. ``queue`` and ``overflow`` bound the transitions waiting to be
+    recorded (in the channel, then beyond it).
     """
 
     def __init__(
@@ -92,15 +107,20 @@ class Notifier:
         *,
         periodic_s: float = PERIODIC_S,
         poll_s: float = POLL_S,
+        queue: int = QUEUE_TRANSITIONS,
+        overflow: int = OVERFLOW_TRANSITIONS,
     ) -> None:
         self.transact = transact
         self.settings = settings
         self.periodic_s = periodic_s
         self.poll_s = poll_s
+        self.id = uuid.uuid4()  # its row in notification_losses, should it ever lose one
+        self.overflow = overflow
+        self._lost = _Lost()
         self.global_channels = tuple(Channel(u.get_secret_value()) for u in settings.notify_urls)
         self.channels: dict[str, Channel] = {c.shown: c for c in self.global_channels}
         self.state = DeliveryState()
-        self._send, self._receive = trio.open_memory_channel[Transition](QUEUE_TRANSITIONS)
+        self._send, self._receive = trio.open_memory_channel[Transition](queue)
         self._overflow: deque[Transition] = deque()
         self._unrecorded: deque[Transition] = deque()  # taken by the recorder, not yet recorded
         self._recorded = trio.Event()
@@ -122,9 +142,14 @@ class Notifier:
                     continue
                 except trio.WouldBlock:
                     pass
-            if len(self._overflow) + len(self._unrecorded) >= OVERFLOW_TRANSITIONS:
+            if len(self._overflow) + len(self._unrecorded) >= self.overflow:
                 self.state.lost += 1
                 self._taken += 1
+                lost = self._lost
+                lost.count += 1
+                lost.last_at = dt.datetime.now(dt.UTC)
+                lost.first_at = lost.first_at or lost.last_at
+                lost.last_key = transition.key
                 log.error(
                     "notification queue full: transition %s NOT recorded (%d lost)",
                     transition.key,
@@ -205,8 +230,14 @@ class Notifier:
             self._unrecorded.append(self._overflow.popleft())
         batch = list(itertools.islice(self._unrecorded, RECORD_BATCH))
         now = dt.datetime.now(dt.UTC)
-        # A failure leaves the batch where it is: recorded on the next try, not lost.
-        new, channels = await self.transact(lambda conn: self._record(conn, batch, now))
+        losses = self._losses()
+        # A failure leaves the batch where it is: recorded on the next try, not lost. The
+        # losses so far go with it (in the same transaction), so that health sees them.
+        new, channels = await self.transact(lambda conn: self._record(conn, batch, now, losses))
+        if losses is not None:
+            self._lost.count -= losses.lost  # more may have been lost during the hop
+            if not self._lost.count:
+                self._lost = _Lost()
         for _ in batch:
             self._unrecorded.popleft()
         self._taken += len(batch)
@@ -215,9 +246,30 @@ class Notifier:
         self.state.recorded += new
         self._recorded.set()
 
+    def _losses(self) -> store.Losses | None:
+        lost = self._lost
+        if not lost.count or lost.first_at is None or lost.last_at is None:
+            return None
+        return store.Losses(
+            notifier_id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            location=self.settings.monitoring_location,
+            lost=lost.count,
+            first_lost_at=lost.first_at,
+            last_lost_at=lost.last_at,
+            last_key=lost.last_key,
+        )
+
     def _record(
-        self, conn: psycopg.Connection[Any], batch: Sequence[Transition], now: dt.datetime
+        self,
+        conn: psycopg.Connection[Any],
+        batch: Sequence[Transition],
+        now: dt.datetime,
+        losses: store.Losses | None = None,
     ) -> tuple[int, list[Channel]]:
+        if losses is not None:
+            store.record_losses(conn, losses)
         ids = {t.site_id for t in batch}
         sites = store.sites(conn, ids)
         flapping = store.flapping(conn, ids, min(t.at for t in batch))

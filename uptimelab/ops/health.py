@@ -29,6 +29,7 @@ from ..domain.state import (
     SpoolBacklog,
     Status,
     StoreState,
+    UptimeSettingsState,
 )
 from ..errors import LocalStateError, StoreError, UptimelabError
 from ..notify.channels import Channel
@@ -37,6 +38,7 @@ from ..storage.database import Database, connect
 from ..storage.local_state import find_local_state
 from ..storage.queries import health_facts, status_facts
 from ..storage.spool import Spool
+from ..storage.windows import Disagreement, UptimeSettings, uptime_settings_report
 from ..text import one_line
 
 __all__ = ["HealthReport", "Status", "health", "local_state", "spool_backlog", "status"]
@@ -104,6 +106,8 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
         )
     except UptimelabError as exc:
         facts = DatabaseStatus(reachable=False, error=one_line(exc, 300))
+    if database is not None and facts.reachable:
+        facts.uptime = _uptime_state(database, settings)
     collector, spool = local_state(settings, database)
     store = collector.store if collector is not None else None
     since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
@@ -181,6 +185,7 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     checks.append(_collectors_check(collectors, settings.collector_lease_ms))
     checks.append(_certificates_check(expiring))
     checks.append(_notifications_check(database, settings.db_timeout_ms))
+    checks.append(_uptime_check(database, settings))
 
     breaker = store.breaker
     if breaker is None:
@@ -209,33 +214,101 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
 
 
 def _notifications_check(database: Database | None, timeout_ms: int) -> Check:
-    """Degraded when a channel fails to take its messages (a dead receiver: they wait, retried)
-    or a message of the last day was never delivered; channels are named redacted."""
+    """Degraded when a notifier lost transitions in the last day (offered past its full queue:
+    never recorded, so never told), when a channel fails to take its messages (a dead receiver:
+    they wait, retried) or a message of the last day was never delivered; channels are named
+    redacted. Read from the database: the notifier may run in another process."""
     try:
         if database is None:
             raise StoreError("the database is unreachable")
-        channels = notifications.delivery_report(database, timeout_ms=timeout_ms)
+        report = notifications.delivery_report(database, timeout_ms=timeout_ms)
     except UptimelabError as exc:
         return Check(name="notifications", status=DEGRADED, detail="not known: " + one_line(exc))
+    channels = report.channels
+    problems: list[str] = []
+    if report.losses:
+        lost = sum(n.lost for n in report.losses)
+        latest = report.losses[0]
+        at = latest.last_lost_at.astimezone(dt.UTC).strftime("%H:%M:%S UTC")
+        others = len(report.losses) - 1
+        problems.append(
+            f"{lost} transition(s) of the last day lost, never recorded nor told: the queue "
+            f"was full in the notifier on {latest.host} pid {latest.pid} ({latest.location}), "
+            f"last at {at}" + (f", and {others} other notifier(s)" if others else "")
+        )
     failing = [c for c in channels if c["failing"]]
-    undelivered = sum(c["undelivered"] for c in channels)
     if failing:
         worst = failing[0]
         since = worst["failing_since"].astimezone(dt.UTC).strftime("%H:%M:%S UTC")
-        detail = (
+        problems.append(
             f"{len(failing)} of {len(channels)} channel(s) failing; {worst['last_error']} "
             f"({worst['waiting']} waiting since {since})"
         )
-        return Check(name="notifications", status=DEGRADED, detail=one_line(detail, 400))
-    if undelivered:
-        detail = f"{undelivered} message(s) of the last day never delivered (see notifications)"
-        return Check(name="notifications", status=DEGRADED, detail=detail)
+    undelivered = sum(c["undelivered"] for c in channels)
+    if undelivered and not failing:
+        problems.append(
+            f"{undelivered} message(s) of the last day never delivered (see notifications)"
+        )
+    if problems:
+        return Check(
+            name="notifications", status=DEGRADED, detail=one_line("; ".join(problems), 400)
+        )
     waiting = sum(c["waiting"] for c in channels)
     detail = f"{len(channels)} channel(s) used in the last day, none failing"
     return Check(
         name="notifications",
         status=HEALTHY,
         detail=detail + (f"; {waiting} waiting" if waiting else ""),
+    )
+
+
+def _disagreement(d: Disagreement, recorded: UptimeSettings) -> str:
+    return (
+        f"collector {str(d.collector_id)[:8]} on {d.host} pid {d.pid} ({d.location}) was "
+        f"started with {d.describe()}, but site_stats is kept under {recorded.describe()}"
+        + (f" (set by {recorded.changed_by})" if recorded.changed_by else "")
+    )
+
+
+def _uptime_state(database: Database, settings: Settings) -> UptimeSettingsState | None:
+    """The uptime policy in force for status; None when it cannot be read (a database of an
+    older schema: status is shown without it)."""
+    try:
+        recorded, disagreeing = uptime_settings_report(
+            database, lease_ms=settings.collector_lease_ms, timeout_ms=settings.db_timeout_ms
+        )
+    except UptimelabError:
+        return None
+    return UptimeSettingsState(
+        policy=recorded.policy,
+        exclude_maintenance=recorded.exclude_maintenance,
+        changed_at=recorded.changed_at,
+        changed_by=recorded.changed_by,
+        disagreeing=[_disagreement(d, recorded) for d in disagreeing],
+    )
+
+
+def _uptime_check(database: Database | None, settings: Settings) -> Check:
+    """The uptime policy in force (the one recorded in the database: site_stats is kept under
+    it); degraded when a running collector was started with other uptime settings explicitly
+    (another process recorded its own since: that collector's per-batch refresh follows the
+    recorded ones, not its own)."""
+    try:
+        if database is None:
+            raise StoreError("the database is unreachable")
+        recorded, disagreeing = uptime_settings_report(
+            database, lease_ms=settings.collector_lease_ms, timeout_ms=settings.db_timeout_ms
+        )
+    except UptimelabError as exc:
+        return Check(name="uptime", status=DEGRADED, detail="not known: " + one_line(exc))
+    if disagreeing:
+        more = f" (and {len(disagreeing) - 1} more)" if len(disagreeing) > 1 else ""
+        detail = _disagreement(disagreeing[0], recorded) + more
+        return Check(name="uptime", status=DEGRADED, detail=one_line(detail, 400))
+    return Check(
+        name="uptime",
+        status=HEALTHY,
+        detail=f"in force: {recorded.describe()}; no running collector was started with others",
     )
 
 

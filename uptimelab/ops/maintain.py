@@ -18,10 +18,13 @@ log = logging.getLogger("uptimelab.maintain")
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
-    """The retention policy the settings ask for: RETENTION_DAYS, ARCHIVE_DIR and
-    RETENTION_DROP_UNARCHIVED."""
+    """The retention policy the settings ask for: RETENTION_DAYS, ARCHIVE_DIR,
+    RETENTION_DROP_UNARCHIVED and NOTIFICATIONS_RETENTION_DAYS."""
     return RetentionPolicy(
-        settings.retention_days, settings.archive_dir, settings.retention_drop_unarchived
+        settings.retention_days,
+        settings.archive_dir,
+        settings.retention_drop_unarchived,
+        notifications_days=settings.notifications_retention_days,
     )
 
 
@@ -31,7 +34,8 @@ def maintain(
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> MaintenanceReport:
-    """Run the regular tasks once: partitions ahead, prune by RETENTION_DAYS, refresh stats.
+    """Run the regular tasks once: partitions ahead, prune by RETENTION_DAYS, delete old
+    notifications (RETENTION_DAYS, else NOTIFICATIONS_RETENTION_DAYS), refresh stats.
 
     Returns the report (one line per task). Raises ConfigError for bad settings, StoreError
     when the database fails, OutputError when the archive cannot be written.

@@ -4,6 +4,8 @@ One run, under the database's maintenance lock (so with many collectors one of t
 
     partitions   make the daily partitions of today and the next 7 days
     prune        by RETENTION_DAYS: into ARCHIVE_DIR, or dropped when RETENTION_DROP_UNARCHIVED
+    notifications  delete the rows older than RETENTION_DAYS (unset: NOTIFICATIONS_RETENTION_DAYS)
+                 that are not pending, nor of an incident still open
     stats        refresh site_stats, and the planner's statistics of today's and yesterday's
                  partitions (the ones whose contents change)
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from . import notifications
 from .database import Database, default_db
 from .retention import (
     PARTITIONS_AHEAD_DAYS,
@@ -35,11 +38,18 @@ from .site_stats import refresh_stats
 @dataclass(frozen=True)
 class RetentionPolicy:
     """What the prune task does: keep ``retention_days`` of raw pings (None: everything), and
-    archive older days into ``archive_dir``, or drop them unarchived when ``drop_unarchived``."""
+    archive older days into ``archive_dir``, or drop them unarchived when ``drop_unarchived``.
+    Notifications are kept ``retention_days`` too, or ``notifications_days`` without it."""
 
     retention_days: int | None = None
     archive_dir: Path | None = None
     drop_unarchived: bool = False
+    notifications_days: int = 90
+
+    @property
+    def notifications_kept_days(self) -> int:
+        """Days of notifications kept: RETENTION_DAYS, else NOTIFICATIONS_RETENTION_DAYS."""
+        return self.retention_days if self.retention_days is not None else self.notifications_days
 
 
 @dataclass
@@ -49,6 +59,7 @@ class MaintenanceReport:
     lines: list[str] = field(default_factory=list)
     prune: PruneResult | None = None
     skipped: bool = False
+    notifications_pruned: int = 0
 
 
 def maintain_once(
@@ -78,6 +89,12 @@ def maintain_once(
         )
         report.lines.append(
             _prune_line(policy, database, at, report, progress, stop, lock_timeout_ms)
+        )
+        days = policy.notifications_kept_days
+        report.notifications_pruned = notifications.prune(database, at - dt.timedelta(days=days))
+        report.lines.append(
+            f"notifications: {report.notifications_pruned} row(s) older than {days} days "
+            "deleted (pending ones and those of open incidents kept)"
         )
         sites = refresh_stats(db=database)
         analysed = _analyse_recent(database, at.astimezone(dt.UTC).date())

@@ -288,11 +288,104 @@ def delivery(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return list(conn.execute(_DELIVERY))
 
 
-def delivery_report(db: Database, *, timeout_ms: int) -> list[dict[str, Any]]:
-    """:func:`delivery` on a connection of its own (health). Raises StoreError when the
-    database cannot be reached or has no notifications table yet."""
+@dataclass(frozen=True, slots=True)
+class Losses:
+    """Transitions a notifier lost (offered past its full queue: never recorded)."""
+
+    notifier_id: uuid.UUID
+    host: str
+    pid: int
+    location: str
+    lost: int
+    first_lost_at: dt.datetime
+    last_lost_at: dt.datetime
+    last_key: str | None
+
+
+_RECORD_LOSSES = """
+INSERT INTO notification_losses AS l (notifier_id, host, pid, location, lost, first_lost_at,
+                                      last_lost_at, last_key)
+VALUES (%(notifier_id)s, %(host)s, %(pid)s, %(location)s, %(lost)s, %(first_lost_at)s,
+        %(last_lost_at)s, %(last_key)s)
+ON CONFLICT (notifier_id) DO UPDATE
+   SET lost = l.lost + EXCLUDED.lost,
+       first_lost_at = least(l.first_lost_at, EXCLUDED.first_lost_at),
+       last_lost_at = greatest(l.last_lost_at, EXCLUDED.last_lost_at),
+       last_key = EXCLUDED.last_key
+"""
+_LOSSES = """
+SELECT notifier_id, host, pid, location, lost, first_lost_at, last_lost_at, last_key
+  FROM notification_losses
+ WHERE last_lost_at > now() - interval '24 hours'
+ ORDER BY last_lost_at DESC
+"""
+
+
+def record_losses(conn: psycopg.Connection[Any], losses: Losses) -> None:
+    """Add ``losses.lost`` to the notifier's count of lost transitions (its row made at the
+    first)."""
+    values = {f: getattr(losses, f) for f in Losses.__slots__}
+    values["host"] = values["host"][:300]
+    values["location"] = values["location"][:300]
+    values["last_key"] = None if losses.last_key is None else losses.last_key[:300]
+    conn.execute(_RECORD_LOSSES, values)
+
+
+def losses(conn: psycopg.Connection[Any]) -> list[Losses]:
+    """The notifiers that lost transitions in the last day, the latest loss first."""
+    return [Losses(**r) for r in conn.execute(_LOSSES)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What health reads of the notifications: :func:`delivery` per channel, and :func:`losses`."""
+
+    channels: list[dict[str, Any]]
+    losses: list[Losses]
+
+
+def delivery_report(db: Database, *, timeout_ms: int) -> DeliveryReport:
+    """:func:`delivery` and :func:`losses` on a connection of their own (health). Raises
+    StoreError when the database cannot be reached or has no notifications tables yet."""
     try:
         with db.connect(timeout_ms=timeout_ms) as conn:
-            return delivery(conn)
+            return DeliveryReport(delivery(conn), losses(conn))
     except psycopg.Error as exc:
         raise StoreError(f"notifications not readable: {one_line(exc, 200)}") from exc
+
+
+# Rows whose story is over (sent, expired, suppressed, collapsed, failed: all but pending) and
+# that were recorded before the cut-off; never a row of an incident still open (its "down"
+# notice is what NOTIFY_RESEND_MS reminds from). In slices, so that a long-unpruned table does
+# not hold one huge delete's locks and WAL at once. The slice's ids as an array: `id IN
+# (SELECT ...)` was planned as a hash semi-join over a scan of the whole table (0.6-1.2 s a slice
+# of 10 000 on a million rows); `= ANY(ARRAY(...))` reads them by the primary key.
+_PRUNE = """
+DELETE FROM notifications WHERE id = ANY (ARRAY(
+    SELECT n.id FROM notifications AS n
+     WHERE n.recorded_at < %(cutoff)s AND n.status <> 'pending'
+       AND NOT EXISTS (SELECT 1 FROM incidents AS i
+                        WHERE i.id = n.incident_id AND i.resolved_at IS NULL)
+     LIMIT %(slice)s))
+"""
+PRUNE_SLICE_ROWS = 10_000
+
+
+def prune(db: Database, cutoff: dt.datetime, *, slice_rows: int = PRUNE_SLICE_ROWS) -> int:
+    """Delete the notifications recorded before ``cutoff`` that are no longer pending (and not
+    of an incident still open), and the notifiers' losses last seen before it, ``slice_rows``
+    rows a transaction. Returns the notifications deleted. Raises StoreError when the database
+    fails."""
+    deleted = 0
+    try:
+        while True:
+            with db.connect() as conn:
+                n = conn.execute(_PRUNE, {"cutoff": cutoff, "slice": slice_rows}).rowcount
+            deleted += n
+            if n < slice_rows:
+                break
+        with db.connect() as conn:
+            conn.execute("DELETE FROM notification_losses WHERE last_lost_at < %s", (cutoff,))
+    except psycopg.Error as exc:
+        raise StoreError(f"notifications not pruned: {one_line(exc, 200)}") from exc
+    return deleted

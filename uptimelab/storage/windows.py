@@ -1,7 +1,9 @@
 """Uptime policies and long windows in the database (``sql/013_uptime_policies.sql``).
 
 * :func:`record_uptime_settings`: the policy ``site_stats`` stores and the defaults the SQL reads
-  for sites without their own interval or timeout (the ``uptime_settings`` row).
+  for sites without their own interval or timeout (the ``uptime_settings`` row); the policy and
+  the exclusion only where given explicitly. :func:`note_collector_uptime_settings` is what a
+  collector does at start, :func:`uptime_settings_report` what status and health read.
 * :func:`expand_maintenance`: recurring maintenance windows (cron) written out as occurrences,
   so that SQL can tell whether a ping fell in one; :func:`maintenance_windows` lists them all.
 * :func:`window_stats_rows`: any window (T - W, T] for every site, under any policy: whole days
@@ -12,15 +14,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 from pydantic import BaseModel
 
-from ..config import Settings
+from ..config import Settings, env_name
 from ..errors import ConfigError, StoreError
+from ..text import one_line
 from .database import Database, default_db
 
 POLICIES: Final = ("samples", "confirmed", "time")
@@ -49,26 +55,175 @@ def check_policy(policy: str | None) -> None:
         raise ConfigError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
 
 
-def record_uptime_settings(settings: Settings | None = None, *, db: Database | None = None) -> None:
-    """Write UPTIME_POLICY, UPTIME_EXCLUDE_MAINTENANCE, MONITORING_INTERVAL_MS and
-    PING_TIMEOUT_MS (from ``settings``, default: the environment) to the database, where the
-    stats refresh and the rollups read them. Raises StoreError when the database fails."""
-    conf = settings or Settings.load()
-    with default_db(db).connect() as conn:
+@dataclass(frozen=True, slots=True)
+class UptimeSettings:
+    """The uptime policy in force: what ``site_stats`` is kept under (the uptime_settings row),
+    and who last changed it (None: never since sql/018)."""
+
+    policy: str
+    exclude_maintenance: bool
+    changed_at: dt.datetime | None = None
+    changed_by: str | None = None
+
+    def describe(self) -> str:
+        """``UPTIME_POLICY=samples, UPTIME_EXCLUDE_MAINTENANCE=false``."""
+        return _describe(self.policy, self.exclude_maintenance)
+
+
+def _describe(policy: str | None, exclude: bool | None) -> str:
+    shown = []
+    if policy is not None:
+        shown.append(f"{env_name('uptime_policy')}={policy}")
+    if exclude is not None:
+        shown.append(f"{env_name('uptime_exclude_maintenance')}={str(exclude).lower()}")
+    return ", ".join(shown)
+
+
+def given_uptime_settings(settings: Settings) -> tuple[str | None, bool | None]:
+    """UPTIME_POLICY and UPTIME_EXCLUDE_MAINTENANCE as ``settings`` were given them explicitly
+    (the environment, an option, an argument); None for one left at its default."""
+    given = settings.model_fields_set
+    return (
+        settings.uptime_policy if "uptime_policy" in given else None,
+        settings.uptime_exclude_maintenance if "uptime_exclude_maintenance" in given else None,
+    )
+
+
+def read_uptime_settings(conn: psycopg.Connection[Any]) -> UptimeSettings:
+    """The recorded uptime settings (the one row of uptime_settings)."""
+    row = conn.execute(
+        "SELECT policy, exclude_maintenance, changed_at, changed_by FROM uptime_settings"
+    ).fetchone()
+    if row is None:  # pragma: no cover - sql/013 inserts the row
+        return UptimeSettings("samples", False)
+    return UptimeSettings(**row)
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    policy: str | None,
+    exclude: bool | None,
+    by: str,
+    defaults: tuple[int, int] | None = None,
+) -> UptimeSettings | None:
+    """Write the given policy and exclusion (None: keep the recorded one) and ``defaults``
+    (interval, timeout; None: keep them). Returns the settings recorded before when the
+    policy or the exclusion changed, else None."""
+    before = conn.execute(
+        "SELECT policy, exclude_maintenance, changed_at, changed_by FROM uptime_settings FOR UPDATE"
+    ).fetchone()
+    if before is None:  # pragma: no cover - sql/013 inserts the row
+        raise StoreError("the uptime_settings row is missing: run `uptimelab db init`")
+    changed = (policy is not None and policy != before["policy"]) or (
+        exclude is not None and exclude != before["exclude_maintenance"]
+    )
+    if changed:
         conn.execute(
-            """UPDATE uptime_settings SET policy = %s, exclude_maintenance = %s,
-                      default_interval_ms = %s, default_timeout_ms = %s
-                WHERE policy IS DISTINCT FROM %s OR exclude_maintenance IS DISTINCT FROM %s
-                   OR default_interval_ms IS DISTINCT FROM %s
-                   OR default_timeout_ms IS DISTINCT FROM %s""",
-            (
-                conf.uptime_policy,
-                conf.uptime_exclude_maintenance,
-                conf.monitoring_interval_ms,
-                conf.ping_timeout_ms,
-            )
-            * 2,
+            """UPDATE uptime_settings
+                  SET policy = coalesce(%s, policy),
+                      exclude_maintenance = coalesce(%s, exclude_maintenance),
+                      changed_at = now(), changed_by = left(%s, 300)""",
+            (policy, exclude, by),
         )
+    if defaults is not None:
+        conn.execute(
+            """UPDATE uptime_settings SET default_interval_ms = %s, default_timeout_ms = %s
+                WHERE default_interval_ms IS DISTINCT FROM %s
+                   OR default_timeout_ms IS DISTINCT FROM %s""",
+            defaults * 2,
+        )
+    return UptimeSettings(**before) if changed else None
+
+
+def record_uptime_settings(settings: Settings | None = None, *, db: Database | None = None) -> None:
+    """Write the uptime settings of ``settings`` (default: the environment) to the database,
+    where the stats refresh, the rollups and the collectors' per-batch refresh read them:
+    MONITORING_INTERVAL_MS and PING_TIMEOUT_MS (the defaults of sites without their own), and
+    UPTIME_POLICY and UPTIME_EXCLUDE_MAINTENANCE where they were given explicitly (one left at
+    its default keeps the recorded one: a `maintain` run from cron does not undo the policy a
+    collector was started with). Raises StoreError when the database fails."""
+    conf = settings or Settings.load()
+    policy, exclude = given_uptime_settings(conf)
+    with default_db(db).connect() as conn:
+        _record(
+            conn,
+            policy,
+            exclude,
+            _this_process("refresh"),
+            (conf.monitoring_interval_ms, conf.ping_timeout_ms),
+        )
+
+
+def _this_process(what: str) -> str:
+    return f"{what} on {socket.gethostname()} pid {os.getpid()}"
+
+
+def note_collector_uptime_settings(
+    conn: psycopg.Connection[Any], collector_id: uuid.UUID, settings: Settings
+) -> tuple[UptimeSettings, UptimeSettings] | None:
+    """At a collector's start: note the uptime settings it was given explicitly (health
+    compares them with the recorded ones while it runs) and record them where they differ.
+    Returns (before, after) when the recorded policy or exclusion changed (then site_stats
+    wants a full refresh), else None. Nothing given explicitly: nothing noted, None."""
+    policy, exclude = given_uptime_settings(settings)
+    if policy is None and exclude is None:
+        return None
+    conn.execute(
+        """INSERT INTO collector_uptime_settings (collector_id, policy, exclude_maintenance)
+           VALUES (%s, %s, %s)
+           ON CONFLICT (collector_id) DO UPDATE
+              SET policy = EXCLUDED.policy, exclude_maintenance = EXCLUDED.exclude_maintenance,
+                  noted_at = now()""",
+        (collector_id, policy, exclude),
+    )
+    by = _this_process(f"collector {str(collector_id)[:8]}")
+    before = _record(conn, policy, exclude, by)
+    if before is None:
+        return None
+    return before, read_uptime_settings(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A running collector started with uptime settings other than the recorded ones."""
+
+    collector_id: uuid.UUID
+    host: str
+    pid: int
+    location: str
+    policy: str | None
+    exclude_maintenance: bool | None
+
+    def describe(self) -> str:
+        """What it was given, as ``UPTIME_POLICY=time``."""
+        return _describe(self.policy, self.exclude_maintenance)
+
+
+_DISAGREEING = """
+SELECT c.id AS collector_id, c.host, c.pid, c.location, cs.policy, cs.exclude_maintenance
+  FROM collector_uptime_settings AS cs
+  JOIN collectors AS c ON c.id = cs.collector_id
+  CROSS JOIN uptime_settings AS u
+ WHERE c.stopped_at IS NULL
+   AND c.heartbeat_at > now() - make_interval(secs => %s / 1000.0)
+   AND (cs.policy <> u.policy OR cs.exclude_maintenance <> u.exclude_maintenance)
+ ORDER BY c.location, c.started_at
+"""
+
+
+def uptime_settings_report(
+    db: Database, *, lease_ms: int, timeout_ms: int | None = None
+) -> tuple[UptimeSettings, list[Disagreement]]:
+    """The recorded uptime settings, and the running collectors (a heartbeat within
+    ``lease_ms``) whose explicit ones differ, on a connection of their own (status, health).
+    Raises StoreError when the database cannot be reached or is not migrated."""
+    try:
+        with db.connect(timeout_ms=timeout_ms) as conn:
+            recorded = read_uptime_settings(conn)
+            rows = conn.execute(_DISAGREEING, (lease_ms,)).fetchall()
+    except psycopg.Error as exc:
+        raise StoreError(f"uptime settings not readable: {one_line(exc, 200)}") from exc
+    return recorded, [Disagreement(**r) for r in rows]
 
 
 def expand_maintenance(until: dt.datetime, *, db: Database | None = None) -> int:
