@@ -19,6 +19,12 @@
 -- chosen sites (read by site through the primary keys (site_id, checked_at|hour|day)); a
 -- branch that does not apply is a one-time filter that PostgreSQL skips. The results are the
 -- same, row for row (the property tests compare them with the reference functions and pandas).
+--
+-- And each refresh took the rollup's exclusive lock (uptimelab_advance_rollup) even when there
+-- was no hour to roll up, holding every other collector's COPY until it committed: seen in
+-- pg_stat_activity as writers waiting on Lock/advisory for seconds. It now reads the watermark
+-- first. A refresh reads its stats in one statement, one snapshot: the watermark and the rollup
+-- rows it sees agree whether or not another collector advances meanwhile.
 
 CREATE OR REPLACE FUNCTION uptimelab_site_stats_at(t timestamptz, only_sites uuid[] DEFAULT NULL)
 RETURNS TABLE (
@@ -502,5 +508,67 @@ BEGIN
              ON w7.site_id = l.site_id
       LEFT JOIN uptimelab_window_at(t, interval '720 hours', pol, excl, only_sites) AS w30
              ON w30.site_id = l.site_id;
+END;
+$$;
+
+-- The watermark's advance takes the rollup's lock only when there is an hour to roll up (sql/013's
+-- otherwise the same).
+CREATE OR REPLACE FUNCTION uptimelab_advance_rollup(upto timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE plpgsql
+SET jit = off AS $$
+DECLARE
+    mark    timestamptz;
+    target  timestamptz := date_trunc('hour', least(upto, now()), 'UTC');
+BEGIN
+    -- Nothing to advance (every call but one an hour): no lock. The exclusive lock waits for
+    -- every writer in flight and holds the writers that come after it until this transaction
+    -- ends, which is the whole refresh: taken on every call, it queued the collectors' COPYs
+    -- behind each other's refreshes.
+    SELECT watermark INTO mark FROM ping_rollup_state;
+    IF target <= mark THEN
+        RETURN mark;
+    END IF;
+    PERFORM pg_advisory_xact_lock(uptimelab_rollup_lock_key());
+    SELECT watermark INTO mark FROM ping_rollup_state;
+    IF target <= mark THEN
+        RETURN mark;
+    END IF;
+    INSERT INTO ping_rollup_hourly AS r
+           (site_id, hour, pings, pings_up, up_response_ms_sum, up_response_count)
+    SELECT site_id, date_trunc('hour', checked_at, 'UTC'),
+           count(*),
+           count(*) FILTER (WHERE status = 'up'),
+           coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
+           count(response_time_ms) FILTER (WHERE status = 'up')
+      FROM pings WHERE checked_at >= mark AND checked_at < target GROUP BY 1, 2
+    ON CONFLICT (site_id, hour) DO UPDATE
+       SET pings = r.pings + EXCLUDED.pings,
+           pings_up = r.pings_up + EXCLUDED.pings_up,
+           up_response_ms_sum = r.up_response_ms_sum + EXCLUDED.up_response_ms_sum,
+           up_response_count = r.up_response_count + EXCLUDED.up_response_count;
+    UPDATE ping_rollup_state SET watermark = target;
+
+    -- The new hours' policy columns are settled later (uptimelab_settle_rollup), outside this
+    -- lock that writers wait on: until then their rows are dirty, and read raw.
+    INSERT INTO ping_rollup_dirty (site_id, hour)
+    SELECT r.site_id, r.hour FROM ping_rollup_hourly AS r
+     WHERE r.hour >= mark AND r.hour < target
+    ON CONFLICT (site_id, hour) DO UPDATE SET seq = EXCLUDED.seq;
+    -- The daily rows of the new hours' days (the sums; the policy columns follow the settle).
+    INSERT INTO ping_rollup_daily AS y
+    SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
+           sum(r.up_response_ms_sum), sum(r.up_response_count), sum(r.pings_down_confirmed),
+           sum(r.up_us), sum(r.down_us)
+      FROM ping_rollup_hourly AS r
+     WHERE r.hour >= date_trunc('day', mark, 'UTC') AND r.hour < target
+     GROUP BY 1, 2
+    ON CONFLICT (site_id, day) DO UPDATE SET
+        pings = EXCLUDED.pings, pings_up = EXCLUDED.pings_up,
+        up_response_ms_sum = EXCLUDED.up_response_ms_sum,
+        up_response_count = EXCLUDED.up_response_count,
+        pings_down_confirmed = EXCLUDED.pings_down_confirmed,
+        up_us = EXCLUDED.up_us, down_us = EXCLUDED.down_us;
+    RETURN target;
 END;
 $$;
