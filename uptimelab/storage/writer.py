@@ -2,10 +2,10 @@
 
 Every database call goes through :class:`~uptimelab.storage.resilience.Resilient` (breaker,
 retries, deadlines). What cannot be stored because the database is away goes to the spool of
-this database's local state and is replayed, in order and idempotently, once it is back: no ping
-is lost, none is stored twice. What the database refuses for its data is never retried forever:
-pings of sites deleted meanwhile are dropped and counted, anything else is quarantined. The
-outcome of each write says which of these happened.
+this database's local state and is replayed (:mod:`.replay`), in order and idempotently, once it
+is back: no ping is lost, none is stored twice. What the database refuses for its data is never
+retried forever: pings of sites deleted meanwhile are dropped and counted, anything else is
+quarantined. The outcome of each write says which of these happened.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from ..domain.incidents import Transition
 from ..domain.pings import PingResult
 from ..domain.sites import ActiveSite
 from ..errors import LocalStateError, StoreError
-from .breaker import BreakerOpenError
 from .copying import PingCopier, ping_row
 from .database import Database, migrate
 from .incidents import IncidentRules
@@ -41,13 +40,13 @@ from .local_state import (
     save_sites,
 )
 from .models import MonitoringCycle
-from .resilience import Resilient, StoreDataError, StoreUnavailableError
-from .spool import PingRow, Segment, Spool, SpoolFullError
+from .replay import TRANSIENT, Replay, replay_spool
+from .resilience import Resilient, StoreDataError
+from .spool import PingRow, Spool, SpoolFullError
 
 log = logging.getLogger("uptimelab.store")
 
 Outcome = Literal["stored", "spooled", "dropped", "quarantined"]
-_TRANSIENT = (StoreUnavailableError, BreakerOpenError)
 T = TypeVar("T")
 
 
@@ -68,17 +67,6 @@ class StoreResult:
     waiting: int = 0
     transitions: list[Transition] = field(default_factory=list)
     segment: str | None = field(default=None, repr=False)  # the spool segment, when spooled
-
-
-@dataclass
-class Replay:
-    """What one replay did: the segments stored, their orphaned pings, and whether another
-    collector of this database held the replay."""
-
-    stored: list[str] = field(default_factory=list)
-    orphans: int = 0
-    busy: bool = False
-    transitions: list[Transition] = field(default_factory=list)
 
 
 class Writer:
@@ -191,7 +179,7 @@ class Writer:
         if not spool.segments():
             try:
                 orphans = await self._write_now(cycle, rows)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 self._note("store", "write", exc)
                 return await self._to_spool(cycle, rows)
             except StoreError as exc:
@@ -224,18 +212,11 @@ class Writer:
         stops it (the rest waits for the next try); a segment the database refuses, or one that
         is damaged, is quarantined and the next one goes on. Another collector of the same
         database replaying meanwhile makes this a no-op."""
-        done = Replay()
-        spool = self.spool
-        if spool is None:
-            return done
-        sites: set[uuid.UUID] = set()
-        with trio.CancelScope(shield=True), spool.replay_lock() as mine:
-            if not mine:
-                done.busy = True
-                return done
-            for segment in spool.segments():
-                if not await self._replay_segment(spool, segment, done, sites):
-                    break
+        if self.spool is None:
+            return Replay()
+        done, sites = await replay_spool(
+            self.spool, self._store_replayed, note=self._note, files=self._files
+        )
         if done.stored:
             log.info(
                 "replayed %d spooled cycle(s)",
@@ -245,34 +226,13 @@ class Writer:
             await self._refresh_stats(list(sites))
         return done
 
-    async def _replay_segment(
-        self, spool: Spool, segment: Segment, done: Replay, sites: set[uuid.UUID]
-    ) -> bool:
-        """Replay one segment; False when a transient fault says to stop for now."""
-        try:
-            read = await trio.to_thread.run_sync(spool.read, segment, limiter=self._files)
-        except StoreError as exc:
-            self._note("spool", "damaged", exc)
-            spool.quarantine(segment, str(exc))
-            return True
-        if read is None:  # another collector stored it meanwhile
-            return True
-        cycle, rows = read
-        try:
-            orphans = await self.store.run(functools.partial(self._write, cycle, rows, replay=True))
-        except _TRANSIENT as exc:
-            self._note("store", "replay", exc)
-            return False
-        except StoreError as exc:
-            self._note("store", "refused", exc)
-            spool.quarantine(segment, str(exc))
-            return True
-        done.transitions += self._publish(self._copier.transitions)
-        spool.remove(segment)
-        sites.update(r[0] for r in rows)
-        done.stored.append(segment.path.name)
-        done.orphans += orphans
-        return True
+    async def _store_replayed(
+        self, cycle: MonitoringCycle | None, rows: list[PingRow]
+    ) -> tuple[int, list[Transition]]:
+        """Store one spooled batch (staged: orphans dropped and counted) and hand its
+        transitions on; returns the orphans and the transitions."""
+        orphans = await self.store.run(functools.partial(self._write, cycle, rows, replay=True))
+        return orphans, self._publish(self._copier.transitions)
 
     async def _to_spool(self, cycle: MonitoringCycle | None, rows: list[PingRow]) -> StoreResult:
         try:
