@@ -21,7 +21,8 @@ from matplotlib.text import Text
 from uptimelab import analysis, plots, stats
 from uptimelab.domain.sites import SiteSpec
 from uptimelab.storage.database import Database, connect
-from uptimelab.storage.sites import list_sites, upsert_sites
+from uptimelab.storage.site_import import upsert_sites
+from uptimelab.storage.sites import list_sites
 from uptimelab.testing.history import write_history
 
 from .test_report import PERF_SCENARIOS

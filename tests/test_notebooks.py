@@ -15,7 +15,8 @@ from nbclient import NotebookClient
 
 from uptimelab.domain.sites import SiteSpec
 from uptimelab.storage.database import connect
-from uptimelab.storage.sites import list_sites, upsert_sites
+from uptimelab.storage.site_import import upsert_sites
+from uptimelab.storage.sites import list_sites
 from uptimelab.testing.history import write_history
 
 from .test_chart_labels import HOSTILE

@@ -89,9 +89,9 @@ def test_the_public_api_is_pinned() -> None:
 
 def test_every_public_name_is_the_object_of_its_module() -> None:
     from uptimelab import collector, config, errors, probe, stats
-    from uptimelab.storage import database, models, site_stats, sites
+    from uptimelab.storage import database, models, site_import, site_stats, sites
 
-    homes = [collector, config, errors, probe, database, models, site_stats, sites]
+    homes = [collector, config, errors, probe, database, models, site_import, site_stats, sites]
     for name in ul.__all__:
         if name == "__version__":
             continue

@@ -37,15 +37,14 @@ _HOMES = {
     ".probe": ["Prober", "categorise"],
     ".storage.database": ["Database", "connect"],
     ".storage.models": ["MonitoringCycle", "Ping", "Site", "SiteStats"],
+    ".storage.site_import": ["ImportReport", "import_sites"],
     ".storage.site_stats": ["get_site_stats", "refresh_stats", "site_stats"],
     ".storage.sites": [
-        "ImportReport",
         "SiteRow",
         "add_site",
         "disable_site",
         "enable_site",
         "get_site",
-        "import_sites",
         "list_sites",
         "remove_site",
         "site_rows",
@@ -68,15 +67,14 @@ if TYPE_CHECKING:
     from .probe import Prober, categorise
     from .storage.database import Database, connect
     from .storage.models import MonitoringCycle, Ping, Site, SiteStats
+    from .storage.site_import import ImportReport, import_sites
     from .storage.site_stats import get_site_stats, refresh_stats, site_stats
     from .storage.sites import (
-        ImportReport,
         SiteRow,
         add_site,
         disable_site,
         enable_site,
         get_site,
-        import_sites,
         list_sites,
         remove_site,
         site_rows,

@@ -16,6 +16,7 @@ from rich.text import Text
 from ..domain.assertions import parse_headers
 from ..domain.incidents import redact_notify_url, shown_notify
 from ..domain.redaction import redact, redact_headers
+from ..storage import site_import
 from ..storage import sites as lib
 from ._common import console, state
 
@@ -235,7 +236,9 @@ def import_(
     ] = False,
 ) -> None:
     """Add or update sites from a file, matched by URL (idempotent)."""
-    report = lib.import_sites(path, format=format, skip_invalid=skip_invalid, db=state(ctx).db())
+    report = site_import.import_sites(
+        path, format=format, skip_invalid=skip_invalid, db=state(ctx).db()
+    )
     console.print(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"invalid {len(report.invalid)}",

@@ -18,7 +18,7 @@ from ..collector import Collector, Reporter
 from ..config import Settings
 from ..domain.sites import SiteSpec
 from ..storage.database import Database
-from ..storage.sites import upsert_sites
+from ..storage.site_import import upsert_sites
 from .zoo import Zoo, ZooSpec, open_zoo, realistic_spec
 
 DEMO_PORT = 18_080  # a stable port keeps the demo's URLs, and so its sites, the same across runs

@@ -17,8 +17,8 @@ from ...config import parse_duration
 from ...domain.pings import PING_COLUMNS
 from ...domain.sites import SiteSpec
 from ...storage.database import Database, default_db
+from ...storage.site_import import upsert_sites
 from ...storage.site_stats import refresh_stats
-from ...storage.sites import upsert_sites
 from ...storage.writer import Writer
 from .generate import (
     HISTORY_DOMAIN,
