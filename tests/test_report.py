@@ -23,7 +23,8 @@ from uptimelab.analytics.collector_health import overran
 from uptimelab.cli._common import State
 from uptimelab.cli.report import report as report_command
 from uptimelab.errors import ConfigError
-from uptimelab.report.html import PeriodData, _collector_section
+from uptimelab.report.period import PeriodData
+from uptimelab.report.sections import _collector_section
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.history import HistorySummary, synthetic_history, write_history
 from uptimelab.text import span

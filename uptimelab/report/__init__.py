@@ -1,7 +1,8 @@
 """The HTML report and table exports, built from ``uptimelab.analytics``."""
 
 from .export import EXPORT_FORMATS, EXPORT_SCHEMA, export_tables, read_export, write_export
-from .html import PeriodData, load_period, render_html, write_report
+from .html import render_html, write_report
+from .period import PeriodData, load_period
 
 __all__ = [
     "EXPORT_FORMATS",
