@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -33,14 +33,17 @@ from ..domain.pings import PingResult
 from ..domain.redaction import redact
 from ..domain.sites import ActiveSite, Probeable
 from ..errors import CycleInProgressError, UptimelabError
-from ..notify.notifier import Notifier
 from ..probe import Prober
 from ..storage.database import Database
 from ..storage.models import MonitoringCycle
 from ..storage.sites import active_sites_slowest_first
 from ..storage.writer import Writer
+from .notifying import notifier_for
 from .reporting import CycleSummary, QuietReporter, Reporter, cycle_error
 from .state import write_collector_state
+
+if TYPE_CHECKING:
+    from ..notify.notifier import Notifier
 
 log = logging.getLogger("uptimelab.collector")
 
@@ -115,24 +118,7 @@ class Collector:
             if self.current_cycle_id is None
             else str(self.current_cycle_id),
             "stopping": self._stopping,
-            "last_cycle": None
-            if last is None
-            else {
-                "id": str(last.id),
-                "started_at": last.started_at.isoformat(),
-                "finished_at": last.finished_at.isoformat(),
-                "sites_checked": last.sites_checked,
-                "up": last.up,
-                "down": last.down,
-                "by_category": last.by_category,
-                "duration_ms": last.duration_ms,
-                "interrupted": last.interrupted,
-                "stored": last.stored,
-                "orphans": last.orphans,
-                "spool_waiting": last.spool_waiting,
-                "error": last.error,
-                "faults": last.faults,
-            },
+            "last_cycle": None if last is None else last.published(),
             "store": None if self._writer is None else self._writer.snapshot(),
         }
 
@@ -225,11 +211,9 @@ class Collector:
         """Open the writer (connecting first, replaying any spool) for a series of cycles;
         :meth:`run` uses it, and so can code that calls :meth:`cycle` on its own cadence."""
         writer = Writer(self.db, self.settings)
-        # Transitions of stored batches (and of a spool replayed on opening) go to the notifier;
-        # the schedule runs it in its nursery, and what is left when the session ends is
+        # The schedule runs the notifier in its nursery; what is left when the session ends is
         # recorded and sent here.
-        notifier = self.notifier = Notifier(writer.transact, self.settings)
-        writer.on_transitions = notifier.offer
+        notifier = self.notifier = notifier_for(writer, self.settings)
         async with writer:
             self._writer = writer
             try:

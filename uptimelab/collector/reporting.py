@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..domain.pings import PingResult
 from ..domain.sites import Probeable
@@ -55,6 +55,25 @@ class CycleSummary:
             dry_run=self.dry_run,
             error=self.error,
         )
+
+    def published(self) -> dict[str, Any]:
+        """This cycle as a collector's published state shows its last one (JSON-ready)."""
+        return {
+            "id": str(self.id),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "sites_checked": self.sites_checked,
+            "up": self.up,
+            "down": self.down,
+            "by_category": self.by_category,
+            "duration_ms": self.duration_ms,
+            "interrupted": self.interrupted,
+            "stored": self.stored,
+            "orphans": self.orphans,
+            "spool_waiting": self.spool_waiting,
+            "error": self.error,
+            "faults": self.faults,
+        }
 
 
 def cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str | None:
