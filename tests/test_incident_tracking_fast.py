@@ -19,6 +19,7 @@ from uptimelab.storage.database import Database
 from uptimelab.storage.incidents import IncidentRules, series_params
 from uptimelab.storage.spool import PingRow
 
+from .db_snapshot import empty_tables
 from .test_incidents import MINUTE, T0, ping_row
 
 SITES = [uuid.UUID(int=i) for i in (1, 2, 3)]
@@ -93,7 +94,7 @@ def test_setting_quiet_sites_aside_changes_nothing(
         flap_window_ms=flap_window_ms,
     )
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites CASCADE")
+        empty_tables(conn, ["sites"])
         for site in SITES:
             conn.execute(
                 "INSERT INTO sites (id, url, down_after, up_after) VALUES (%s, %s, %s, %s)",

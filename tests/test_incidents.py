@@ -31,6 +31,7 @@ from uptimelab.storage.maintenance_windows import list_maintenance
 from uptimelab.storage.spool import PingRow
 from uptimelab.storage.writer import Writer
 
+from .db_snapshot import empty_tables
 from .test_quorum import verdict
 
 
@@ -209,7 +210,7 @@ def test_incidents_kept_batch_by_batch_equal_pandas_outages_and_a_brute_force(
     batches += data.draw(st.lists(st.sampled_from(batches), max_size=2)) if batches else []
     rules = IncidentRules(default_interval_ms=interval_ms, quorum=k)
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites CASCADE")
+        empty_tables(conn, ["sites"])
         for site, (down_after, up_after) in zip(SITES, counts, strict=True):
             conn.execute(
                 "INSERT INTO sites (id, url, down_after, up_after) VALUES (%s, %s, %s, %s)",

@@ -33,6 +33,7 @@ from uptimelab.storage.windows import (
     record_uptime_settings,
 )
 
+from .db_snapshot import empty_tables
 from .test_api import running
 from .test_site_stats import edges
 
@@ -74,7 +75,7 @@ def settings_frame() -> pd.DataFrame:
 
 def reset(db: Database, policy: str = "samples", exclude: bool = False) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites, maintenance CASCADE")
+        empty_tables(conn, ["sites", "maintenance"])
         conn.execute(
             "UPDATE uptime_settings SET policy = %s, exclude_maintenance = %s, "
             "default_interval_ms = %s, default_timeout_ms = %s",

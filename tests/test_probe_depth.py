@@ -40,6 +40,8 @@ from uptimelab.storage.spool import Segment, Spool
 from uptimelab.storage.writer import Writer
 from uptimelab.testing.zoo import Behaviour, TargetSpec, Zoo, ZooSpec, open_zoo
 
+from .db_snapshot import empty_tables
+
 DNS_DELAY_S = 0.2
 FIRST_BYTE_DELAY_MS = 300.0
 
@@ -350,7 +352,7 @@ def test_phase_percentiles_in_sql_and_pandas_agree(
     db: Database, phases: list[tuple[Any, ...]], q: float
 ) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites CASCADE")
+        empty_tables(conn, ["sites"])
     ids = add_sites(db, "a", "b")
     store_pings(
         db,

@@ -19,6 +19,7 @@ from uptimelab.errors import ConfigError
 from uptimelab.storage.database import Database
 from uptimelab.storage.regions import location_stats, quorum_stats
 
+from .db_snapshot import empty_tables
 from .test_api import load_settings, running
 from .test_cli import run
 from .test_stats import model
@@ -66,7 +67,7 @@ def histories(t: dt.datetime) -> st.SearchStrategy[list[Row]]:
 
 def store(db: Database, rows: list[Row], intervals: dict[uuid.UUID, int | None]) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites CASCADE")
+        empty_tables(conn, ["sites"])
         for site in SITES:
             conn.execute(
                 "INSERT INTO sites (id, url, interval_ms) VALUES (%s, %s, %s)",

@@ -25,6 +25,7 @@ from uptimelab.config import Settings
 from uptimelab.storage.database import Database
 from uptimelab.testing.zoo import ZooSpec, open_zoo
 
+from .db_snapshot import empty_tables
 from .test_cli import run
 from .test_stats import model
 
@@ -67,7 +68,7 @@ def histories(t: dt.datetime) -> st.SearchStrategy[list[tuple[Any, ...]]]:
 
 def store(db: Database, rows: list[tuple[Any, ...]]) -> None:
     with db.connect() as conn:
-        conn.execute("TRUNCATE sites CASCADE")
+        empty_tables(conn, ["sites"])
         for site in SITES:
             conn.execute("INSERT INTO sites (id, url) VALUES (%s, %s)", (site, f"http://{site}/"))
         with conn.cursor().copy(
