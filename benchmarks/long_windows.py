@@ -4,12 +4,14 @@ beside the raw scan of the days still in the database, in a scratch database.
 The history: SITES sites; the older days exist as hourly and daily rollups only (their raw
 pings pruned, recorded in pings_pruned_days as `uptimelab prune` leaves them), the last RAW_DAYS
 days as raw pings every EVERY seconds from one location, rolled up by uptimelab_advance_rollup
-as a collector's refresh does. Then, per policy, the median of REPEAT runs of
-uptimelab_window_at(now, 365 d) (every site) against uptimelab_window_reference(now, RAW_DAYS)
-(raw pings only, the days still stored).
+as a collector's refresh does. Then, per policy, REPEAT runs of uptimelab_window_at(now, 365 d)
+(every site; median and min-max), each beside a run of the same window by sql/013's version of
+the function (kept here only, as bench_window_at_013, for the ratio of new to old in the same
+run, whatever the machine's load), and uptimelab_window_reference(now, RAW_DAYS) (raw pings
+only, the days still stored). The load average is printed before and after.
 
     .venv/bin/python benchmarks/long_windows.py [--sites 1000] [--days 365] [--raw-days 3]
-        [--every 300] [--repeat 5]
+        [--every 300] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import statistics
 import time
+from pathlib import Path
 
 from uptimelab.storage.database import Database, connect
 from uptimelab.testing.bench import scratch_database
@@ -33,6 +37,9 @@ def build(db: Database, sites: int, days: int, raw_days: int, every_s: int) -> d
     per_hour = 3600 // every_s
     took: dict[str, float] = {}
     with db.connect() as conn:
+        # A year of a fleet's rollups in one statement outlasts the connections' time-out on a
+        # busy machine.
+        conn.execute("SET statement_timeout = 0")
         conn.execute(
             "INSERT INTO sites (url) SELECT 'http://site-' || i || '.example/' "
             "FROM generate_series(1, %s) AS i",
@@ -91,6 +98,7 @@ def build(db: Database, sites: int, days: int, raw_days: int, every_s: int) -> d
         )
         took["raw pings written"] = time.perf_counter() - started
     with db.connect(autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 0")
         conn.execute("ANALYZE")
         started = time.perf_counter()
         conn.execute("SELECT uptimelab_advance_rollup(now())")
@@ -104,15 +112,45 @@ def build(db: Database, sites: int, days: int, raw_days: int, every_s: int) -> d
     return took
 
 
+OLD = "bench_window_at_013"
+
+
+def create_old_function(db: Database) -> None:
+    """sql/013's uptimelab_window_at, as it was before sql/019, under the name :data:`OLD`."""
+    text = (Path(__file__).parent.parent / "sql" / "013_uptime_policies.sql").read_text()
+    found = re.search(
+        r"^CREATE OR REPLACE FUNCTION uptimelab_window_at\(.*?^\$\$;", text, re.S | re.M
+    )
+    assert found is not None, "sql/013 has no uptimelab_window_at"
+    body = found.group(0).replace("uptimelab_window_at", OLD)
+    with db.connect() as conn:
+        conn.execute(body)  # sql/013's own text
+
+
 def timed(db: Database, query: str, args: tuple[object, ...], repeat: int) -> tuple[float, int]:
-    runs = []
+    runs, rows = timed_runs(db, [query], args, repeat)
+    return statistics.median(runs[0]), rows
+
+
+def timed_runs(
+    db: Database, queries: list[str], args: tuple[object, ...], repeat: int
+) -> tuple[list[list[float]], int]:
+    """Each query ``repeat`` times, in turn (one of each, then again); the seconds of each run."""
+    runs: list[list[float]] = [[] for _ in queries]
     rows = 0
     with db.connect() as conn:
+        for query in queries:  # once each first: plans and caches warm
+            conn.execute(query, args).fetchall()
         for _ in range(repeat):
-            started = time.perf_counter()
-            rows = len(conn.execute(query, args).fetchall())
-            runs.append(time.perf_counter() - started)
-    return statistics.median(runs), rows
+            for k, query in enumerate(queries):
+                started = time.perf_counter()
+                rows = len(conn.execute(query, args).fetchall())
+                runs[k].append(time.perf_counter() - started)
+    return runs, rows
+
+
+def spread(runs: list[float]) -> str:
+    return f"{statistics.median(runs):.3f} ({min(runs):.3f}-{max(runs):.3f})"
 
 
 def main() -> None:
@@ -121,7 +159,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--raw-days", type=int, default=3)
     parser.add_argument("--every", type=int, default=300, help="seconds between raw pings")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     server = connect(os.environ.get("UPTIMELAB_DATABASE_URL"), migrate=False)
     with scratch_database(server) as db:
@@ -140,21 +178,43 @@ def main() -> None:
             f"{counts['hourly']} hourly rollup rows, {counts['raw']} raw pings "
             f"({args.raw_days} days)"
         )
-        print(f"{'policy':<10} {'365 d from rollups':>20} {f'{args.raw_days} d raw scan':>18}")
+        create_old_function(db)
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(
+            f"{'policy':<10} {'365 d, s (min-max)':>22} {'sql/013, s (min-max)':>22}"
+            f" {'new/old':>8} {f'{args.raw_days} d raw scan':>16}"
+        )
         for policy in ("samples", "confirmed", "time"):
-            fast, rows = timed(
+            (fast, old), rows = timed_runs(
                 db,
-                "SELECT * FROM uptimelab_window_at(now(), %s, %s, false)",
+                [
+                    "SELECT * FROM uptimelab_window_at(now(), %s, %s, false)",
+                    f"SELECT * FROM {OLD}(now(), %s, %s, false)",
+                ],
                 (dt.timedelta(days=365), policy),
                 args.repeat,
             )
+            ratios = [a / b for a, b in zip(fast, old, strict=True)]
+            with db.connect() as conn:
+                answers = [
+                    conn.execute(
+                        f"SELECT * FROM {name}(now(), %s, %s, false) ORDER BY site_id",
+                        (dt.timedelta(days=365), policy),
+                    ).fetchall()
+                    for name in ("uptimelab_window_at", OLD)
+                ]
+            assert answers[0] == answers[1], f"{policy}: not the rows of sql/013's function"
             raw, _ = timed(
                 db,
                 "SELECT * FROM uptimelab_window_reference(now(), %s, %s, false)",
                 (dt.timedelta(days=args.raw_days), policy),
-                max(1, args.repeat // 2),
+                max(1, args.repeat // 3),
             )
-            print(f"{policy:<10} {fast:>18.3f} s {raw:>16.3f} s   ({rows} sites)")
+            print(
+                f"{policy:<10} {spread(fast):>22} {spread(old):>22}"
+                f" {statistics.median(ratios):>8.2f} {raw:>14.3f} s   ({rows} sites)"
+            )
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
