@@ -1,7 +1,7 @@
 """``uptimelab.stats`` (``ul.stats``): the pandas API over pings, for notebooks.
 
 A public face, re-exports only: the functions live in :mod:`uptimelab.analytics` (``frames``:
-the pings frame's dtypes; ``loaders``; ``windows``: sliding windows and calendar series;
+the pings frame's dtypes; ``loaders``; ``windows``: sliding windows; ``series``: calendar series;
 ``latency``; ``outages``; ``regions``: per-location stats and the quorum verdict).
 """
 
@@ -18,15 +18,8 @@ from .analytics.regions import (
     quorum_uptime,
     quorum_verdicts,
 )
-from .analytics.windows import (
-    POLICIES,
-    SITE_STATS_WINDOWS,
-    WINDOWS,
-    error_breakdown,
-    ping_values,
-    uptime_series,
-    window_stats,
-)
+from .analytics.series import error_breakdown, uptime_series
+from .analytics.windows import POLICIES, SITE_STATS_WINDOWS, WINDOWS, ping_values, window_stats
 from .domain.pings import ERROR_CATEGORIES
 
 __all__ = [

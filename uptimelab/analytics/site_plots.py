@@ -31,7 +31,7 @@ from .figures import (
 )
 from .frames import utc_series
 from .latency import response_time_quantiles
-from .windows import error_breakdown, uptime_series
+from .series import error_breakdown, uptime_series
 
 # -- fleet ---------------------------------------------------------------------------------
 
