@@ -18,12 +18,13 @@ What the history holds, so that every chart has something to show:
 
 The pings go through :class:`uptimelab.storage.writer.Writer` (the collector's COPY path), in
 transactions of ``BATCH_ROWS`` rows; the sites are registered inactive, since their ``.example``
-URLs cannot be pinged. :mod:`.generate` makes the history, :mod:`.write` stores it.
+URLs cannot be pinged. :mod:`.generate` makes the history (:mod:`.frames` turns its arrays into
+the pings and cycles frames), :mod:`.write` stores it.
 """
 
+from .frames import HISTORY_LOCATION
 from .generate import (
     HISTORY_DOMAIN,
-    HISTORY_LOCATION,
     REGRESSION_FACTOR,
     History,
     Incident,

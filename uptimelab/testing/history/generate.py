@@ -4,7 +4,6 @@ sites, pings, cycles and planted incidents, ping for ping (see :mod:`uptimelab.t
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Final
 
@@ -14,14 +13,23 @@ import pandas as pd
 
 from ...analytics.frames import utc_timestamp
 from ...config import MIN_INTERVAL_MS
-from ...domain.pings import ERROR_CATEGORIES
 from ...errors import ConfigError
 from ...text import span as shown
+from .frames import (
+    CATEGORY,
+    HTTP_502,
+    HTTP_503,
+    MESSAGE_OF,
+    MESSAGES,
+    NO_ROUTE,
+    TIMEOUT_MS,
+    add_phases_and_certificates,
+    category_index,
+    cycles_frame,
+    pings_frame,
+)
 
-HISTORY_LOCATION: Final = "demo-history"
-HISTORY_REGION: Final = "ZZ"
 HISTORY_DOMAIN: Final = "history.uptimelab.example"
-TIMEOUT_MS: Final = 10_000
 CONCURRENCY: Final = 10
 MIN_SITES: Final = 8  # one per planned outage, one regressing, one flapping
 MAX_SITES: Final = 2000
@@ -49,20 +57,6 @@ PLANNED_OUTAGES: Final = (
     ("database lock-up", "timeout", 20, 35),
 )
 ONGOING_OUTAGE: Final = ("network outage at the host", "network", 25, 50)
-
-_CATEGORY: Final = {name: i for i, name in enumerate(ERROR_CATEGORIES)}
-_MESSAGES: Final = (
-    "name resolution failed: Name or service not known",
-    "connection refused",
-    f"no complete response within {TIMEOUT_MS} ms",
-    "TLS failed: certificate has expired",
-    "connection failed: Connection reset by peer",
-    "connection failed: No route to host",
-    "HTTP 502 Bad Gateway (expected 200-399)",
-    "HTTP 503 Service Unavailable (expected 200-399)",
-)
-_MESSAGE_OF: Final = {"dns": 0, "refused": 1, "timeout": 2, "tls": 3, "network": 4}
-_NO_ROUTE, _HTTP_502, _HTTP_503 = 5, 6, 7
 
 
 @dataclass(frozen=True)
@@ -166,26 +160,26 @@ def synthetic_history(
     blip_rate = rng.uniform(0.0002, 0.0015, sites)
     blips = rng.random((n_slots, sites)) < blip_rate[None, :]
     blip_kind = rng.choice(
-        np.array([_MESSAGE_OF["timeout"], _MESSAGE_OF["network"], _HTTP_502], dtype=np.int8),
+        np.array([MESSAGE_OF["timeout"], MESSAGE_OF["network"], HTTP_502], dtype=np.int8),
         size=(n_slots, sites),
         p=[0.6, 0.3, 0.1],
     )
     message[blips] = blip_kind[blips]
-    message[rt >= TIMEOUT_MS] = _MESSAGE_OF["timeout"]
+    message[rt >= TIMEOUT_MS] = MESSAGE_OF["timeout"]
 
     for k, (cause, category, shortest, longest) in enumerate(PLANNED_OUTAGES):
         length = minutes(shortest, longest)
         begin = at(rng.uniform(0.05, 0.95)) - length * 0.5
         hit = _slots(starts, begin, length)
         site = int(roles[k])
-        message[hit, site] = _HTTP_503 if category == "http_status" else _MESSAGE_OF[category]
+        message[hit, site] = HTTP_503 if category == "http_status" else MESSAGE_OF[category]
         incidents.append(
             Incident("outage", roster[site].name, cause, *_slot_bounds(starts, hit, step), category)
         )
     cause, category, shortest, longest = ONGOING_OUTAGE
     begin = last - minutes(shortest, longest)
     hit = starts >= begin
-    message[hit, int(roles[5])] = _NO_ROUTE
+    message[hit, int(roles[5])] = NO_ROUTE
     incidents.append(
         Incident("outage", roster[int(roles[5])].name, cause, starts[hit][0], None, category)
     )
@@ -195,7 +189,7 @@ def synthetic_history(
     flapping_slots = (starts >= flap_from) & (starts < flap_to)
     flaps = flapping_slots & (rng.random(n_slots) < 0.3)
     message[flaps, flapping] = rng.choice(
-        np.array([_HTTP_502, _MESSAGE_OF["timeout"]], dtype=np.int8), size=int(flaps.sum())
+        np.array([HTTP_502, MESSAGE_OF["timeout"]], dtype=np.int8), size=int(flaps.sum())
     )
     incidents.append(
         Incident("flapping", roster[flapping].name, "a failing node behind the load balancer",
@@ -204,15 +198,15 @@ def synthetic_history(
 
     # -- what a down ping measured: the full timeout, a quick refusal, a fast error page...
     down = message >= 0
-    category_of = np.array([_category(m) for m in range(len(_MESSAGES))], dtype=np.int8)
+    category_of = np.array([category_index(m) for m in range(len(MESSAGES))], dtype=np.int8)
     cat = np.where(down, category_of[np.maximum(message, 0)], -1)
     failure_ms = np.select(
         [
-            cat == _CATEGORY["timeout"],
-            cat == _CATEGORY["dns"],
-            cat == _CATEGORY["refused"],
-            cat == _CATEGORY["tls"],
-            cat == _CATEGORY["http_status"],
+            cat == CATEGORY["timeout"],
+            cat == CATEGORY["dns"],
+            cat == CATEGORY["refused"],
+            cat == CATEGORY["tls"],
+            cat == CATEGORY["http_status"],
         ],
         [
             TIMEOUT_MS + rng.integers(0, 12, (n_slots, sites)),
@@ -258,46 +252,10 @@ def synthetic_history(
         kept[interrupted] = offset_ms[interrupted] < cut
         duration_ms[interrupted] = int(cut)
 
-    pings = _pings_frame(roster, starts, kept, offset_ms, message, cat, rt_ms)
-    _add_phases_and_certificates(pings, sites, seed, last)
-    cycles = _cycles_frame(rng, starts, ran, kept, down, duration_ms, interrupted, sites)
+    pings = pings_frame(roster, starts, kept, offset_ms, message, cat, rt_ms)
+    add_phases_and_certificates(pings, sites, seed, last)
+    cycles = cycles_frame(rng, starts, ran, kept, down, duration_ms, interrupted, sites)
     return History(roster, pings, cycles, incidents, first, last, step)
-
-
-def _add_phases_and_certificates(
-    pings: pd.DataFrame, sites: int, seed: int, last: pd.Timestamp
-) -> None:
-    """Split each up ping's response time into phases by its site's shares (one site slow to
-    resolve, one slow in TLS, the rest mostly the server), and give each site's up pings its
-    certificate's expiry (two expiring within two weeks of the end). A stream of random numbers
-    of its own: the rest of the history stays what the seed made before phases existed."""
-    rng = np.random.default_rng([seed, 13])
-    shares = np.column_stack(
-        [
-            rng.uniform(0.01, 0.08, sites),  # dns
-            rng.uniform(0.05, 0.15, sites),  # connect
-            rng.uniform(0.08, 0.2, sites),  # tls
-            rng.uniform(0.02, 0.08, sites),  # transfer
-        ]
-    )
-    order = rng.permutation(sites)
-    shares[order[0], 0] = 0.55  # a slow resolver
-    shares[order[1], 2] = 0.45  # a slow handshake
-    days = rng.uniform(25, 120, sites)
-    days[order[2]], days[order[3]] = 3.5, 10.5
-    site_idx = pings["site"].cat.codes.to_numpy()
-    up = (pings["status"] == "up").to_numpy()
-    rt = pings["response_time_ms"].to_numpy(dtype=np.int64, na_value=0)
-    parts = np.floor(rt[:, None] * shares[site_idx]).astype(np.int64)
-    ttfb = rt - parts.sum(axis=1)
-    for name, values in zip(
-        ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms"),
-        (parts[:, 0], parts[:, 1], parts[:, 2], ttfb, parts[:, 3]),
-        strict=True,
-    ):
-        pings[name] = pd.arrays.IntegerArray(values.astype(np.int32), mask=~up)
-    expiry = (last + pd.to_timedelta(days, unit="D")).floor("s").as_unit("us")
-    pings["cert_expires_at"] = pd.Series(expiry[site_idx]).where(up).array
 
 
 def check_history(sites: int, span: dt.timedelta, every: dt.timedelta) -> None:
@@ -344,14 +302,6 @@ def _sites(rng: np.random.Generator, n: int) -> list[SyntheticSite]:
     return roster
 
 
-def _category(message: int) -> int:
-    if message in (_HTTP_502, _HTTP_503):
-        return _CATEGORY["http_status"]
-    if message == _NO_ROUTE:
-        return _CATEGORY["network"]
-    return _CATEGORY[next(c for c, m in _MESSAGE_OF.items() if m == message)]
-
-
 def _slots(
     starts: pd.DatetimeIndex, begin: pd.Timestamp, length: pd.Timedelta
 ) -> npt.NDArray[np.bool_]:
@@ -375,74 +325,3 @@ def _last_before_gap(
 ) -> int:
     before = np.flatnonzero(ran & np.asarray(starts < gap_from))
     return int(before[-1]) if len(before) else -1
-
-
-def _pings_frame(
-    roster: list[SyntheticSite],
-    starts: pd.DatetimeIndex,
-    kept: npt.NDArray[np.bool_],
-    offset_ms: npt.NDArray[np.float64],
-    message: npt.NDArray[np.int8],
-    cat: npt.NDArray[np.int8],
-    rt_ms: npt.NDArray[np.int64],
-) -> pd.DataFrame:
-    slot_idx, site_idx = np.nonzero(kept)
-    start_us = starts.as_unit("us").asi8[slot_idx]
-    checked_us = start_us + np.rint(offset_ms[slot_idx, site_idx] * 1000).astype(np.int64)
-    msg = message[slot_idx, site_idx]
-    category = cat[slot_idx, site_idx]
-    up = msg < 0
-    code = np.where(up, 200, np.where(msg == _HTTP_502, 502, np.where(msg == _HTTP_503, 503, 0)))
-    messages = np.array([None, *_MESSAGES], dtype=object)
-    return pd.DataFrame(
-        {
-            "site": pd.Categorical.from_codes(
-                site_idx, categories=pd.Index([s.name for s in roster])
-            ),
-            "checked_at": pd.to_datetime(checked_us, unit="us", utc=True),
-            "status": pd.Categorical(np.where(up, "up", "down"), categories=["up", "down"]),
-            "status_code": pd.arrays.IntegerArray(code.astype(np.int32), mask=code == 0),
-            "response_time_ms": pd.array(rt_ms[slot_idx, site_idx], dtype="Int32"),
-            "error_category": pd.Categorical.from_codes(
-                category.astype(np.int64), categories=pd.Index(list(ERROR_CATEGORIES))
-            ),
-            "error_message": messages[msg.astype(np.int64) + 1],
-            "location": HISTORY_LOCATION,
-            "region_code": HISTORY_REGION,
-        }
-    )
-
-
-def _cycles_frame(
-    rng: np.random.Generator,
-    starts: pd.DatetimeIndex,
-    ran: npt.NDArray[np.bool_],
-    kept: npt.NDArray[np.bool_],
-    down: npt.NDArray[np.bool_],
-    duration_ms: npt.NDArray[np.int64],
-    interrupted: int,
-    sites: int,
-) -> pd.DataFrame:
-    idx = np.flatnonzero(ran)
-    checked = kept[idx].sum(axis=1)
-    n_down = (down & kept)[idx].sum(axis=1)
-    started_at = pd.DatetimeIndex(starts[idx]).as_unit("us")
-    errors = np.full(len(idx), None, dtype=object)
-    if interrupted >= 0:
-        where = int(np.searchsorted(idx, interrupted))
-        errors[where] = f"interrupted after {checked[where]} of {sites} sites"
-    return pd.DataFrame(
-        {
-            "id": [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in idx],
-            "started_at": started_at,
-            "finished_at": started_at + pd.to_timedelta(duration_ms[idx], unit="ms"),
-            "location": HISTORY_LOCATION,
-            "region_code": HISTORY_REGION,
-            "sites_checked": checked.astype(np.int64),
-            "up": (checked - n_down).astype(np.int64),
-            "down": n_down.astype(np.int64),
-            "duration_ms": duration_ms[idx],
-            "dry_run": False,
-            "error": errors,
-        }
-    )

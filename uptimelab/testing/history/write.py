@@ -20,9 +20,9 @@ from ...storage.database import Database, default_db
 from ...storage.site_import import upsert_sites
 from ...storage.site_stats import refresh_stats
 from ...storage.writer import Writer
+from .frames import HISTORY_LOCATION
 from .generate import (
     HISTORY_DOMAIN,
-    HISTORY_LOCATION,
     Incident,
     SyntheticSite,
     check_history,
