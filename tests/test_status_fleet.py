@@ -218,8 +218,12 @@ def test_the_status_and_health_commands_show_collectors_and_lateness(
     assert mine.endswith(", 7 sites, 2.5 s late")
     theirs = next(line for line in lines if line.startswith(f"collector {str(stale)[:8]} "))
     assert re.search(r"STALE: no heartbeat for 12\d\d s;", theirs), theirs
-    assert any(line.startswith("last round: ") for line in lines)
+    # The round's sites and pings are told apart (3 sites, 2 up and 1 down: 3 pings), and no
+    # Python formatting leaks (a dict, None).
+    (last,) = [line for line in lines if line.startswith("last round: ")]
+    assert ", 3 site(s) in 3 ping(s): 2 up, 1 down, 60 s" in last, last
     assert not any("overrun" in line for line in lines)
+    assert not any(("None" in line or "{" in line) for line in lines), lines
 
     as_json = json.loads(run("status", "--json").stdout)
     assert {c["id"]: c["stale"] for c in as_json["database"]["collectors"]} == {
@@ -281,3 +285,12 @@ def test_the_notebooks_lateness_table_reads_the_rounds_per_collector(db: Databas
     assert analysis.round_lateness(cycles[cycles["late_ms"].isna()]).empty
     # Two collectors of one location interleave their rounds: the interval is each one's.
     assert analysis.cycle_interval(cycles) == pd.Timedelta(seconds=60)
+
+
+def test_status_before_any_cycle_says_so_in_words(db: Database) -> None:
+    out = run("status")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "cycles (24 h): none yet" in lines
+    assert "errors (24 h): by category none; by component none" in lines
+    assert not any(("None" in line or "{" in line) for line in lines), lines

@@ -62,13 +62,16 @@ def _print_status(report: Status) -> None:
     else:
         if db.cycles_24h is not None:
             c = db.cycles_24h
-            rate = "-" if c.success_rate is None else f"{100 * c.success_rate:.1f} %"
-            overruns = f", --once overruns {c.overruns}" if c.overruns else ""
-            out(
-                f"cycles (24 h): {c.cycles}, success {rate}, mean {c.mean_duration_ms} ms, "
-                f"max {c.max_duration_ms} ms{overruns}",
-                markup=False,
-            )
+            if not c.cycles:
+                out("cycles (24 h): none yet", markup=False)
+            else:
+                rate = "-" if c.success_rate is None else f"{100 * c.success_rate:.1f} %"
+                overruns = f", --once overruns {c.overruns}" if c.overruns else ""
+                out(
+                    f"cycles (24 h): {c.cycles}, success {rate}, "
+                    f"mean {_ms(c.mean_duration_ms)}, max {_ms(c.max_duration_ms)}{overruns}",
+                    markup=False,
+                )
         if db.lateness is not None and db.lateness.rounds:
             late = db.lateness
             out(
@@ -138,10 +141,16 @@ def _print_status(report: Status) -> None:
         last = db.last_cycle
         if last:
             kind = "last cycle" if last.collector_id is None else "last round"
+            # The round's own counts (its collector's pings), then what the database holds of
+            # its location in the round's time (with several collectors, theirs too).
+            seen = _counts(last.pings_by_status)
+            down_by = _counts(last.pings_by_category)
             out(
                 f"{kind}: {last.started_at:%Y-%m-%d %H:%M:%S} UTC, "
-                f"{last.sites_checked} sites, {last.up} up, {last.down} down, "
-                f"{last.duration_ms} ms; by category {last.pings_by_category}"
+                f"{last.sites_checked} site(s) in {last.up + last.down} ping(s): "
+                f"{last.up} up, {last.down} down, {_ms(last.duration_ms)}"
+                f"{f'; pings of {last.location} stored in that time: {seen}' if seen else ''}"
+                f"{f' (down by category: {down_by})' if down_by else ''}"
                 f"{f'; {last.error}' if last.error else ''}",
                 markup=False,
                 soft_wrap=True,
@@ -153,14 +162,19 @@ def _print_status(report: Status) -> None:
     out(f"spool: {spool.segments} cycle(s), {spool.bytes} bytes{full}", markup=False)
     errors = report.errors_24h
     out(
-        f"errors (24 h): by category {errors.by_category or '{}'}; "
-        f"by component {errors.by_component or '{}'}",
+        f"errors (24 h): by category {_counts(errors.by_category) or 'none'}; "
+        f"by component {_counts(errors.by_component) or 'none'}",
         markup=False,
         soft_wrap=True,
     )
 
 
-def _ms(value: int | None) -> str:
+def _counts(counts: dict[str, int]) -> str:
+    """``refused 4, timeout 1``: counts by name, largest first ('' for none)."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _ms(value: int | float | None) -> str:
     """``0 s``, ``1.2 s``, ``95 s``: a lateness in milliseconds as seconds (``-`` for none)."""
     if value is None:
         return "-"
