@@ -189,7 +189,10 @@ def migrate(conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
             if version in applied:
                 if applied[version]["checksum"] != checksum:
                     raise MigrationError(
-                        f"sql/{path.name} changed after it was applied (checksum differs); "
+                        f"sql/{path.name} changed after it was applied (checksum differs) to "
+                        f"database {conn.info.dbname!r}: another version or checkout of uptimelab "
+                        "migrated it. Use a database of this version (UPTIMELAB_DATABASE_URL, "
+                        "or UPTIMELAB_DATA_DIR for the embedded one); to change the schema, "
                         "add a new numbered file instead of editing an applied one"
                     )
                 continue
