@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	env -u UPTIMELAB_DATABASE_URL -u DATABASE_URL $(BIN)/uptimelab demo
 
-## make test: installs into .venv with the test extras, lints, then runs the whole suite.
+## make test: installs into .venv with the test extras, lints, then runs the whole suite on every
+## core: each worker has its own database, and a test file runs whole on one worker (its module
+## fixtures, histories and notebooks' databases, are made once).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check uptimelab tests benchmarks

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import uptimelab as ul
 from uptimelab import stats
 from uptimelab.cli import main
+from uptimelab.cli._common import console as cli_console
 from uptimelab.config import Settings
 from uptimelab.domain.incidents import Transition
 from uptimelab.domain.pings import PING_COLUMNS, PingResult
@@ -38,10 +39,13 @@ from .test_quorum import verdict
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run ``uptimelab ARGS`` in this process: (exit code, stdout, stderr)."""
     code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    with pytest.MonkeyPatch.context() as patch:
+        # Whole cells whatever the terminal: without one (pytest -n) rich would print 80 wide.
+        patch.setattr(cli_console, "_width", 200)
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
 
