@@ -454,7 +454,12 @@ def test_maintain_makes_partitions_prunes_into_the_archive_and_refreshes(
     done = run("maintain", env={"RETENTION_DAYS": "8", "ARCHIVE_DIR": str(archive)})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["partitions", "prune", "stats"]
+    assert [line.split(":")[0] for line in lines] == [
+        "partitions",
+        "prune",
+        "notifications",
+        "stats",
+    ]
     today = dt.datetime.now(dt.UTC).date()
     days = partition_days(history)
     assert {today + dt.timedelta(days=k) for k in range(8)} <= set(days)
