@@ -33,6 +33,12 @@ DEFAULT_TARGET: Final = 99.9
 """The SLA's uptime target (percent) unless one is given."""
 
 
+def _check_target(target: float) -> None:
+    """Raises ConfigError (a ValueError) naming ``target`` unless it is in (0, 100)."""
+    if not 0 < target < 100:
+        raise ConfigError(f"target={target:g}: must be a percentage between 0 and 100 (exclusive)")
+
+
 def site_names(db: Database | None = None) -> dict[str, str]:
     """Site id (as a string) -> the site's name, or its URL (credentials redacted)."""
     return {str(s.id): s.name or redact(s.url) for s in list_sites(db=db)}
@@ -110,10 +116,10 @@ def sla_table(
     policy's and the downtime is pings x interval x (100 - uptime) %.
     Sorted by month, then most budget used first. :func:`month_table` gives the same columns
     from the database, rollups included, for one month of any age.
-    Raises ValueError for a target outside (0, 100) or an unknown policy.
+    Raises ConfigError (a ValueError) for a target outside (0, 100), ValueError for an unknown
+    policy.
     """
-    if not 0 < target < 100:
-        raise ValueError(f"target must be a percentage between 0 and 100, got {target}")
+    _check_target(target)
     if policy not in POLICIES:
         raise ValueError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
     checked = utc_series(pings["checked_at"])
@@ -216,12 +222,16 @@ def month_table(
     ``avg_response_time``, ``coverage``, ``from_rollups`` and ``counted_from`` of
     ``ul.stats.load_window_stats`` (rollups kept for ever, so any month of the history;
     exact while the month's raw pings exist). ``policy`` and ``exclude_maintenance`` None: the
-    recorded settings. Raises ConfigError for a bad month or policy, ValueError for a target
-    outside (0, 100).
+    recorded settings. No pings in the month: an empty frame of these columns. Raises ConfigError
+    for a bad month, policy or a target outside (0, 100), or a month begun under an hour ago.
     """
-    if not 0 < target < 100:
-        raise ValueError(f"target must be a percentage between 0 and 100, got {target}")
+    _check_target(target)
     start, end = month_bounds(month, now)
+    if end - start < dt.timedelta(hours=1):  # a window is at least an hour (whole-hour rollups)
+        raise ConfigError(
+            f"month {month!r} began less than an hour ago: ask again from "
+            f"{start + dt.timedelta(hours=1):%Y-%m-%d %H:%M} UTC"
+        )
     last = end - dt.timedelta(microseconds=1)
     window = load_window_stats(
         db,
@@ -230,6 +240,8 @@ def month_table(
         policy=policy,
         exclude_maintenance=exclude_maintenance,
     )
+    if window.empty:  # no pings that month: no rows, not arithmetic on empty text columns
+        return pd.DataFrame(columns=list(MONTH_COLUMNS))
     labels = names if names is not None else site_names(db)
     default_ms = Settings.load().monitoring_interval_ms
     interval_min = {str(s.id): (s.interval_ms or default_ms) / 60_000 for s in list_sites(db=db)}
