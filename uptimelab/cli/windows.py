@@ -95,7 +95,12 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
     if format is not Format.table:
         print_records(records, format)
         return
-    monthly = bool(records) and "budget_left_min" in records[0]
+    if not records:  # no data is no error: say so instead of printing an empty table
+        console.print(f"no pings in {title}", markup=False)
+        return
+    monthly = "budget_left_min" in records[0]
+    # A month's records name their uptime as the SLA tables do (uptime_pct); a window's, uptime.
+    uptime = "uptime_pct" if monthly else "uptime"
     table = Table(box=None, title=f"{title}: uptime %, mean ms of up pings, coverage %")
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
     headers = ["uptime", "ms", "pings", "coverage"]
@@ -105,7 +110,7 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
         table.add_column(header, justify="right", no_wrap=True)
     for r in records:
         cells = [
-            pct(r["uptime"], r["pings"]),
+            pct(r[uptime], r["pings"]),
             str(r["avg_response_time"]),
             str(r["pings"]),
             f"{r['coverage']:.1f}",
