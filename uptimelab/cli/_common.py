@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import enum
 import io
 import json
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from ..storage.models import Site
 
 PIPED_WIDTH = 250
+MAX_DURATION = dt.timedelta(days=36_525)
+"""The longest --since/--keep/--window/--every: 100 years, so that now minus it is still a date."""
 
 # No markup: names, URLs, errors and categories come from outside and are shown as typed (a site
 # named "[red]x" is not styled); our own styling goes through style= arguments.
@@ -96,6 +99,17 @@ def flag_errors(*flags: str, **renamed: str) -> Iterator[None]:
             if text.startswith(name + " "):
                 raise ConfigError(f"{flag}: {text}") from exc
         raise
+
+
+def duration_option(text: str, flag: str) -> dt.timedelta:
+    """The duration typed for option ``flag`` (``--since``), as ``parse_duration`` reads it, and
+    at most :data:`MAX_DURATION`. Raises ConfigError naming the flag and the text as typed."""
+    from ..config import parse_duration  # here: only the commands that take durations load it
+
+    span = parse_duration(text, name=flag)
+    if span > MAX_DURATION:
+        raise ConfigError(f"{flag}={text!r}: at most 100 years (36525d)")
+    return span
 
 
 def print_records(data: list[dict[str, Any]], format: Format) -> None:

@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from ..config import parse_duration
 from ..storage.database import connect
 from ..testing.bench import bench_stats, describe
-from ._common import console, state
+from ._common import console, duration_option, state
 
 app = typer.Typer(help="Benchmarks, run on demand (never part of the tests).", no_args_is_help=True)
 
@@ -27,7 +26,7 @@ def stats(
 
     Runs in a scratch database on the configured server (dropped afterwards).
     """
-    every_s = int(parse_duration(every, name="--every").total_seconds())
+    every_s = int(duration_option(every, "--every").total_seconds())
     # Connect without migrating: the benchmark works in a scratch database of its own.
     server = connect(state(ctx).database_url, migrate=False)
     with Progress(console=console, transient=True) as progress:

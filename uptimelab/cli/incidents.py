@@ -12,11 +12,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..config import parse_duration
 from ..domain.redaction import redact
 from ..storage.incidents import Incident, list_incidents
 from ..text import span
-from ._common import Format, FormatOption, console, state
+from ._common import Format, FormatOption, console, duration_option, state
 
 QUORUM = "(quorum)"
 """How the location of an incident of the quorum verdict is shown."""
@@ -40,7 +39,7 @@ def incidents(
 ) -> None:
     """List incidents: confirmed outages (down_after down pings in a row) of each location and
     of the quorum verdict, newest first."""
-    window = None if since is None else parse_duration(since, name="--since")
+    window = None if since is None else duration_option(since, "--since")
     found = list_incidents(
         open_only=open_only,
         site=site,

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from ..config import Settings, parse_duration
+from ..config import Settings
 from ..errors import ConfigError, UptimelabError
 from ..ops.maintain import maintain as run_maintain
 from ..ops.maintain import maintain_every
 from ..storage.maintenance import MaintenanceReport
-from ._common import console, err_console, state
+from ._common import console, duration_option, err_console, state
 from .prune import day_progress
 
 
@@ -33,7 +33,7 @@ def maintain(
     Without ARCHIVE_DIR they are dropped only when RETENTION_DROP_UNARCHIVED=true.
     stats: refreshes site_stats and the planner's statistics of the recent partitions.
     One run at a time per database (an advisory lock), however many collectors or cron jobs ask."""
-    interval = None if every is None else parse_duration(every, name="--every")
+    interval = None if every is None else duration_option(every, "--every")
     if interval is not None and interval < dt.timedelta(seconds=1):
         raise ConfigError(f"--every={every}: at least 1s")
     settings = Settings.load()

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ..config import parse_duration
 from ..domain.redaction import redact
 from ..storage.sites import get_site, list_sites
 from ..text import span
-from ._common import Format, FormatOption, console, state
+from ._common import Format, FormatOption, console, duration_option, state
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +29,7 @@ def outages(
     from ..analytics.loaders import load_outages
 
     db = state(ctx).db()
-    window = parse_duration(since, name="--since")
+    window = duration_option(since, "--since")
     only = None if site is None else [get_site(site, db=db).id]
     found = load_outages(db, since=window, sites=only)
     names = {str(s.id): s.name or redact(s.url) for s in list_sites(db=db)}

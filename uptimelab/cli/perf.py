@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import parse_duration
 from ..errors import ConfigError, UptimelabError
 from ..storage.database import Database, connect
 from ..testing import fleet_analysis, fleet_perf
@@ -24,7 +23,7 @@ from ..testing.perf import (
     plot,
     run_scenario,
 )
-from ._common import console, state
+from ._common import console, duration_option, state
 
 
 def perf(
@@ -85,7 +84,7 @@ def perf(
     --duration and report how the fleet was served. Runs on the configured PostgreSQL server (a
     scratch database, dropped afterwards)."""
     server = connect(state(ctx).database_url, migrate=False)
-    interval_s = parse_duration(interval, name="--interval").total_seconds()
+    interval_s = duration_option(interval, "--interval").total_seconds()
     if collectors is not None:
         _fleet(
             server,
@@ -215,7 +214,7 @@ def _fleet(
         collectors=collectors,
         sites=sites,
         interval_s=interval_s,
-        duration_s=parse_duration(duration, name="--duration").total_seconds(),
+        duration_s=duration_option(duration, "--duration").total_seconds(),
         kill_one=kill_one,
         lease_ms=lease_ms,
         zoos=zoos,

@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from ..config import parse_duration
 from ..errors import ConfigError
 from ..storage.retention import PruneResult, check_keep
 from ..storage.retention import prune as run_prune
-from ._common import console, err_console, state
+from ._common import console, duration_option, err_console, state
 
 
 @contextlib.contextmanager
@@ -62,7 +61,7 @@ def prune(
     Verified: the file's row count and a checksum of its keys match the partition's.
     Dropped: DETACH PARTITION and DROP TABLE, never DELETE; the hourly rollups stay.
     Crash-safe: run it again after a kill and it resumes; no day is lost or archived twice."""
-    span = parse_duration(keep, name="--keep")
+    span = duration_option(keep, "--keep")
     try:
         check_keep(span)
     except ConfigError as exc:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import console, flag_errors, state
+from ._common import console, duration_option, flag_errors, state
 
 
 class ReportFormat(enum.StrEnum):
@@ -40,6 +40,7 @@ def report(
     """Write a report of the last --since: fleet, uptime, latency, outages, SLA, collector."""
     from ..report import write_report
 
+    duration_option(since, "--since")  # checked here too: the library takes the text
     started = time.perf_counter()
     with flag_errors("--out", "--since", "--format", "--target"):
         written = write_report(

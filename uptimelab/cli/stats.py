@@ -14,7 +14,7 @@ import trio
 import typer
 from rich.table import Table
 
-from ..config import Settings, parse_duration
+from ..config import Settings
 from ..domain.redaction import redact
 from ..errors import ConfigError
 from ..storage.models import Site, SiteStats
@@ -39,6 +39,7 @@ from ._common import (
     Format,
     FormatOption,
     console,
+    duration_option,
     flag_errors,
     pct,
     print_records,
@@ -187,7 +188,7 @@ def refresh(
         written = refresh_stats(site, db=db)
         console.print(f"refreshed {written} site(s)")
         return
-    interval = parse_duration(every, name="--every").total_seconds()
+    interval = duration_option(every, "--every").total_seconds()
 
     async def scheduled() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

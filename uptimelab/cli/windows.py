@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..config import parse_duration
 from ..storage.models import Site
 from ..storage.windows import WindowStats, record_uptime_settings, window_stats_rows
 from ._common import (
     Format,
     console,
+    duration_option,
     flag_errors,
     pct,
     print_records,
@@ -71,7 +71,7 @@ def window_or_month(
         return
     assert window is not None
     with flag_errors("--window", "--policy"):
-        width = parse_duration(window, name="window")
+        width = duration_option(window, "--window")
         rows = window_stats_rows(
             width, policy=policy, exclude_maintenance=exclude_maintenance, db=db
         )
