@@ -17,7 +17,6 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from ..config import Settings
 from ..domain.redaction import redact
 from ..errors import ConfigError
 from ..storage.database import Database
@@ -104,16 +103,17 @@ def sla_table(
 ) -> pd.DataFrame:
     """Monthly SLA per site against ``target`` (percent uptime), with the error budget.
 
-    Per calendar month (UTC) and site: ``uptime_pct`` = 100 x up / pings of the month so far;
-    ``downtime_min`` = down pings x the site's ping interval (the median gap between its pings,
-    in minutes); ``budget_min`` = (100 - target) % of the whole month; ``budget_used_pct`` =
-    downtime / budget x 100 (above 100: the budget is spent); ``budget_left_min`` = budget -
-    downtime (negative when overspent); ``met`` = the downtime fits in the budget, which for a
-    month observed to its end is uptime >= target, and for the current month says that the
-    target can still be met. Time the collector was not running counts as neither up nor down.
+    Per calendar month (UTC) and site: ``uptime_pct`` = 100 x up / pings of the month so far
+    (time the collector was not running counts as neither up nor down); ``met`` = uptime >=
+    target. The budget restates that in minutes of the whole month: ``budget_min`` = (100 -
+    target) % of it, ``downtime_min`` = (100 - uptime) % of it (the downtime the uptime shown
+    stands for: time not observed counts at the observed rate, as in the uptime), so
+    ``budget_used_pct`` = downtime / budget x 100 is above 100 and ``budget_left_min`` = budget -
+    downtime negative exactly when ``met`` is False. (Down pings x interval against the whole
+    month's budget would call a site up 5 % of the few pings it has "met".)
     Under another ``policy`` (``confirmed``, ``time``; with ``sites``, ``maintenance`` and
     ``exclude_maintenance`` as :func:`uptimelab.stats.window_stats` takes them), uptime is that
-    policy's and the downtime is pings x interval x (100 - uptime) %.
+    policy's.
     Sorted by month, then most budget used first. :func:`month_table` gives the same columns
     from the database, rollups included, for one month of any age.
     Raises ConfigError (a ValueError) for a target outside (0, 100), ValueError for an unknown
@@ -151,8 +151,6 @@ def sla_table(
     ]  # fmt: skip
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    gaps = frame.sort_values("checked_at").groupby("site_id")["checked_at"].diff()
-    interval_min = (gaps.dt.total_seconds() / 60).groupby(frame["site_id"]).median().fillna(0.0)
     sums = {"pings": ("up", "size"), "up": ("up", "sum")}
     if not plain:
         sums |= {
@@ -169,19 +167,22 @@ def sla_table(
         table["uptime_pct"] = 100.0 * (table["pings"] - table["confirmed"]) / table["pings"]
     else:
         table["uptime_pct"] = 100.0 * table["up_us"] / table["span_us"]
-    down = (
-        table["pings"] - table["up"]
-        if policy == "samples"
-        else table["pings"] * (100.0 - table["uptime_pct"]) / 100.0
-    )
-    table["downtime_min"] = down * table["site_id"].map(interval_min)
     month_days = [calendar.monthrange(*map(int, m.split("-")))[1] for m in table["month"]]
-    table["budget_min"] = (100.0 - target) / 100.0 * np.array(month_days) * 24 * 60
-    table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
-    table["budget_left_min"] = table["budget_min"] - table["downtime_min"]
-    table["met"] = table["budget_left_min"] >= 0
+    _budget(table, np.array(month_days) * 24 * 60.0, target)
     table = table.sort_values(["month", "budget_used_pct"], ascending=[True, False])
     return table[columns].reset_index(drop=True)
+
+
+def _budget(table: pd.DataFrame, month_min: float | np.ndarray, target: float) -> None:
+    """Add ``downtime_min``, ``budget_min``, ``budget_used_pct``, ``budget_left_min`` and
+    ``met`` to ``table`` (with ``uptime_pct``), over months of ``month_min`` minutes: both the
+    downtime and the budget are shares of the same whole month, so the budget is spent exactly
+    when the uptime shown is below the target."""
+    table["downtime_min"] = (100.0 - table["uptime_pct"]) / 100.0 * month_min
+    table["budget_min"] = (100.0 - target) / 100.0 * month_min
+    table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
+    table["budget_left_min"] = table["budget_min"] - table["downtime_min"]
+    table["met"] = table["uptime_pct"] >= target
 
 
 MONTH_COLUMNS = (
@@ -218,7 +219,7 @@ def month_table(
     now: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """The SLA of one calendar month (UTC, "YYYY-MM") per site from the database: the columns
-    of :func:`sla_table` (downtime = pings x the site's interval x (100 - uptime) %), with
+    of :func:`sla_table` (``met`` = uptime >= target, the budget in minutes of the month), with
     ``avg_response_time``, ``coverage``, ``from_rollups`` and ``counted_from`` of
     ``ul.stats.load_window_stats`` (rollups kept for ever, so any month of the history;
     exact while the month's raw pings exist). ``policy`` and ``exclude_maintenance`` None: the
@@ -243,20 +244,12 @@ def month_table(
     if window.empty:  # no pings that month: no rows, not arithmetic on empty text columns
         return pd.DataFrame(columns=list(MONTH_COLUMNS))
     labels = names if names is not None else site_names(db)
-    default_ms = Settings.load().monitoring_interval_ms
-    interval_min = {str(s.id): (s.interval_ms or default_ms) / 60_000 for s in list_sites(db=db)}
     table = window.rename(columns={"uptime": "uptime_pct"})
     table["uptime_pct"] = table["uptime_pct"].astype(float)
     table["coverage"] = table["coverage"].astype(float)
     table.insert(0, "month", month.strip())
     table["site"] = [labels.get(s, s) for s in table["site_id"]]
     table["target_pct"] = float(target)
-    intervals = table["site_id"].map(interval_min).fillna(default_ms / 60_000)
-    table["downtime_min"] = table["pings"] * intervals * (100.0 - table["uptime_pct"]) / 100.0
-    days = calendar.monthrange(start.year, start.month)[1]
-    table["budget_min"] = (100.0 - target) / 100.0 * days * 24 * 60
-    table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
-    table["budget_left_min"] = table["budget_min"] - table["downtime_min"]
-    table["met"] = table["budget_left_min"] >= 0
+    _budget(table, calendar.monthrange(start.year, start.month)[1] * 24 * 60.0, target)
     table = table.sort_values(["budget_used_pct", "site"], ascending=[False, True])
     return table[list(MONTH_COLUMNS)].reset_index(drop=True)

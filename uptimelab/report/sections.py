@@ -224,9 +224,10 @@ def _sla_section(data: PeriodData, target: float) -> Section:
         return s
     sla = sla_table(data.pings, target=target, names=data.names)
     s.text(
-        f"Each month's error budget is {100 - target:.3g} % of the month. Downtime is the down "
-        "pings times the site's ping interval; time the collector was not running is neither "
-        f"up nor down. {int((~sla['met']).sum())} site-month(s) spent their whole budget."
+        f"Each month's error budget is {100 - target:.3g} % of the month; its downtime is "
+        "(100 - uptime) % of the month, the uptime counted over the pings (time the collector "
+        "was not running is neither up nor down), so a month meets the target exactly when its "
+        f"uptime does. {int((~sla['met']).sum())} site-month(s) spent their whole budget."
     )
     s.table(html_table(sla.drop(columns=["site_id"])))
     s.figure(
