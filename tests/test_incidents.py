@@ -66,19 +66,27 @@ def test_down_after_up_after_and_notify_come_in_through_every_entry_point(
 
     code, _, err = run_cli(
         capsys, "sites", "add", "https://b.example/", "--down-after", "4", "--up-after", "3",
-        "--notify", f"tgram://{TOKEN}/1", "--notify", "ntfy://topic",
+        "--notify", f"tgram://1234:{TOKEN}/1", "--notify", "ntfy://topic",
     )  # fmt: skip
     assert code == 0, err
     b = ul.get_site("https://b.example/", db=db)
-    assert (b.down_after, b.up_after, b.notify) == (4, 3, [f"tgram://{TOKEN}/1", "ntfy://topic"])
+    assert (b.down_after, b.up_after, b.notify) == (
+        4,
+        3,
+        [f"tgram://1234:{TOKEN}/1", "ntfy://topic"],
+    )
 
     csv_file = tmp_path / "sites.csv"
     csv_file.write_text(
-        f"url,down_after,up_after,notify\nhttps://c.example/,5,2,json://x/{TOKEN} mailto://m\n"
+        f"url,down_after,up_after,notify\nhttps://c.example/,5,2,json://x/{TOKEN} mailto://m@example.com\n"
     )
     ul.import_sites(csv_file, db=db)
     c = ul.get_site("https://c.example/", db=db)
-    assert (c.down_after, c.up_after, c.notify) == (5, 2, [f"json://x/{TOKEN}", "mailto://m"])
+    assert (c.down_after, c.up_after, c.notify) == (
+        5,
+        2,
+        [f"json://x/{TOKEN}", "mailto://m@example.com"],
+    )
 
     for shown in (["sites", "list"], ["sites", "list", "--json"]):
         code, out, err = run_cli(capsys, *shown)

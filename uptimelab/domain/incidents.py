@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ def parse_notify_urls(value: object) -> list[str] | None:
     """A site's ``notify`` list from what a user gave: a list of apprise URLs, or text (a site
     file's cell) holding a JSON list or URLs separated by white space. Empty means None.
 
-    Each URL is ``scheme://...`` without white space, at most 2048 characters; at most 20.
+    Each URL is ``scheme://...`` without white space, at most 2048 characters, and one that
+    apprise knows (:func:`apprise_knows`); at most 20.
     Raises ValueError naming the rule broken (quoting no URL: they carry tokens)."""
     if value is None:
         return None
@@ -110,7 +112,23 @@ def parse_notify_urls(value: object) -> list[str] | None:
                 f"notify: URL {number} is not an apprise URL (scheme://..., no spaces, "
                 f"at most {MAX_NOTIFY_URL_CHARS} characters)"
             )
+    for number, url in enumerate(urls, 1):
+        if not apprise_knows(url):
+            raise ValueError(
+                f"notify: URL {number} ({redact_notify_url(url)}) is not a notification URL "
+                "apprise knows"
+            )
     return urls
+
+
+def apprise_knows(url: str) -> bool:
+    """Whether apprise takes ``url`` as a notification service, as ``notify test`` asks it:
+    parsing only, nothing is sent."""
+    import apprise  # here: apprise is heavy, loaded only when a notify list is checked
+
+    # apprise logs an unknown URL as an error line (quoting it, token included); we say it once.
+    logging.getLogger(apprise.LOGGER_NAME).propagate = False
+    return bool(apprise.Apprise().add(url))
 
 
 def redact_notify_url(url: str) -> str:
