@@ -65,7 +65,8 @@ def prune(
     try:
         check_keep(span)
     except ConfigError as exc:
-        raise ConfigError(f"--{exc}") from None
+        # The library speaks of the value in days (keep=0.333333d); echo what was typed.
+        raise ConfigError(f"--keep={keep!r}: {str(exc).partition(': ')[2]}") from None
     if archive is not None:
         archive = archive.expanduser()
         if archive.exists() and not archive.is_dir():

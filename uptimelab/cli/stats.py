@@ -140,6 +140,10 @@ def stats(
     if location is not None:
         with flag_errors("--sort", "--status", "--location"):
             per_location = location_stats(location, sort=sort, status=status, db=state(ctx).db())
+        if not per_location and format is Format.table:  # an empty table says nothing of why
+            only = "" if status is None else f" of sites {status} now"
+            console.print(f"no pings from location {location!r}{only}", markup=False)
+            return
         print_location(per_location, format)
         return
     db = state(ctx).db()
