@@ -18,6 +18,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click import exceptions as click_errors
 from typer.core import TyperCommand, TyperGroup
 
 from ..errors import UptimelabError, lone_exception
@@ -221,7 +222,23 @@ def _root(
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning uptimelab's errors into one line and an exit code."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="uptimelab")
+        # Not standalone: a value typer cannot parse (`maintenance remove abc`) comes here as a
+        # click error, to be said in one line like ours rather than in typer's box.
+        code = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="uptimelab",
+            standalone_mode=False,
+        )
+    except click_errors.NoArgsIsHelpError as exc:
+        sys.exit(exc.exit_code)  # the help is shown already
+    except click_errors.ClickException as exc:
+        err_console.print(
+            f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True
+        )
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted", markup=False)
+        sys.exit(1)
     except UptimelabError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -235,3 +252,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         sys.exit(130)
+    if isinstance(code, int) and code:  # typer.Exit(n) from a command, returned when not standalone
+        sys.exit(code)
