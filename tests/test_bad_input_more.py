@@ -175,3 +175,35 @@ def test_a_month_begun_under_an_hour_ago_is_one_line_not_a_window_error(db: Data
     with pytest.raises(ConfigError, match=r"month '2026-10' began less than an hour ago: .* 01:00"):
         analysis.month_table(db, MONTH, now=early)
     assert len(analysis.month_table(db, MONTH, now=early + dt.timedelta(hours=1))) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["maintenance", "remove", "abc"], "error: Invalid value for 'window_id': "),
+        (["sites", "add", "https://n.example/", "--interval-ms", "abc"], "error: Invalid value "),
+        (["stats", "--format", "bogus"], "error: Invalid value for '--format': "),
+        (["prune"], "error: Missing option '--keep'"),
+        (["nosuch"], "error: No such command 'nosuch'"),
+    ],
+)
+def test_a_value_typer_cannot_parse_is_one_line_too(
+    db: Database, args: list[str], message: str
+) -> None:
+    line = assert_one_error_line(run(*args), 2)
+    assert line.startswith(message), line
+    assert site_count(db) == 0
+
+
+def test_help_and_a_bare_command_show_the_usage_as_before() -> None:
+    assert run("--help").returncode == 0
+    bare = run()
+    assert bare.returncode == 2
+    assert "Usage: uptimelab" in bare.stdout + bare.stderr
+
+
+def test_a_command_s_own_exit_code_is_kept() -> None:
+    """validate ends with typer.Exit(1) when a check fails: not standalone, still exit 1."""
+    done = run("validate", env={"UPTIMELAB_DATABASE_URL": "postgresql://root@127.0.0.1:1/nope"})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
