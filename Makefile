@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	env -u UPTIMELAB_DATABASE_URL -u DATABASE_URL $(BIN)/uptimelab demo
 
-## make test: installs into .venv with the test extras, lints, then runs the whole suite on every
-## core: each worker has its own database, and a test file runs whole on one worker (its module
-## fixtures, histories and notebooks' databases, are made once).
+## make test: installs into .venv with the test extras, lints, then runs the whole suite: first on
+## every core (each worker has its own database, and a test file runs whole on one worker, so its
+## module fixtures are made once), then the timing-sensitive files (marked serial) alone.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not serial" --durations=15
+	$(BIN)/python -m pytest -m serial --durations=5
 
 lint: $(STAMP)
 	$(BIN)/ruff check uptimelab tests benchmarks

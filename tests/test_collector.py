@@ -28,6 +28,8 @@ from uptimelab.testing.zoo import Behaviour, Zoo, ZooSpec, open_zoo
 
 from .conftest import zoo_in_thread
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 
 def settings(**overrides: object) -> Settings:
     base: dict[str, object] = {

@@ -13,6 +13,8 @@ from uptimelab.testing.perf import ideal_seconds
 
 from .test_cli import run
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 
 def test_perf_runs_a_small_scenario_and_writes_json_and_a_plot(
     db: Database, tmp_path: Path

@@ -21,6 +21,8 @@ from uptimelab.storage.models import Ping, Site
 from uptimelab.testing.malformed import MALFORMED, open_malformed
 from uptimelab.testing.zoo import Behaviour, Zoo
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 
 def site(url: str, **fields: object) -> Site:
     now = dt.datetime.now(dt.UTC)

@@ -39,6 +39,8 @@ from uptimelab.testing.zoo import ZooSpec, open_zoo
 
 from .conftest import zoo_in_thread
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 
 class OwnPostgres:
     """A PostgreSQL of this test's own, which it may stop and start."""

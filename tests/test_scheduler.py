@@ -34,6 +34,9 @@ from .conftest import zoo_in_thread
 # -- the grid (pure) ---------------------------------------------------------------------------
 
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
+
 @given(
     site=st.uuids(),
     interval_s=st.floats(min_value=1, max_value=86_400),

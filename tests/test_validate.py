@@ -22,6 +22,8 @@ from uptimelab.ops.validate import Check, ValidationReport, validate
 from uptimelab.storage.database import Database, migration_files
 from uptimelab.testing.zoo import ZooSpec
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 CHECKS = ["database", "http client", "in-memory lock", "performance", "configuration"]
 NEWEST = max(version for version, _ in migration_files())
 UNREACHABLE = "postgresql://127.0.0.1:1/x"

@@ -23,6 +23,8 @@ from uptimelab.testing.zoo import (
     realistic_spec,
 )
 
+pytestmark = pytest.mark.serial  # timing-sensitive: `make test` runs it after the parallel part
+
 FAST = httpx.Timeout(2.0)
 SHORT = httpx.Timeout(0.3)
 
