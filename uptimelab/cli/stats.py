@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 import signal
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -34,7 +31,6 @@ from ..storage.site_stats import (
     stats_records,
 )
 from ..storage.windows import POLICIES
-from ..text import csv_cell
 from ._common import (
     Format,
     FormatOption,
@@ -216,17 +212,8 @@ def refresh(
 
 
 def print_stats(rows: Sequence[SiteStats], format: Format, sites: dict[Any, Site]) -> None:
-    if format is Format.json:
-        typer.echo(json.dumps(stats_records(rows, sites.values()), indent=1))
-        return
-    if format is Format.csv:
-        data = stats_records(rows, sites.values())
-        buffer = io.StringIO()
-        if data:
-            writer = csv.DictWriter(buffer, fieldnames=list(data[0]))
-            writer.writeheader()
-            writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
-        typer.echo(buffer.getvalue(), nl=False)
+    if format is not Format.table:
+        print_records(stats_records(rows, sites.values()), format)
         return
     policies = sorted(
         {r.policy + (", maintenance excluded" * r.maintenance_excluded) for r in rows}

@@ -70,20 +70,32 @@ class Target:
             scheme, host, port_text, path, query = plain.groups()
             port = int(port_text) if port_text else (443 if scheme == "https" else 80)
             if port_text is None or 0 < port < 65536:
-                if host[0] == "[":
-                    host = host[1:-1]
-                shown = f"[{host}]" if ":" in host else host
-                default = port == (443 if scheme == "https" else 80)
-                return cls(
-                    url=url,
-                    tls=scheme == "https",
-                    host=host,
-                    port=port,
-                    host_header=shown if default else f"{shown}:{port}",
-                    target=(path or "/") + (f"?{query}" if query else ""),
-                    authorization=None,
-                )
+                host = host[1:-1] if host[0] == "[" else host
+                return cls._made(url, scheme, host, port, path, query, None)
         return cls.parse_general(url)
+
+    @classmethod
+    def _made(
+        cls,
+        url: str,
+        scheme: str,
+        host: str,
+        port: int,
+        path: str | None,
+        query: str | None,
+        authorization: str | None,
+    ) -> Target:
+        shown = f"[{host}]" if ":" in host else host
+        default = port == (443 if scheme == "https" else 80)
+        return cls(
+            url=url,
+            tls=scheme == "https",
+            host=host,
+            port=port,
+            host_header=shown if default else f"{shown}:{port}",
+            target=(path or "/") + (f"?{query}" if query else ""),
+            authorization=authorization,
+        )
 
     @classmethod
     def parse_general(cls, url: str) -> Target:
@@ -103,22 +115,11 @@ class Target:
             port = parts.port or (443 if scheme == "https" else 80)
         except ValueError as exc:
             raise ResponseError("protocol", f"bad port in URL: {exc}") from None
-        host = parts.hostname
-        shown = f"[{host}]" if ":" in host else host
-        default = port == (443 if scheme == "https" else 80)
         authorization = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        return cls(
-            url=url,
-            tls=scheme == "https",
-            host=host,
-            port=port,
-            host_header=shown if default else f"{shown}:{port}",
-            target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-            authorization=authorization,
-        )
+        return cls._made(url, scheme, parts.hostname, port, parts.path, parts.query, authorization)
 
     @property
     def origin(self) -> tuple[bool, str, int]:
