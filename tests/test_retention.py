@@ -764,7 +764,10 @@ def test_the_retention_settings_have_bounds(
     given = {k: str(a_file) if v == "{file}" else v for k, v in overrides.items()}
     with pytest.raises(ConfigError) as info:
         Settings.load(**given)
-    assert str(info.value).startswith(said.replace("{file}", str(a_file)))
+    # A long value is shortened in the message (a worker's tmp_path under xdist is long enough).
+    before, _, after = said.partition("{file}")
+    assert str(info.value).startswith(before)
+    assert after in str(info.value)
 
 
 def test_the_retention_settings_come_from_the_environment(
