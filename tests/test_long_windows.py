@@ -182,11 +182,15 @@ def test_a_run_across_an_hour_and_a_day_boundary_is_confirmed_in_the_rollups(
     compare(db, midnight + dt.timedelta(days=1), dt.timedelta(days=3), "confirmed")
 
 
+@pytest.mark.parametrize("minute", [0, 29, 59])
 def test_a_window_whose_far_edge_is_pruned_comes_from_whole_hours_and_says_so(
-    db: Database, tmp_path: Any
+    db: Database, tmp_path: Any, minute: int
 ) -> None:
     reset(db, "time")
+    # At a few positions in the hour rather than wherever the clock stands (CI once ran it at a
+    # minute where the window's far edge sat just before a whole hour).
     now = dt.datetime.now(dt.UTC)
+    now -= dt.timedelta(minutes=(now.minute - minute) % 60)
     site = SITES[1][0]
     with db.connect() as conn:
         for day in range(-13, 2):
@@ -200,7 +204,13 @@ def test_a_window_whose_far_edge_is_pruned_comes_from_whole_hours_and_says_so(
     ]
     write(db, rows)
     ul.refresh_stats(db=db)
-    window = dt.timedelta(days=10, minutes=30)
+    # The far edge at half past an hour, so that raw pings (one every 7 minutes) fall between it
+    # and the first whole hour whatever the time of day: a fixed 10d30m put the edge at 23 to 30
+    # minutes past, some hours, with no ping before the whole hour to lose.
+    edge = (now - dt.timedelta(days=10)).replace(minute=30, second=0, microsecond=0)
+    if edge > now - dt.timedelta(days=10):
+        edge -= dt.timedelta(hours=1)
+    window = now - edge
     before = ul.stats.load_window_stats(db, window, at=now, policy="time")
     assert not before["from_rollups"].any()
     a = (now - window).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
