@@ -5,11 +5,16 @@ The shape, inside a running collector's nursery::
     Notifier.run
     ├── recording     transitions from a bounded channel (the writer hands them over without
     │                 waiting) -> one database hop per batch: a row per channel, ``pending``, or
-    │                 recorded as not to be sent (too old, a maintenance window, flapping)
+    │                 recorded as not to be sent (too old, a maintenance window, flapping): the
+    │                 rules are in :mod:`.recording`
     ├── delivering    claims the oldest pending row of each channel when due, sends them (worker
     │                 threads, at most SENDS_AT_ONCE), marks each sent or schedules its retry
     └── reminding     every PERIODIC_S: reminders of incidents still down (NOTIFY_RESEND_MS),
-                      certificates expiring within the site's cert_min_days, the sites' channels
+                      certificates expiring within the site's cert_min_days, the sites' channels;
+                      what is due is found by :mod:`.reminders`
+
+This module holds the queue and the tasks; what a transition is recorded as and what is due
+again are decided in those two, which do not know the notifier.
 
 The table is the queue: a row exists before its message is sent, so delivery is at least once
 (a crash between sending and marking it sent repeats that one message) and (key, channel) is
@@ -35,14 +40,14 @@ from typing import Any, TypeVar
 import psycopg
 import trio
 
-from ..config import Settings, env_name
+from ..config import Settings
 from ..domain.incidents import Transition
 from ..errors import StoreError
 from ..storage import notifications as store
-from ..storage.maintenance_windows import in_maintenance_batch
 from ..text import one_line
+from . import recording, reminders
 from .channels import Channel
-from .messages import Message, MessageType, SiteFacts, message_for
+from .messages import Message, MessageType
 
 log = logging.getLogger("uptimelab.notify")
 T = TypeVar("T")
@@ -233,7 +238,11 @@ class Notifier:
         losses = self._losses()
         # A failure leaves the batch where it is: recorded on the next try, not lost. The
         # losses so far go with it (in the same transaction), so that health sees them.
-        new, channels = await self.transact(lambda conn: self._record(conn, batch, now, losses))
+        new, channels = await self.transact(
+            lambda conn: recording.record(
+                conn, batch, now, self.settings, self.global_channels, losses
+            )
+        )
         if losses is not None:
             self._lost.count -= losses.lost  # more may have been lost during the hop
             if not self._lost.count:
@@ -261,68 +270,6 @@ class Notifier:
             last_key=lost.last_key,
         )
 
-    def _record(
-        self,
-        conn: psycopg.Connection[Any],
-        batch: Sequence[Transition],
-        now: dt.datetime,
-        losses: store.Losses | None = None,
-    ) -> tuple[int, list[Channel]]:
-        if losses is not None:
-            store.record_losses(conn, losses)
-        ids = {t.site_id for t in batch}
-        sites = store.sites(conn, ids)
-        flapping = store.flapping(conn, ids, min(t.at for t in batch))
-        # A certificate's notice is asked about now; any other transition at its own time.
-        maintained = in_maintenance_batch(
-            conn, [(t.site_id, now if t.kind == "cert_expiring" else t.at) for t in batch]
-        )
-        seen_at = store.incident_locations(
-            conn, {t.incident_id for t in batch if t.incident_id is not None}
-        )
-        rows: list[store.NotificationRow] = []
-        seen: list[Channel] = []
-        for t, in_window in zip(batch, maintained, strict=True):
-            found = sites.get(t.site_id)
-            if found is None:  # deleted meanwhile: nobody to tell of it
-                continue
-            site = SiteFacts(t.site_id, found["name"], found["url"], tuple(found["notify"]))
-            own = [Channel(u) for u in site.notify]
-            seen += own
-            status, why = self._status_of(t, flapping, in_window, now)
-            where = t.location or seen_at.get(t.incident_id or -1)
-            message = message_for(
-                t, site, now=now, public_url=self.settings.public_url, locations=where
-            )
-            for channel in dict.fromkeys([*self.global_channels, *own]):
-                rows.append(_row(t, channel, message, status, why))
-        return store.record(conn, rows), seen
-
-    def _status_of(
-        self,
-        t: Transition,
-        flapping: dict[Any, list[tuple[dt.datetime, dt.datetime | None]]],
-        in_window: bool,
-        now: dt.datetime,
-    ) -> tuple[str, str | None]:
-        max_age = dt.timedelta(milliseconds=self.settings.notify_max_age_ms)
-        if t.kind != "cert_expiring" and t.at < now - max_age:
-            return "expired", self._too_old()
-        if in_window:
-            return "suppressed", "in a maintenance window: recorded, not sent"
-        # A change while the site flapped (the one that started it too) is in the one notice.
-        flapped = any(
-            start <= t.at and (end is None or t.at < end)
-            for start, end in flapping.get(t.site_id, ())
-        )
-        if t.kind in ("down", "recovered", "resend") and flapped:
-            return "collapsed", "the site is flapping: told once, until it is stable"
-        return "pending", None
-
-    def _too_old(self) -> str:
-        limit = self.settings.notify_max_age_ms
-        return f"older than {env_name('notify_max_age_ms')}={limit} ms: recorded, not sent"
-
     # -- delivering ----------------------------------------------------------------------------
 
     async def _deliver_due(self) -> None:
@@ -333,7 +280,7 @@ class Notifier:
                 list(self.channels),
                 lease_s=LEASE_S,
                 max_age_s=self.settings.notify_max_age_ms / 1000,
-                why_expired=self._too_old(),
+                why_expired=recording.too_old(self.settings),
             )
         )
         if claimed:
@@ -405,7 +352,9 @@ class Notifier:
 
     async def _remind(self) -> None:
         now = dt.datetime.now(dt.UTC)
-        due, urls = await self.transact(lambda conn: self._due(conn, now))
+        due, urls = await self.transact(
+            lambda conn: reminders.due(conn, now, self.settings.notify_resend_ms)
+        )
         for url in urls:
             channel = Channel(url)
             self.channels.setdefault(channel.shown, channel)
@@ -414,60 +363,12 @@ class Notifier:
         self.reminded = trio.Event()
         await trio.sleep(self.periodic_s)
 
-    def _due(
-        self, conn: psycopg.Connection[Any], now: dt.datetime
-    ) -> tuple[list[Transition], list[str]]:
-        due: list[Transition] = []
-        every = self.settings.notify_resend_ms
-        if every is not None:
-            for r in store.resend_due(conn, every / 1000):
-                due.append(
-                    Transition(
-                        kind="resend",
-                        site_id=r["site_id"],
-                        location=r["location"],
-                        at=now,
-                        incident_id=r["incident_id"],
-                        started_at=r["started_at"],
-                        category=r["category"],
-                        message=r["first_error"],
-                        sequence=(r["sequence"] or 0) + 1,
-                    )
-                )
-        for r in store.expiring_certificates(conn):
-            # Its time is the expiry: one notice per site and certificate.
-            due.append(Transition("cert_expiring", r["site_id"], None, r["expires_at"]))
-        return due, store.site_channels(conn)
-
 
 def _message_type(text: str) -> MessageType:
     for known in ("info", "success", "warning", "failure"):
         if text == known:
             return known
     return "info"
-
-
-def _row(
-    t: Transition, channel: Channel, message: Message, status: str, why: str | None
-) -> store.NotificationRow:
-    return store.NotificationRow(
-        key=t.key,
-        channel=channel.shown,
-        site_id=t.site_id,
-        incident_id=t.incident_id,
-        kind=t.kind,
-        sequence=t.sequence,
-        location=t.location,
-        transition_at=t.at,
-        started_at=t.started_at,
-        category=t.category,
-        first_error=t.message,
-        title=message.title,
-        body=message.body,
-        message_type=message.type,
-        status=status,
-        error=why,
-    )
 
 
 def transact_with(db: Any, timeout_ms: int | None = None) -> Transact[Any]:
