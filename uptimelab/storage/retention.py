@@ -18,7 +18,12 @@ archives them as the day's next part. Before that part is written, the pings of 
 earlier part already holds (the same key) are deleted from the table through ``pings`` -- the
 one DELETE here: those rows are second copies, and sql/003's trigger takes them back out of the
 rollup, which counted them a second time when they came. So every key is stored once, in the
-table or in one file, and the new pings of the day are archived with it.
+table or in one file, and the new pings of the day are archived with it. For such a day the
+dedupe and the write run inside the verify's transaction, the partition locked: a copy replayed
+after an unlocked dedupe would be written into the new part and verified with it, archived twice.
+A first part whose file did not match is written again in the same way, so that no ping can come
+between that write and its verify. Writers of the day wait meanwhile; a day's first write, the
+long one, runs before the lock.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ _DROP_ATTEMPTS = 5
 DETACH_WAIT_MS = 2000
 
 Step = Callable[[str, dt.date], None]
-"""Called after each step of a day ("written", "verified" inside the transaction, "dropped"):
-a test kills the run there."""
+"""Called after each step of a day ("deduped" for a day pruned before, "written", "verified",
+"dropped"; all but the first "written" of a first part and "dropped" inside the drop's locked
+transaction): a test kills the run there, or replays pings of the day."""
 
 
 @dataclass(frozen=True)
@@ -249,34 +255,90 @@ def _prune_day(
         (plan.day,),
     ).fetchone()
     part = int(row["part"]) if row else 0
+
+    def drop(locked: Locked) -> PrunedDay:
+        dropped = _drop(conn, plan, part, locked, step, lock_timeout_ms)
+        return PrunedDay(plan.day, dropped.pings, dropped.path)
+
     if archive is None:
-        return PrunedDay(plan.day, _drop(conn, plan, part, None, step, lock_timeout_ms), None)
+        return drop(lambda: _Dropped(_count(conn, plan)))
     if plan.pings == 0:
         # An empty day leaves no file. Checked again under the lock: rows that came since the
         # count are archived below.
         with contextlib.suppress(_Mismatch):
-            _drop(conn, plan, part, None, step, lock_timeout_ms, empty=True)
-            return PrunedDay(plan.day, 0, None)
-    target = part_path(archive, plan.day, part)
-    found = _existing(target)
-    for attempt in range(2):
+            return drop(lambda: _expect_empty(conn, plan))
+    if not part:
+        # A day's first part is written before the lock (a day of pings takes a while, and the
+        # day's writers would wait), then verified under it; a file that does not match there
+        # (a killed run's, or rows came since) is written again below.
+        found = _existing(part_path(archive, plan.day, part))
         if found is None:
-            if part and not _remove_archived_copies(conn, plan, archive):
-                with contextlib.suppress(_Mismatch):  # nothing new: no file for this part
-                    _drop(conn, plan, part, None, step, lock_timeout_ms, empty=True)
-                    return PrunedDay(plan.day, 0, None)
             found = write_day(conn, plan.partition, archive, plan.day, part)
             if step is not None:
                 step("written", plan.day)
-        try:
-            _drop(conn, plan, part, (found, archive), step, lock_timeout_ms)
-        except _Mismatch:
-            if attempt:
-                raise
-            found = None  # the file of a killed run, or rows that came since: write it again
-            continue
-        return PrunedDay(plan.day, found.pings, found.path)
-    raise AssertionError("unreachable")  # pragma: no cover
+        with contextlib.suppress(_Mismatch):
+            return drop(lambda: _verify(conn, plan, found, archive, step))
+    # A day pruned before, or a first part that did not match: deduped, written and verified
+    # with the partition locked, so no ping can come in between (a copy replayed after the
+    # dedupe would be archived a second time; a ping after the write would not match again).
+    return drop(lambda: _write_locked(conn, plan, part, archive, step))
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    """What the drop's transaction records of a day's part: its pings and archive file."""
+
+    pings: int
+    path: Path | None = None
+    archive_file: str | None = None
+    key_checksum: int | None = None
+
+
+Locked = Callable[[], _Dropped]
+"""Run in the drop's transaction, the partition locked against writes: what is dropped.
+Raises _Mismatch when the partition does not hold it."""
+
+
+def _count(conn: psycopg.Connection[Any], plan: DayPlan) -> int:
+    table = sql.Identifier(plan.partition)
+    row = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table)).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _expect_empty(conn: psycopg.Connection[Any], plan: DayPlan) -> _Dropped:
+    pings = _count(conn, plan)
+    if pings:
+        raise _Mismatch(f"{plan.day}: {pings} pings came into an empty day")
+    return _Dropped(0)
+
+
+def _verify(
+    conn: psycopg.Connection[Any], plan: DayPlan, file: DayFile, archive: Path, step: Step | None
+) -> _Dropped:
+    pings, checksum = _partition_keys(conn, sql.Identifier(plan.partition))
+    if (pings, checksum) != (file.pings, file.key_checksum):
+        raise _Mismatch(
+            f"{plan.day}: {file.path} holds {file.pings} pings (key checksum "
+            f"{file.key_checksum}), the partition {pings} ({checksum})"
+        )
+    if step is not None:
+        step("verified", plan.day)
+    return _Dropped(pings, file.path, str(file.path.relative_to(archive)), checksum)
+
+
+def _write_locked(
+    conn: psycopg.Connection[Any], plan: DayPlan, part: int, archive: Path, step: Step | None
+) -> _Dropped:
+    if part:
+        left = _remove_archived_copies(conn, plan, archive)
+        if step is not None:
+            step("deduped", plan.day)
+        if not left:  # every ping of the day was archived before: no file for this part
+            return _Dropped(0)
+    found = write_day(conn, plan.partition, archive, plan.day, part)
+    if step is not None:
+        step("written", plan.day)
+    return _verify(conn, plan, found, archive, step)
 
 
 def _remove_archived_copies(conn: psycopg.Connection[Any], plan: DayPlan, archive: Path) -> int:
@@ -350,14 +412,12 @@ def _drop(
     conn: psycopg.Connection[Any],
     plan: DayPlan,
     part: int,
-    archived: tuple[DayFile, Path] | None,
+    locked: Locked,
     step: Step | None,
     lock_timeout_ms: int,
-    *,
-    empty: bool = False,
-) -> int:
-    """Verify (against the file when archived, as empty when ``empty``) and drop the partition
-    in one transaction; returns its pings. Raises _Mismatch when it does not hold that."""
+) -> _Dropped:
+    """Lock the partition, run ``locked`` (which verifies it), record the day and drop the
+    partition, in one transaction; returns what was dropped. Raises _Mismatch from ``locked``."""
     table = sql.Identifier(plan.partition)
     for attempt in range(_DROP_ATTEMPTS):
         try:
@@ -365,35 +425,11 @@ def _drop(
                 conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(lock_timeout_ms))
                 # Writers wait from here on: what is verified is what is dropped.
                 conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
-                checksum: int | None = None
-                if archived is None:
-                    got = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table))
-                    row = got.fetchone()
-                    pings = int(row["n"]) if row else 0
-                    if empty and pings:
-                        raise _Mismatch(f"{plan.day}: {pings} pings came into an empty day")
-                else:
-                    pings, checksum = _partition_keys(conn, table)
-                    file, archive = archived
-                    if (pings, checksum) != (file.pings, file.key_checksum):
-                        raise _Mismatch(
-                            f"{plan.day}: {file.path} holds {file.pings} pings (key checksum "
-                            f"{file.key_checksum}), the partition {pings} ({checksum})"
-                        )
-                    if step is not None:
-                        step("verified", plan.day)
+                dropped = locked()
                 conn.execute(
                     "INSERT INTO pings_pruned_days (day, part, archive_file, pings, key_checksum)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    (
-                        plan.day,
-                        part,
-                        None
-                        if archived is None
-                        else str(archived[0].path.relative_to(archived[1])),
-                        pings,
-                        checksum,
-                    ),
+                    (plan.day, part, dropped.archive_file, dropped.pings, dropped.key_checksum),
                 )
                 # DETACH takes pings itself exclusively, and while it waits every writer queues
                 # behind it: wait briefly, and try the day again rather than stall the collectors.
@@ -410,7 +446,7 @@ def _drop(
             raise StoreError(f"{plan.day}: pruning {plan.partition} failed: {exc}") from exc
         if step is not None:
             step("dropped", plan.day)
-        return pings
+        return dropped
     raise AssertionError("unreachable")  # pragma: no cover
 
 
