@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -331,3 +335,46 @@ def test_each_test_starts_with_every_table_empty_but_the_singletons(db: Database
             "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
         ).fetchall()
     assert {r["relname"] for r in rows} == set(TABLES) | set(KEPT_TABLES)
+
+
+def test_an_embedded_server_slow_to_say_it_started_is_joined_on_the_next_try(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pgserver gives pg_ctl 10 s to say the server started; on a busy machine the server can be
+    up (its log says ready) when that runs out. The next attempt finds it running and joins it."""
+    import pgserver
+    from pgserver import postgres_server
+
+    real = postgres_server.pg_ctl  # type: ignore[attr-defined]
+    slow: list[list[str]] = []
+
+    def pg_ctl(args: list[str], **kwargs: Any) -> str:
+        out: str = real(args, **kwargs)
+        if "start" in args and not slow:
+            slow.append(args)
+            raise subprocess.TimeoutExpired(args, 10)
+        return out
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", pg_ctl)
+    parent = Path(tempfile.mkdtemp(prefix="uptimelab-slow-pg-"))
+    parent.chmod(0o755)  # pgserver runs PostgreSQL as its own user when the tests run as root
+    try:
+        server = dbmod.embedded_server(parent)
+        try:
+            assert slow  # the first start did time out
+            with psycopg.connect(server.get_uri()) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert (
+                pgserver.PostgresServer._instances[  # type: ignore[attr-defined]
+                    (parent / "pgdata").resolve()
+                ]
+                is server
+            )
+        finally:
+            dbmod._embedded.pop((parent / "pgdata").resolve(), None)
+            server.cleanup()
+    finally:
+        pid_file = parent / "pgdata" / "postmaster.pid"
+        if pid_file.exists():  # a failure above left it running: shut it down at once
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+        shutil.rmtree(parent, ignore_errors=True)

@@ -7,9 +7,12 @@ directory and the last one to leave stops the server.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import logging
 import re
+import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
@@ -208,6 +211,8 @@ def migrate(conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
     return applied_now
 
 
+log = logging.getLogger("uptimelab.store")
+
 _embedded_lock = threading.Lock()
 _embedded: dict[Path, Any] = {}
 
@@ -225,14 +230,34 @@ def embedded_server(data_dir: Path) -> Any:
                     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
                     import pgserver
 
-                    _embedded[pgdata] = pgserver.get_server(  # type: ignore[attr-defined]
-                        pgdata, cleanup_mode="stop"
-                    )
+                    _embedded[pgdata] = _start_embedded(pgserver, pgdata)
             except Exception as exc:  # pgserver raises plain subprocess/OS errors
                 raise StoreError(
                     f"cannot start the embedded PostgreSQL in {pgdata}: {_first_line(exc)}"
                 ) from exc
         return _embedded[pgdata]
+
+
+EMBEDDED_START_ATTEMPTS = 3
+
+
+def _start_embedded(pgserver: Any, pgdata: Path) -> Any:
+    """pgserver's start, again after its fixed 10-s wait for ``pg_ctl start`` ran out: on a busy
+    machine the server can be up (its log says ready) while pg_ctl has not said so in time, and
+    the next attempt finds it running and joins it."""
+    for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode="stop")
+        except subprocess.TimeoutExpired:
+            if attempt == EMBEDDED_START_ATTEMPTS:
+                raise
+            # pgserver registered the handle before starting: get_server would hand it back,
+            # never started, and its exit hook would run for nothing.
+            stale = pgserver.PostgresServer._instances.pop(pgdata, None)
+            if stale is not None:
+                atexit.unregister(stale._cleanup)
+            log.warning("the embedded PostgreSQL was slow to start; trying again (%d)", attempt)
+    raise AssertionError("unreachable")
 
 
 def connect(
