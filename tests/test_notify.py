@@ -23,7 +23,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import uptimelab as ul
-from uptimelab.collector import streaming
 from uptimelab.collector.collector import Collector
 from uptimelab.config import Settings
 from uptimelab.domain.incidents import Transition
@@ -677,7 +676,6 @@ async def test_a_collector_tells_of_a_zoo_site_that_goes_down_and_recovers(
 async def test_a_running_collector_tells_as_it_goes(
     db: Database, receiver: Receiver, zoo: Zoo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(streaming, "SITES_RELOAD_S", 0.2)  # the new URL is seen at once
     monkeypatch.setenv("MIN_SITE_INTERVAL_MS", "1000")
     monkeypatch.setenv("PING_TIMEOUT_MS", "500")
     site = ul.add_site(

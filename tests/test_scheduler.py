@@ -291,3 +291,108 @@ async def test_a_trigger_while_the_schedule_runs_counts_and_stop_still_ends_both
     assert summary.sites_checked == len(ids)
     pings = _pings(db)
     assert sorted(len(t) for t in pings.values()) == [2] * len(ids)
+
+
+# -- reading the sites again (sql/022) ---------------------------------------------------------
+
+
+def _version(db: Database) -> int:
+    return _count(db, "SELECT version FROM sites_version")
+
+
+def test_every_kind_of_change_to_the_sites_moves_their_version_once_committed(
+    db: Database, tmp_path: Path
+) -> None:
+    seen = [_version(db)]
+
+    def moved() -> bool:
+        seen.append(_version(db))
+        return seen[-1] > seen[-2]
+
+    site = ul.add_site("http://127.0.0.1:9/a", db=db)
+    assert moved()
+    ul.disable_site(site.id, db=db)
+    assert moved()
+    ul.enable_site(site.id, db=db)
+    assert moved()
+    listing = tmp_path / "sites.csv"
+    listing.write_text("url,name\nhttp://127.0.0.1:9/b,b\nhttp://127.0.0.1:9/a,renamed\n")
+    ul.import_sites(listing, db=db)
+    assert moved()
+    ul.remove_site(site.id, db=db)
+    assert moved()
+    with psycopg.connect(db.url) as undone:
+        undone.execute("UPDATE sites SET name = 'by hand'")
+        undone.rollback()  # a change that never commits never moves it
+    assert not moved()
+    with psycopg.connect(db.url, autocommit=True) as emptied:
+        emptied.execute("TRUNCATE sites CASCADE")
+    assert moved()
+    # Pings, stats and leases are not the sites: storing a batch leaves the number alone.
+    other = ul.add_site("http://127.0.0.1:9/c", db=db)
+    assert moved()
+    with db.connect() as conn:
+        conn.execute("SELECT uptimelab_ensure_pings_partition(current_date)")
+        conn.execute(
+            "INSERT INTO pings (site_id, checked_at, location, region_code, status, "
+            "response_time_ms) VALUES (%s, now(), 'here', 'here', 'up', 5)",
+            (other.id,),
+        )
+    ul.refresh_stats(db=db)
+    assert not moved()
+
+
+async def test_a_running_collector_reads_its_sites_again_when_they_change_and_only_then(
+    db: Database, fast: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uptimelab.collector import streaming
+    from uptimelab.storage import fleet
+
+    loads: list[int] = []
+    real_load = fleet.sites_in_buckets
+
+    def counted(*args: object, **kwargs: object) -> list[ActiveSite]:
+        out = real_load(*args, **kwargs)  # type: ignore[arg-type]
+        loads.append(len(out))
+        return out
+
+    beats = 0
+    beaten = trio.Event()
+    real_beat = streaming.Streaming._beat
+
+    async def beat(self: streaming.Streaming, *, load: bool = True) -> None:
+        nonlocal beats, beaten
+        await real_beat(self, load=load)
+        beats += 1
+        beaten.set()
+        beaten = trio.Event()
+
+    async def beats_pass(n: int) -> None:
+        end = beats + n
+        while beats < end:
+            await beaten.wait()
+
+    monkeypatch.setattr(fleet, "sites_in_buckets", counted)
+    monkeypatch.setattr(streaming.Streaming, "_beat", beat)
+    async with open_zoo(ZooSpec.uniform(3, duration_s=60)) as zoo:
+        first, second, third = (t.url for t in zoo.targets)
+        ids = _add(db, [first, second])
+        counting = Counting(wanted=2)
+        collector = Collector(db, fast, reporter=counting)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collector.run)
+                await counting.enough.wait()
+                await beats_pass(4)
+                assert loads == [2]  # nothing changed: the sites were read once
+                added = _add(db, [third])[0]
+                await beats_pass(2)
+                assert loads == [2, 3]
+                ul.disable_site(ids[0], db=db)
+                await beats_pass(2)
+                assert loads == [2, 3, 2]
+                await beats_pass(3)
+                assert loads == [2, 3, 2]
+                collector.stop()
+    probed = _pings(db)
+    assert added in probed  # the site added while it ran was probed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -116,3 +117,38 @@ class QuietReporter:
 
     def note(self, message: str) -> None:
         log.warning("%s", message)
+
+
+@dataclass
+class Round:
+    """One round of the default interval: what a collector on its schedule did in it."""
+
+    id: uuid.UUID
+    started_at: dt.datetime
+    sites: set[uuid.UUID] = field(default_factory=set)
+    up: int = 0
+    down: int = 0
+    faults: int = 0
+    late_s: float = 0.0
+    by_category: Counter[str] = field(default_factory=Counter)
+    outcome: str | None = None
+    orphans: int = 0
+    waiting: int = 0
+
+    def add(self, ping: PingResult, late_s: float) -> None:
+        self.sites.add(ping.site_id)
+        if ping.status == "up":
+            self.up += 1
+        else:
+            self.down += 1
+            if ping.error_category:
+                self.by_category[ping.error_category] += 1
+        self.late_s = max(self.late_s, late_s)
+
+    def stored(self, outcome: str, orphans: int, waiting: int) -> None:
+        # The round says the worst that happened to any of its batches.
+        order = ("stored", "spooled", "quarantined", "dropped")
+        if self.outcome is None or order.index(outcome) > order.index(self.outcome):
+            self.outcome = outcome
+        self.orphans += orphans
+        self.waiting = waiting

@@ -23,8 +23,6 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -36,7 +34,7 @@ from ..probe import Prober
 from ..storage import fleet
 from ..storage.writer import Writer
 from .maintenance import maintain_on_schedule
-from .reporting import CycleSummary, cycle_error
+from .reporting import CycleSummary, Round, cycle_error
 from .schedule import Schedule
 from .uptime_policy import adopt_uptime_settings
 
@@ -47,44 +45,8 @@ log = logging.getLogger("uptimelab.collector")
 
 BATCH_PINGS = 2000
 BATCH_SECONDS = 1.0
-SITES_RELOAD_S = 30.0
 SETTLE_S = 2.0  # how long a collector's first load waits for the peers started with it
 LEARN_EVERY_S = 2.0  # how soon probes made elsewhere (a trigger, a hand-over) are seen
-
-
-@dataclass
-class Round:
-    """One round of the default interval: what a collector on its schedule did in it."""
-
-    id: uuid.UUID
-    started_at: dt.datetime
-    sites: set[uuid.UUID] = field(default_factory=set)
-    up: int = 0
-    down: int = 0
-    faults: int = 0
-    late_s: float = 0.0
-    by_category: Counter[str] = field(default_factory=Counter)
-    outcome: str | None = None
-    orphans: int = 0
-    waiting: int = 0
-
-    def add(self, ping: PingResult, late_s: float) -> None:
-        self.sites.add(ping.site_id)
-        if ping.status == "up":
-            self.up += 1
-        else:
-            self.down += 1
-            if ping.error_category:
-                self.by_category[ping.error_category] += 1
-        self.late_s = max(self.late_s, late_s)
-
-    def stored(self, outcome: str, orphans: int, waiting: int) -> None:
-        # The round says the worst that happened to any of its batches.
-        order = ("stored", "spooled", "quarantined", "dropped")
-        if self.outcome is None or order.index(outcome) > order.index(self.outcome):
-            self.outcome = outcome
-        self.orphans += orphans
-        self.waiting = waiting
 
 
 class Streaming:
@@ -101,7 +63,8 @@ class Streaming:
         self.rounds = 0
         self._changed = trio.Event()
         self._learnt_since = dt.datetime.now(dt.UTC)
-        self._sites_loaded_at = -float("inf")
+        # The sites_version (sql/022) the sites held were read at; None: reload at the next beat.
+        self._sites_version: int | None = None
         self.interrupted = False
         self.store_lag_s = 0.0
 
@@ -302,25 +265,30 @@ class Streaming:
     async def _beat(self, *, load: bool = True) -> None:
         s = self.settings
         now = time.time()
-        try:
-            held = await self.writer.transact(
-                lambda conn: fleet.heartbeat(
-                    conn,
-                    self.id,
-                    location=s.monitoring_location,
-                    region_code=s.monitoring_region_code,
-                    lease_ms=s.collector_lease_ms,
-                    sites_owned=len(self.schedule),
-                    late_ms=round(self.schedule.late_s(now) * 1000),
-                    # A probe in flight ends within its timeout; its batch is stored after the
-                    # lag seen lately (a loaded database makes it seconds), with a margin. Before
-                    # its first load a collector has probed nothing: what it gives back is free.
-                    grace_ms=0
-                    if self.held is None
-                    else s.ping_timeout_ms
-                    + round((2 * BATCH_SECONDS + 2 * self.store_lag_s) * 1000),
-                )
+        # A probe in flight ends within its timeout; its batch is stored after the lag seen
+        # lately (a loaded database makes it seconds), with a margin. Before its first load a
+        # collector has probed nothing: what it gives back is free.
+        grace_ms = (
+            0
+            if self.held is None
+            else s.ping_timeout_ms + round((2 * BATCH_SECONDS + 2 * self.store_lag_s) * 1000)
+        )
+
+        def beat(conn: Any) -> tuple[frozenset[int], int]:
+            held = fleet.heartbeat(
+                conn,
+                self.id,
+                location=s.monitoring_location,
+                region_code=s.monitoring_region_code,
+                lease_ms=s.collector_lease_ms,
+                sites_owned=len(self.schedule),
+                late_ms=round(self.schedule.late_s(now) * 1000),
+                grace_ms=grace_ms,
             )
+            return held, fleet.sites_version(conn)
+
+        try:
+            held, version = await self.writer.transact(beat)
         except StoreError as exc:
             if self.held is None:  # never reached: probe the sites known from the last run
                 await self._load(None)
@@ -328,7 +296,9 @@ class Streaming:
             return
         if not load:
             return
-        if held != self.held or trio.current_time() - self._sites_loaded_at > SITES_RELOAD_S:
+        # The sites are read again when the buckets held or the sites table changed, and only
+        # then: reading 100 000 unchanged sites every 30 s cost a full second copy of the list.
+        if held != self.held or version != self._sites_version:
             await self._load(held)
             if held != self.held:
                 log.info(
@@ -350,10 +320,18 @@ class Streaming:
         """(Re)load the sites of the buckets held, and where each one's cadence stands."""
         s = self.settings
 
-        def query(conn: Any) -> list[ActiveSite]:
-            return fleet.sites_in_buckets(conn, held if held is not None else frozenset())
+        read_at: list[int] = []
 
-        sites = await self.writer.load_sites(query)
+        def query(conn: Any) -> list[ActiveSite]:
+            # The number first: a change committed between the two reads makes the next beat
+            # read the sites once more, never miss it.
+            version = fleet.sites_version(conn)
+            out = fleet.sites_in_buckets(conn, held if held is not None else frozenset())
+            read_at.append(version)
+            return out
+
+        sites, cached = await self.writer.load_sites_or_cached(query)
+        self._sites_version = None if cached or not read_at else read_at[-1]
         longest = max([self.schedule.interval_s(x) for x in sites] or [1.0])
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2 * longest)
         # Where a cadence resumes matters for the sites new here only (a reload of 100 000 held
@@ -378,7 +356,6 @@ class Streaming:
             sites, {k: (v.at.timestamp(), v.down) for k, v in last.items()}, time.time()
         )
         self._learnt_since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
-        self._sites_loaded_at = trio.current_time()
         self._changed.set()
 
     async def _learn(self) -> None:

@@ -78,6 +78,12 @@ class LastPing:
     down: bool
 
 
+def sites_version(conn: psycopg.Connection[Any]) -> int:
+    """A number that moves with every change of the sites table (sql/022), committed with it."""
+    row = conn.execute("SELECT version FROM sites_version").fetchone()
+    return int(_first(row) or 0)
+
+
 def sites_in_buckets(
     conn: psycopg.Connection[Any], held: frozenset[int], *, buckets: int = BUCKETS
 ) -> list[ActiveSite]:

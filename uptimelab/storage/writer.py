@@ -299,6 +299,12 @@ class Writer:
         """Run ``query`` for the active sites; with the database unavailable, the last known list
         of this database (kept on disk too, so that a restarted collector can go on). Raises
         StoreError when there is none."""
+        return (await self.load_sites_or_cached(query))[0]
+
+    async def load_sites_or_cached(
+        self, query: Callable[[psycopg.Connection[Any]], list[ActiveSite]]
+    ) -> tuple[list[ActiveSite], bool]:
+        """:meth:`load_sites`, and whether the list is the last known one (the database away)."""
         try:
             sites = await self.store.run(lambda: self.store.in_transaction(query))
         except StoreError as exc:
@@ -306,9 +312,9 @@ class Writer:
             if cached is None:
                 raise
             self._note("store", "sites", exc)
-            return cached
+            return cached, True
         await trio.to_thread.run_sync(self._cache_sites, sites, limiter=self._files)
-        return sites
+        return sites, False
 
     def _cache_sites(self, sites: list[ActiveSite]) -> None:
         if self._sites_cache != sites and self.local is not None:
