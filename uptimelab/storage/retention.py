@@ -15,15 +15,15 @@ Rows are never DELETEd: the hourly rollup, which a DROP does not touch, keeps co
 A day pruned before can come back: pings of it written again (a replayed spool, an import) land
 in the default partition, and the next prune moves them into a day partition of their own and
 archives them as the day's next part. Before that part is written, the pings of it that an
-earlier part already holds (the same key) are deleted from the table through ``pings`` -- the
-one DELETE here: those rows are second copies, and sql/003's trigger takes them back out of the
-rollup, which counted them a second time when they came. So every key is stored once, in the
-table or in one file, and the new pings of the day are archived with it. For such a day the
-dedupe and the write run inside the verify's transaction, the partition locked: a copy replayed
-after an unlocked dedupe would be written into the new part and verified with it, archived twice.
-A first part whose file did not match is written again in the same way, so that no ping can come
-between that write and its verify. Writers of the day wait meanwhile; a day's first write, the
-long one, runs before the lock.
+earlier part already holds (the same key) are deleted from the table through ``pings``
+(retention_replay.py) -- the one DELETE of retention: those rows are second copies, and sql/003's
+trigger takes them back out of the rollup, which counted them a second time when they came. So
+every key is stored once, in the table or in one file, and the new pings of the day are archived
+with it. For such a day the dedupe and the write run inside the verify's transaction, the
+partition locked: a copy replayed after an unlocked dedupe would be written into the new part and
+verified with it, archived twice. A first part whose file did not match is written again in the
+same way, so that no ping can come between that write and its verify. Writers of the day wait
+meanwhile; a day's first write, the long one, runs before the lock.
 """
 
 from __future__ import annotations
@@ -37,14 +37,24 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import psycopg.rows
-import pyarrow as pa
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from ..errors import ConfigError, OutputError, StoreError
-from .archive import DayFile, batch_keys, keys_in_file, part_path, read_day_file, write_day
+from ..errors import ConfigError, StoreError
+from .archive import part_path, write_day
 from .database import Database, default_db
+from .retention_replay import write_locked
+from .retention_verify import (
+    DayPlan,
+    Dropped,
+    Locked,
+    Mismatch,
+    Step,
+    count_pings,
+    existing_file,
+    expect_empty,
+    verify_file,
+)
 
 MIN_KEEP = dt.timedelta(days=8)
 """The shortest retention: the 7-day stats window, and the day that straddles its far edge."""
@@ -54,19 +64,25 @@ MAINTENANCE_LOCK = 0x75_70_72_6E  # "uprn": one prune or maintenance run at a ti
 _DROP_ATTEMPTS = 5
 DETACH_WAIT_MS = 2000
 
-Step = Callable[[str, dt.date], None]
-"""Called after each step of a day ("deduped" for a day pruned before, "written", "verified",
-"dropped"; all but the first "written" of a first part and "dropped" inside the drop's locked
-transaction): a test kills the run there, or replays pings of the day."""
-
-
-@dataclass(frozen=True)
-class DayPlan:
-    """One daily partition old enough to prune: its UTC day, table and number of pings."""
-
-    day: dt.date
-    partition: str
-    pings: int
+__all__ = [  # DayPlan and Step live in retention_verify; they are part of this module's API
+    "DETACH_WAIT_MS",
+    "MAINTENANCE_LOCK",
+    "MIN_KEEP",
+    "PARTITIONS_AHEAD_DAYS",
+    "DayPlan",
+    "PruneResult",
+    "PrunedDay",
+    "Step",
+    "check_keep",
+    "empty_default_partition",
+    "ensure_partitions_ahead",
+    "maintenance_lock",
+    "planned_days",
+    "prune",
+    "prune_locked",
+    "pruned_days",
+    "store_errors",
+]
 
 
 @dataclass(frozen=True)
@@ -261,151 +277,27 @@ def _prune_day(
         return PrunedDay(plan.day, dropped.pings, dropped.path)
 
     if archive is None:
-        return drop(lambda: _Dropped(_count(conn, plan)))
+        return drop(lambda: Dropped(count_pings(conn, plan)))
     if plan.pings == 0:
         # An empty day leaves no file. Checked again under the lock: rows that came since the
         # count are archived below.
-        with contextlib.suppress(_Mismatch):
-            return drop(lambda: _expect_empty(conn, plan))
+        with contextlib.suppress(Mismatch):
+            return drop(lambda: expect_empty(conn, plan))
     if not part:
         # A day's first part is written before the lock (a day of pings takes a while, and the
         # day's writers would wait), then verified under it; a file that does not match there
         # (a killed run's, or rows came since) is written again below.
-        found = _existing(part_path(archive, plan.day, part))
+        found = existing_file(part_path(archive, plan.day, part))
         if found is None:
             found = write_day(conn, plan.partition, archive, plan.day, part)
             if step is not None:
                 step("written", plan.day)
-        with contextlib.suppress(_Mismatch):
-            return drop(lambda: _verify(conn, plan, found, archive, step))
+        with contextlib.suppress(Mismatch):
+            return drop(lambda: verify_file(conn, plan, found, archive, step))
     # A day pruned before, or a first part that did not match: deduped, written and verified
     # with the partition locked, so no ping can come in between (a copy replayed after the
     # dedupe would be archived a second time; a ping after the write would not match again).
-    return drop(lambda: _write_locked(conn, plan, part, archive, step))
-
-
-@dataclass(frozen=True)
-class _Dropped:
-    """What the drop's transaction records of a day's part: its pings and archive file."""
-
-    pings: int
-    path: Path | None = None
-    archive_file: str | None = None
-    key_checksum: int | None = None
-
-
-Locked = Callable[[], _Dropped]
-"""Run in the drop's transaction, the partition locked against writes: what is dropped.
-Raises _Mismatch when the partition does not hold it."""
-
-
-def _count(conn: psycopg.Connection[Any], plan: DayPlan) -> int:
-    table = sql.Identifier(plan.partition)
-    row = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(table)).fetchone()
-    return int(row["n"]) if row else 0
-
-
-def _expect_empty(conn: psycopg.Connection[Any], plan: DayPlan) -> _Dropped:
-    pings = _count(conn, plan)
-    if pings:
-        raise _Mismatch(f"{plan.day}: {pings} pings came into an empty day")
-    return _Dropped(0)
-
-
-def _verify(
-    conn: psycopg.Connection[Any], plan: DayPlan, file: DayFile, archive: Path, step: Step | None
-) -> _Dropped:
-    pings, checksum = _partition_keys(conn, sql.Identifier(plan.partition))
-    if (pings, checksum) != (file.pings, file.key_checksum):
-        raise _Mismatch(
-            f"{plan.day}: {file.path} holds {file.pings} pings (key checksum "
-            f"{file.key_checksum}), the partition {pings} ({checksum})"
-        )
-    if step is not None:
-        step("verified", plan.day)
-    return _Dropped(pings, file.path, str(file.path.relative_to(archive)), checksum)
-
-
-def _write_locked(
-    conn: psycopg.Connection[Any], plan: DayPlan, part: int, archive: Path, step: Step | None
-) -> _Dropped:
-    if part:
-        left = _remove_archived_copies(conn, plan, archive)
-        if step is not None:
-            step("deduped", plan.day)
-        if not left:  # every ping of the day was archived before: no file for this part
-            return _Dropped(0)
-    found = write_day(conn, plan.partition, archive, plan.day, part)
-    if step is not None:
-        step("written", plan.day)
-    return _verify(conn, plan, found, archive, step)
-
-
-def _remove_archived_copies(conn: psycopg.Connection[Any], plan: DayPlan, archive: Path) -> int:
-    """Delete from the day's partition the pings whose keys the day's earlier archive files hold
-    (second copies: see the module's docstring); returns the pings left in it. Raises
-    OutputError when an earlier file is missing or unreadable (a copy could not be told from a
-    new ping)."""
-    table = sql.Identifier(plan.partition)
-    earlier = [
-        archive / r["archive_file"]
-        for r in conn.execute(
-            "SELECT archive_file FROM pings_pruned_days"
-            " WHERE day = %s AND archive_file IS NOT NULL ORDER BY part",
-            (plan.day,),
-        ).fetchall()
-    ]
-    with conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
-        rows = cur.execute(
-            sql.SQL("SELECT site_id::text, checked_at, location FROM {}").format(table)
-        ).fetchall()
-    if not earlier or not rows:
-        return len(rows)
-    keys = batch_keys(
-        pa.table(
-            {
-                "site_id": pa.array([r[0] for r in rows], pa.string()),
-                "checked_at": pa.array([r[1] for r in rows], pa.timestamp("us", tz="UTC")),
-                "location": pa.array([r[2] for r in rows], pa.string()),
-            }
-        )
-    )
-    copies: set[str] = set()
-    for path in earlier:
-        if not path.is_file():
-            raise OutputError(
-                f"{plan.day}: the archive file {path} of an earlier prune of the day is missing:"
-                " its pings cannot be told from the day's new ones"
-            )
-        copies.update(keys_in_file(path, keys))
-    if not copies:
-        return len(rows)
-    sites, micros, locations = zip(*(k.split("|", 2) for k in sorted(copies)), strict=True)
-    lo = dt.datetime.combine(plan.day, dt.time(), dt.UTC)
-    with conn.transaction():
-        # Through pings, not the partition: the rollup's statement triggers are on pings.
-        conn.execute(
-            "DELETE FROM pings AS p"
-            " USING unnest(%s::uuid[], %s::bigint[], %s::text[]) AS k (site_id, us, location)"
-            " WHERE p.checked_at >= %s AND p.checked_at < %s AND p.site_id = k.site_id"
-            " AND p.checked_at = 'epoch'::timestamptz + k.us * interval '1 microsecond'"
-            " AND p.location = k.location",
-            (list(sites), [int(m) for m in micros], list(locations), lo, lo + dt.timedelta(1)),
-        )
-    return len(rows) - len(copies)
-
-
-def _existing(path: Path) -> DayFile | None:
-    if not path.exists():
-        return None
-    try:
-        return read_day_file(path)
-    except OutputError:  # not Parquet (a disk that lied about a write): written again
-        return None
-
-
-class _Mismatch(StoreError):
-    """The archive file does not hold what the partition holds."""
+    return drop(lambda: write_locked(conn, plan, part, archive, step))
 
 
 def _drop(
@@ -415,9 +307,9 @@ def _drop(
     locked: Locked,
     step: Step | None,
     lock_timeout_ms: int,
-) -> _Dropped:
+) -> Dropped:
     """Lock the partition, run ``locked`` (which verifies it), record the day and drop the
-    partition, in one transaction; returns what was dropped. Raises _Mismatch from ``locked``."""
+    partition, in one transaction; returns what was dropped. Raises Mismatch from ``locked``."""
     table = sql.Identifier(plan.partition)
     for attempt in range(_DROP_ATTEMPTS):
         try:
@@ -448,17 +340,6 @@ def _drop(
             step("dropped", plan.day)
         return dropped
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _partition_keys(conn: psycopg.Connection[Any], table: sql.Identifier) -> tuple[int, int]:
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*) AS n,"
-            " coalesce(sum(uptimelab_ping_key_hash(site_id, checked_at, location)), 0) AS sum"
-            " FROM {}"
-        ).format(table)
-    ).fetchone()
-    return (int(row["n"]), int(row["sum"])) if row else (0, 0)
 
 
 def ensure_partitions_ahead(
