@@ -24,7 +24,6 @@ from ..storage.database import Database
 from .export import export_tables, write_export
 from .files import check_out, output_errors, write_whole
 from .period import PeriodData, load_period
-from .sections import SECTIONS, template
 
 __all__ = ["FORMATS", "render_html", "write_report"]
 
@@ -66,6 +65,10 @@ def write_report(
 def render_html(data: PeriodData, *, target: float = DEFAULT_TARGET) -> str:
     """The report of ``data`` as one HTML document (plots as base64 PNGs, styles inline)."""
     from .._version import __version__
+
+    # Here: the sections draw with matplotlib (a third of a second to import), which the CSV and
+    # Parquet reports and `uptimelab outages --format csv` do not need.
+    from .sections import SECTIONS, template
 
     sections = [section(data, target) for section in SECTIONS]
     toc = template("toc_entry")
