@@ -92,7 +92,9 @@ class Receiver:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    # shutdown() returns when the serving loop next looks at its flag: at most poll_interval
+    # (0.5 s by default, paid by every test's teardown).
+    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield r
     r.server.shutdown()
