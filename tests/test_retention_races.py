@@ -140,13 +140,16 @@ class Replay:
 
 CASES = [
     *(("first time", at, "replay") for at in ("written", "verified", "dropped")),
-    *(("again", at, "replay") for at in ("deduped", "written", "verified", "dropped")),
+    *(
+        ("again", at, "replay")
+        for at in ("deduped", "deduped again", "written", "verified", "dropped")
+    ),
     # Everything replayed since the first prune was archived already: no file for the part.
-    *(("again, nothing new", at, "replay") for at in ("deduped", "dropped")),
+    *(("again, nothing new", at, "replay") for at in ("deduped", "deduped again", "dropped")),
     # A replay the prune's lock holds up, and the prune, not the replay, gives way.
     ("first time", "verified", "prune"),
     ("again", "written", "prune"),
-    ("again, nothing new", "deduped", "prune"),
+    ("again, nothing new", "deduped again", "prune"),
 ]
 
 

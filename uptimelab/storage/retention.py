@@ -19,11 +19,12 @@ earlier part already holds (the same key) are deleted from the table through ``p
 (retention_replay.py) -- the one DELETE of retention: those rows are second copies, and sql/003's
 trigger takes them back out of the rollup, which counted them a second time when they came. So
 every key is stored once, in the table or in one file, and the new pings of the day are archived
-with it. For such a day the dedupe and the write run inside the verify's transaction, the
-partition locked: a copy replayed after an unlocked dedupe would be written into the new part and
-verified with it, archived twice. A first part whose file did not match is written again in the
-same way, so that no ping can come between that write and its verify. Writers of the day wait
-meanwhile; a day's first write, the long one, runs before the lock.
+with it. For such a day the dedupe is done again and the part written inside the verify's
+transaction, the partition locked: a copy replayed after the first dedupe would otherwise be
+written into the new part and verified with it, archived twice. A first part whose file did not
+match is written again in the same way, so that no ping can come between that write and its
+verify. Writers of the day wait meanwhile; a day's first write, the long one, and the first
+dedupe, which removes the bulk of the copies, run before the lock.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from psycopg import sql
 from ..errors import ConfigError, StoreError
 from .archive import part_path, write_day
 from .database import Database, default_db
-from .retention_replay import write_locked
+from .retention_replay import remove_archived_copies, write_locked
 from .retention_verify import (
     DayPlan,
     Dropped,
@@ -297,6 +298,12 @@ def _prune_day(
     # A day pruned before, or a first part that did not match: deduped, written and verified
     # with the partition locked, so no ping can come in between (a copy replayed after the
     # dedupe would be archived a second time; a ping after the write would not match again).
+    # The copies are removed once before the lock too: the bulk of them (a whole day replayed:
+    # 4 s for 260 000) then costs the day's writers no wait, only what came since does.
+    if part:
+        remove_archived_copies(conn, plan, archive)
+        if step is not None:
+            step("deduped", plan.day)
     return drop(lambda: write_locked(conn, plan, part, archive, step))
 
 

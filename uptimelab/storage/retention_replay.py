@@ -27,7 +27,7 @@ def write_locked(
     if part:
         left = remove_archived_copies(conn, plan, archive)
         if step is not None:
-            step("deduped", plan.day)
+            step("deduped again", plan.day)
         if not left:  # every ping of the day was archived before: no file for this part
             return Dropped(0)
     found = write_day(conn, plan.partition, archive, plan.day, part)

@@ -17,9 +17,9 @@ from ..errors import OutputError, StoreError
 from .archive import DayFile, read_day_file
 
 Step = Callable[[str, dt.date], None]
-"""Called after each step of a day ("deduped" for a day pruned before, "written", "verified",
-"dropped"; all but the first "written" of a first part and "dropped" inside the drop's locked
-transaction): a test kills the run there, or replays pings of the day."""
+"""Called after each step of a day ("deduped" and "deduped again" for a day pruned before,
+"written", "verified", "dropped"; "deduped again", "verified", and "written" but for a first
+part's first, inside the drop's locked transaction): a test kills the run there, or replays."""
 
 
 @dataclass(frozen=True)
