@@ -17,10 +17,24 @@ from uptimelab.errors import OutputError, StoreError
 from uptimelab.storage import retention
 from uptimelab.storage.archive import ARCHIVE_SCHEMA, day_dir, read_archive, read_day_file
 from uptimelab.storage.database import Database
-from uptimelab.storage.retention import prune, pruned_days
+from uptimelab.storage.retention import PruneResult, pruned_days
+from uptimelab.storage.retention import prune as prune_now
 from uptimelab.testing.history import write_history
 
 KEEP = dt.timedelta(days=8)
+# The clock of one test: every prune of a test cuts at the same instant, or one that ran past
+# midnight UTC would take a day more than the one before it.
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _one_clock_per_test() -> None:
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
+def prune(keep: dt.timedelta, **kwargs: Any) -> PruneResult:
+    return prune_now(keep, now=NOW, **kwargs)
 
 
 # test_retention's helpers (imported from there, its module would import the notebooks' tests).
@@ -31,7 +45,7 @@ def partition_days(db: Database) -> list[dt.date]:
 
 def first_kept_day() -> dt.date:
     """The oldest UTC day a prune keeping 8 days leaves (the day of the cut-off)."""
-    return (dt.datetime.now(dt.UTC) - KEEP).date()
+    return (NOW - KEEP).date()
 
 
 def ping_rows(db: Database, where: str = "true") -> list[tuple[Any, ...]]:
