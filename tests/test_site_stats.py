@@ -326,7 +326,7 @@ def test_the_stats_commands(db: Database) -> None:
 def test_refresh_every_runs_until_a_signal(db: Database) -> None:
     store(db, [(SITES[0], dt.datetime.now(dt.UTC), "x", True, 10)])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uptimelab", "stats", "refresh", "--every", "0.2s"],
+        [sys.executable, "-m", "uptimelab", "stats", "refresh", "--every", "1s"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

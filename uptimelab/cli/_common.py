@@ -112,6 +112,20 @@ def duration_option(text: str, flag: str) -> dt.timedelta:
     return span
 
 
+MIN_INTERVAL = dt.timedelta(seconds=1)
+"""The shortest --every/--interval: below a second, a schedule is a busy loop."""
+
+
+def interval_option(text: str, flag: str) -> dt.timedelta:
+    """The interval typed for a repeating option ``flag`` (``--every``, ``--interval``): a
+    duration as :func:`duration_option` reads it, and at least :data:`MIN_INTERVAL`. Raises
+    ConfigError naming the flag and the text as typed."""
+    span = duration_option(text, flag)
+    if span < MIN_INTERVAL:
+        raise ConfigError(f"{flag}={text}: at least 1s")
+    return span
+
+
 def print_records(data: list[dict[str, Any]], format: Format) -> None:
     """``data`` as JSON (indented) or CSV (a header row, then a row per record) on stdout."""
     if format is Format.json:

@@ -9,7 +9,7 @@ from rich.progress import Progress
 
 from ..storage.database import connect
 from ..testing.bench import bench_stats, describe
-from ._common import console, duration_option, state
+from ._common import console, interval_option, state
 
 app = typer.Typer(help="Benchmarks, run on demand (never part of the tests).", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def stats(
 
     Runs in a scratch database on the configured server (dropped afterwards).
     """
-    every_s = int(duration_option(every, "--every").total_seconds())
+    every_s = int(interval_option(every, "--every").total_seconds())
     # Connect without migrating: the benchmark works in a scratch database of its own.
     server = connect(state(ctx).database_url, migrate=False)
     with Progress(console=console, transient=True) as progress:

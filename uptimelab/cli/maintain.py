@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 
 from ..config import Settings
-from ..errors import ConfigError, UptimelabError
+from ..errors import UptimelabError
 from ..ops.maintain import maintain as run_maintain
 from ..ops.maintain import maintain_every
 from ..storage.maintenance import MaintenanceReport
-from ._common import console, duration_option, err_console, state
+from ._common import console, err_console, interval_option, state
 from .prune import day_progress
 
 
@@ -33,9 +32,7 @@ def maintain(
     Without ARCHIVE_DIR they are dropped only when RETENTION_DROP_UNARCHIVED=true.
     stats: refreshes site_stats and the planner's statistics of the recent partitions.
     One run at a time per database (an advisory lock), however many collectors or cron jobs ask."""
-    interval = None if every is None else duration_option(every, "--every")
-    if interval is not None and interval < dt.timedelta(seconds=1):
-        raise ConfigError(f"--every={every}: at least 1s")
+    interval = None if every is None else interval_option(every, "--every")
     settings = Settings.load()
     db = state(ctx).db()
     if interval is None:

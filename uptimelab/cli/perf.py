@@ -23,7 +23,7 @@ from ..testing.perf import (
     plot,
     run_scenario,
 )
-from ._common import console, duration_option, state
+from ._common import console, duration_option, interval_option, state
 
 
 def perf(
@@ -84,7 +84,7 @@ def perf(
     --duration and report how the fleet was served. Runs on the configured PostgreSQL server (a
     scratch database, dropped afterwards)."""
     server = connect(state(ctx).database_url, migrate=False)
-    interval_s = duration_option(interval, "--interval").total_seconds()
+    interval_s = interval_option(interval, "--interval").total_seconds()
     if collectors is not None:
         _fleet(
             server,

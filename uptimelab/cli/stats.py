@@ -35,8 +35,8 @@ from ._common import (
     Format,
     FormatOption,
     console,
-    duration_option,
     flag_errors,
+    interval_option,
     pct,
     print_records,
     site_label,
@@ -188,7 +188,7 @@ def refresh(
         written = refresh_stats(site, db=db)
         console.print(f"refreshed {written} site(s)")
         return
-    interval = duration_option(every, "--every").total_seconds()
+    interval = interval_option(every, "--every").total_seconds()
 
     async def scheduled() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
