@@ -378,3 +378,38 @@ def test_an_embedded_server_slow_to_say_it_started_is_joined_on_the_next_try(
         if pid_file.exists():  # a failure above left it running: shut it down at once
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_embedded_server_stops_cleanly_at_exit_after_the_data_dir_was_made_private() -> None:
+    """Run as root, pgserver runs PostgreSQL as its own user, which must still reach pgdata at
+    exit (`make demo` as root ended with pg_ctl's 'Permission denied' and a kill)."""
+    parent = Path(tempfile.mkdtemp(prefix="uptimelab-private-"))
+    parent.chmod(0o755)
+    data_dir = parent / "data"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("UPTIMELAB_DATABASE_URL", "DATABASE_URL")
+    }
+    env["UPTIMELAB_DATA_DIR"] = str(data_dir)
+    try:
+        for command in (["sites", "add", "http://127.0.0.1:9/"], ["collect", "--once"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "uptimelab", *command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+        assert "Permission denied" not in done.stderr
+        assert "killing it" not in done.stderr
+        assert not (data_dir / "pgdata" / "postmaster.pid").exists()  # stopped, not left
+        assert stat_mode(data_dir) & 0o066 == 0  # nobody else lists or writes it
+    finally:
+        pid_file = data_dir / "pgdata" / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777

@@ -37,6 +37,7 @@ DATABASES = "databases"
 _IDENTITY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
+TRAVERSE = 0o011  # search (x) for group and others
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,14 @@ def private_dir(directory: Path, *, up_to: Path | None = None) -> None:
     try:
         for folder in chain:
             folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-            if folder.stat().st_mode & 0o777 != PRIVATE_DIR:
-                folder.chmod(PRIVATE_DIR)
+            mode = folder.stat().st_mode & 0o777
+            # The data directory itself keeps a search bit others were given (never read or
+            # write): run as root, pgserver runs the embedded PostgreSQL in data_dir/pgdata as its
+            # own user and opens the way there; without it that user's `pg_ctl stop` cannot reach
+            # pgdata at exit. Listing stays closed, and what is inside stays 0700/0600.
+            wanted = PRIVATE_DIR | (mode & TRAVERSE if folder == up_to else 0)
+            if mode != wanted:
+                folder.chmod(wanted)
     except OSError as exc:
         where = exc.filename or directory
         raise LocalStateError(
