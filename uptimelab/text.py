@@ -8,9 +8,10 @@ and they import nothing of ours.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Final
 
-__all__ = ["FORMULA_STARTS", "csv_cell", "one_line", "span", "uncsv_cell"]
+__all__ = ["FORMULA_STARTS", "NOT_ON_ONE_LINE", "csv_cell", "one_line", "span", "uncsv_cell"]
 
 
 def span(delta: dt.timedelta) -> str:
@@ -42,6 +43,11 @@ def one_line(text: object, limit: int = 200) -> str:
     characters (the last three then "...")."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+NOT_ON_ONE_LINE: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+"""What free text shown on one line (a name, a reason, a location) may not hold: control
+characters (a newline splits a table's row) and lone surrogates (not storable as UTF-8)."""
 
 
 # What a spreadsheet reads as the start of a formula in a cell it imports from CSV (OWASP, "CSV

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -40,6 +41,7 @@ from ..domain.redaction import redact
 from ..storage.database import Database
 from ..storage.incidents import Incident, list_incidents
 from ..storage.maintenance_windows import add_maintenance, list_maintenance, remove_maintenance
+from ..text import NOT_ON_ONE_LINE
 from .errors import error_responses
 from .inputs import each_query_value_once
 
@@ -48,7 +50,22 @@ InThread = Callable[[Callable[[], T]], Awaitable[T]]
 MAX_INCIDENTS = 10_000
 """Most incidents one GET /incidents answers."""
 _BIGINT = 2**63 - 1
-Reason = Annotated[str | None, Field(max_length=MAX_REASON_CHARS, pattern=r"^[^\x00]*$")]
+
+
+def _one_line_reason(value: str | None) -> str | None:
+    if value is not None and NOT_ON_ONE_LINE.search(value):
+        raise PydanticCustomError(
+            "one_line", "reason must be one line of text, without control characters"
+        )
+    return value
+
+
+# The pattern is the schema's; the check is the CLI's, said in its words.
+Reason = Annotated[
+    str | None,
+    Field(max_length=MAX_REASON_CHARS, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f]*$"}),
+    AfterValidator(_one_line_reason),
+]
 
 
 class IncidentRecord(BaseModel):

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
+from ..text import NOT_ON_ONE_LINE
 from .rules import (
     MAX_CONCURRENCY,
     MAX_INTERVAL_MS,
@@ -17,11 +25,24 @@ from .rules import (
     shown,
 )
 
+
+def _one_line(value: str, info: ValidationInfo) -> str:
+    """A location or region code is shown in table rows and stored with each ping: one line."""
+    if NOT_ON_ONE_LINE.search(value):
+        rule = "must be one line, without control characters"
+        raise RuleBroken(str(info.field_name), shown(value), rule)
+    return value
+
+
 Location = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LOCATION_CHARS)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LOCATION_CHARS),
+    AfterValidator(_one_line),
 ]
 RegionCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REGION_CODE_CHARS)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REGION_CODE_CHARS),
+    AfterValidator(_one_line),
 ]
 
 

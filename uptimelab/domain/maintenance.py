@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
+from ..text import NOT_ON_ONE_LINE
 
 MAX_DURATION_MS = 31 * 86_400_000
 """The longest a recurring window stays open (31 days), in milliseconds."""
@@ -115,8 +116,8 @@ class MaintenanceSpec(BaseModel):
     @field_validator("reason")
     @classmethod
     def _reason(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("reason must be text without NUL characters")
+        if value is not None and NOT_ON_ONE_LINE.search(value):
+            raise ValueError("reason must be one line of text, without control characters")
         return value or None
 
     @model_validator(mode="after")
