@@ -3,6 +3,8 @@ free text is one line, settings and URLs typed wrong are bad input (exit 2)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from uptimelab.storage.database import Database
@@ -78,3 +80,66 @@ def test_a_location_or_region_with_a_control_character_is_one_line_exit_2(
 ) -> None:
     line = assert_one_error_line(run("status", env={variable: value}), 2)
     assert line == f"error: {variable}={value!r}: must be one line, without control characters"
+
+
+# -- exit codes: bad input 2, the environment 1 ------------------------------------------------
+
+BAD_DATABASE_URLS = ["garbage", "mysql://a/b", "postgresql://u:pw@[::1/x"]
+
+
+@pytest.mark.parametrize("url", BAD_DATABASE_URLS)
+@pytest.mark.parametrize(
+    "args", [["status"], ["status", "--json"], ["health"], ["sites", "list"], ["collect", "--once"]]
+)
+def test_a_database_url_that_cannot_be_read_is_bad_input_everywhere(
+    tmp_path: Path, url: str, args: list[str]
+) -> None:
+    env = {"UPTIMELAB_DATABASE_URL": url, "UPTIMELAB_DATA_DIR": str(tmp_path / "data")}
+    out = run(*args, env=env)
+    line = assert_one_error_line(out, 2)
+    assert "database URL" in line
+    assert out.stdout == ""
+    assert "pw" not in line
+
+
+@pytest.mark.parametrize(
+    ("urls", "env", "said"),
+    [
+        (["notaurl"], {}, "error: URL 1 is not an apprise URL"),
+        (["nosuchservice://TOKEN1"], {}, "error: URL 1 (nosuchservice://***) is not a notif"),
+        (["json://127.0.0.1:1/a", "bogus://TOKEN1"], {}, "error: URL 2 (bogus://***) is not"),
+        ([], {"NOTIFY_URLS": "bogus://TOKEN1"}, "error: NOTIFY_URLS: URL 1 (bogus://***) is not"),
+    ],
+)
+def test_notify_test_of_a_url_apprise_does_not_know_is_bad_input_and_sends_nothing(
+    urls: list[str], env: dict[str, str], said: str
+) -> None:
+    out = run("notify", "test", *urls, env=env)
+    line = assert_one_error_line(out, 2)
+    assert line.startswith(said), line
+    assert "TOKEN1" not in line
+    assert out.stdout == ""  # nothing was sent, not even to the first URL
+
+
+def test_a_data_directory_the_system_refuses_is_an_environment_failure(db: Database) -> None:
+    """A path that breaks no rule (its parent is a directory) but cannot be made: exit 1, as an
+    unwritable --out is; a data directory that is a file breaks a rule: exit 2."""
+    refused = run("collect", "--once", env={"UPTIMELAB_DATA_DIR": "/proc/uptimelab-nope"})
+    line = assert_one_error_line(refused, 1)
+    assert line.startswith("error: cannot use the data directory /proc/uptimelab-nope: ")
+    a_file = run("collect", "--once", env={"UPTIMELAB_DATA_DIR": "/etc/hostname"})
+    line = assert_one_error_line(a_file, 2)
+    assert line == "error: UPTIMELAB_DATA_DIR='/etc/hostname': it is a file, not a directory"
+
+
+def test_status_without_a_database_does_not_claim_there_were_no_errors(tmp_path: Path) -> None:
+    out = run(
+        "status",
+        env={
+            "UPTIMELAB_DATABASE_URL": "postgresql://root@127.0.0.1:1/none",
+            "UPTIMELAB_DATA_DIR": str(tmp_path / "data"),
+        },
+    )
+    assert out.returncode == 1, out.stderr
+    assert "database: UNREACHABLE" in out.stdout
+    assert "errors (24 h): by category unknown (database unreachable);" in out.stdout

@@ -618,7 +618,6 @@ def test_notify_test_reaches_the_receiver(receiver: Receiver) -> None:
     [
         "json://user:PASSWORD1@127.0.0.1:{port}/hook/TOKEN1",
         "form://127.0.0.1:{port}/TOKEN1",
-        "nosuchservice://TOKEN1",
     ],
 )
 def test_notify_test_fails_loudly_on_one_line_on_a_dead_receiver(url: str) -> None:

@@ -161,8 +161,14 @@ def _print_status(report: Status) -> None:
     full = f" FULL, pings dropped: {spool.dropped_pings}" if spool.full else ""
     out(f"spool: {spool.segments} cycle(s), {spool.bytes} bytes{full}", markup=False)
     errors = report.errors_24h
+    # The down pings by category are the database's: not known while it cannot be reached.
+    by_category = (
+        _counts(errors.by_category) or "none"
+        if report.database.reachable
+        else "unknown (database unreachable)"
+    )
     out(
-        f"errors (24 h): by category {_counts(errors.by_category) or 'none'}; "
+        f"errors (24 h): by category {by_category}; "
         f"by component {_counts(errors.by_component) or 'none'}",
         markup=False,
         soft_wrap=True,

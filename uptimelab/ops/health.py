@@ -31,7 +31,7 @@ from ..domain.state import (
     StoreState,
     UptimeSettingsState,
 )
-from ..errors import LocalStateError, StoreError, UptimelabError
+from ..errors import ConfigError, LocalStateError, StoreError, UptimelabError
 from ..notify.channels import Channel
 from ..storage import notifications
 from ..storage.database import Database, connect
@@ -86,7 +86,8 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
     and how late the rounds of running collectors were; the collectors seen in the last day;
     sites; the last cycle's pings by status and category; the breaker; the spool backlog; the
     pings table's size; an error report by category and component over the last 24 h. An
-    unreachable database is reported, not raised.
+    unreachable database is reported, not raised; a database URL that cannot be read raises
+    ConfigError.
     """
     settings = settings or Settings.load()
     config = settings.model_dump(mode="json", exclude={"api_token"})
@@ -104,6 +105,8 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
             lease_ms=settings.collector_lease_ms,
             timeout_ms=settings.db_timeout_ms,
         )
+    except ConfigError:
+        raise  # a database URL that cannot be read is bad input, not an unreachable database
     except UptimelabError as exc:
         facts = DatabaseStatus(reachable=False, error=one_line(exc, 300))
     if database is not None and facts.reachable:
@@ -154,6 +157,8 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
         )
         detail = f"reachable ({database.masked_url})"
         checks.append(Check(name="database", status=HEALTHY, detail=detail))
+    except ConfigError:
+        raise  # as status: bad input, one line
     except UptimelabError as exc:
         detail = "unreachable: " + one_line(exc, 200)
         checks.append(Check(name="database", status=UNHEALTHY, detail=detail))
