@@ -37,6 +37,7 @@ _HOMES = {
     ".probe": ["Prober", "categorise"],
     ".storage.database": ["Database", "connect"],
     ".storage.models": ["MonitoringCycle", "Ping", "Site", "SiteStats"],
+    ".storage.site_export": ["ExportReport", "export_sites"],
     ".storage.site_import": ["ImportReport", "import_sites"],
     ".storage.site_stats": ["get_site_stats", "refresh_stats", "site_stats"],
     ".storage.sites": [
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from .probe import Prober, categorise
     from .storage.database import Database, connect
     from .storage.models import MonitoringCycle, Ping, Site, SiteStats
+    from .storage.site_export import ExportReport, export_sites
     from .storage.site_import import ImportReport, import_sites
     from .storage.site_stats import get_site_stats, refresh_stats, site_stats
     from .storage.sites import (
@@ -104,6 +106,7 @@ __all__ = [
     "CycleInProgressError",
     "CycleSummary",
     "Database",
+    "ExportReport",
     "ImportReport",
     "InvalidSiteFileError",
     "InvalidURLError",
@@ -126,6 +129,7 @@ __all__ = [
     "connect",
     "disable_site",
     "enable_site",
+    "export_sites",
     "get_site",
     "get_site_stats",
     "import_sites",

@@ -1,4 +1,4 @@
-"""``uptimelab sites``: add, list, remove, enable, disable and import sites."""
+"""``uptimelab sites``: add, list, remove, enable, disable, import and export sites."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rich.text import Text
 from ..domain.assertions import parse_headers
 from ..domain.incidents import redact_notify_url, shown_notify
 from ..domain.redaction import redact, redact_headers
-from ..storage import site_import
+from ..storage import site_export, site_import
 from ..storage import sites as lib
 from ._common import console, state
 
@@ -246,6 +246,40 @@ def import_(
     )
     for number, reason in report.invalid:
         console.print(f"  row {number}: {reason}", markup=False, soft_wrap=True)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="The file to write (default: standard output).", show_default=False),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option(help="csv, json or yaml (default: by extension, else csv).")
+    ] = None,
+    include_secrets: Annotated[
+        bool,
+        typer.Option(
+            help="Write URL passwords, secret header values and notify URLs as they are (the "
+            "file is made private, 0600); without it they are ***, which import refuses."
+        ),
+    ] = False,
+) -> None:
+    """Write every site with every column of a site file: `sites import` of it changes nothing."""
+    report = site_export.export_sites(
+        path, format=format, include_secrets=include_secrets, db=state(ctx).db()
+    )
+    if path is None:
+        typer.echo(report.text, nl=False)
+    else:
+        console.print(f"exported {report.sites} site(s) to {path}", markup=False)
+    if report.secrets_left_out:
+        typer.echo(
+            f"secrets left out: {report.secrets_left_out} site(s) have them written as ***, "
+            "which `sites import` refuses; --include-secrets writes them",
+            err=True,
+        )
 
 
 def _row(site: lib.SiteRow) -> dict[str, object]:

@@ -109,6 +109,20 @@ def _mask_userinfo_password(match: re.Match[str]) -> str:
     return f"{scheme}://{user}{':' + MASK if colon else ''}@{rest[at + 1 :]}"
 
 
+def holds_mask(url: str) -> bool:
+    """Whether ``url`` carries the placeholder redaction writes for a secret: ``***`` in its
+    userinfo, or as the value of a query parameter (also percent-encoded). Such a URL came from
+    a redacted listing; storing it would replace a real secret."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    if MASK in unquote(rest[:end].rpartition("@")[0]):
+        return True
+    query = rest[end:].partition("?")[2].partition("#")[0]
+    return any(unquote(pair.partition("=")[2]) == MASK for pair in query.split("&"))
+
+
 def is_secret_header(name: str) -> bool:
     """Whether a request header's value is a secret (shown as ``***``)."""
     return bool(_SECRET_HEADER.search(name))

@@ -31,6 +31,8 @@ def read_site_rows(path: Path, *, format: str | None = None) -> list[dict[Any, A
     Raises InvalidSiteFileError naming ``path`` (and the row, for a CSV row longer than the
     header) when the file cannot be read or parsed.
     """
+    if path.is_dir():
+        raise InvalidSiteFileError(f"{path} is a directory: give a CSV, JSON or YAML file")
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise InvalidSiteFileError(f"{path}: unknown format {fmt!r} (use csv, json or yaml)")
@@ -45,6 +47,8 @@ def read_site_rows(path: Path, *, format: str | None = None) -> list[dict[Any, A
         raise InvalidSiteFileError(
             f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8"
         ) from None
+    if not text.strip():
+        raise InvalidSiteFileError(f"no sites in {path}")
     try:
         if fmt == "csv":
             rows: Any = _csv_rows(path, text)
@@ -58,10 +62,14 @@ def read_site_rows(path: Path, *, format: str | None = None) -> list[dict[Any, A
         raise InvalidSiteFileError(f"{path}: not valid {fmt}: nested too deeply") from None
     except (ValueError, csv.Error, yaml.YAMLError) as exc:
         raise InvalidSiteFileError(f"{path}: not valid {fmt}: {one_line(exc)}") from exc
+    if rows is None:  # a YAML file of comments only
+        raise InvalidSiteFileError(f"no sites in {path}")
     if isinstance(rows, dict) and isinstance(rows.get("sites"), list):
         rows = rows["sites"]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidSiteFileError(f"{path}: expected a list of rows with a 'url' column")
+    if not rows:  # an empty list, a CSV header without rows: the same answer as an empty file
+        raise InvalidSiteFileError(f"no sites in {path}")
     return rows
 
 
@@ -76,6 +84,12 @@ def _csv_rows(path: Path, text: str) -> list[dict[str, str]]:
             continue  # blank lines, as csv.DictReader skips them
         if columns is None:
             columns = [f.strip() for f in fields]
+            # A URL where a column name belongs: the file has no header line.
+            if "url" not in columns and any("://" in c for c in columns):
+                raise InvalidSiteFileError(
+                    f"{path}: line {reader.line_num} is a row, not a header: a CSV site file "
+                    "starts with its column names, e.g. url,name"
+                )
             twice = sorted({c for c in columns if columns.count(c) > 1})
             if twice:
                 raise InvalidSiteFileError(

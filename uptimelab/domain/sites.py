@@ -28,7 +28,7 @@ from .assertions import (
     parse_expect_json,
 )
 from .incidents import parse_notify_urls
-from .redaction import redact, redact_headers
+from .redaction import MASK, holds_mask, redact, redact_headers
 from .urls import URLRuleError, normalise_url
 
 MAX_URL_LENGTH = 2048
@@ -63,6 +63,21 @@ COLUMNS = (
     "notify",
 )
 IGNORED_COLUMNS = ("id", "created_at", "updated_at")
+# Whole-number columns: true/false is not a number (pydantic would read it as 1/0).
+INT_COLUMNS = (
+    "max_redirects",
+    "timeout_ms",
+    "interval_ms",
+    "retry_interval_ms",
+    "cert_min_days",
+    "max_response_ms",
+    "down_after",
+    "up_after",
+)
+_REDACTED = (
+    "holds *** where `sites list` hid a secret; give the real value "
+    "(`sites export --include-secrets` writes it)"
+)
 
 
 def validate_url(url: str) -> str:
@@ -144,14 +159,37 @@ class SiteSpec(BaseModel):
     up_after: int = Field(default=1, ge=1, le=1000)
     notify: list[str] | None = Field(default=None, repr=False)
 
+    @field_validator(*INT_COLUMNS, mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, bool):
+            raise SiteError(f"{info.field_name}: give a whole number, not {str(value).lower()}")
+        return value
+
+    @field_validator("expected_status", mode="before")
+    @classmethod
+    def _status_from_numbers(cls, value: object) -> object:
+        # YAML and JSON give `expected_status: 200` (or [200, 204]) as numbers.
+        def text(item: object) -> object:
+            return str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+
+        if isinstance(value, list) and value and all(isinstance(text(v), str) for v in value):
+            return ",".join(str(text(v)) for v in value)
+        return text(value)
+
     @field_validator("notify", mode="before")
     @classmethod
     def _notify(cls, value: object) -> object:
-        return parse_notify_urls(value)
+        urls = parse_notify_urls(value)
+        if urls and any(MASK in u for u in urls):
+            raise SiteError(f"notify: {_REDACTED}")
+        return urls
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if holds_mask(value):
+            raise SiteError(f"url: {_REDACTED}")
         return validate_url(value)
 
     @field_validator("method")
@@ -234,7 +272,11 @@ class SiteSpec(BaseModel):
                 value = json.loads(value)
             except ValueError:
                 raise SiteError("headers: give a JSON object of header names and values") from None
-        return check_headers(value)  # type: ignore[arg-type]
+        headers = check_headers(value)  # type: ignore[arg-type]
+        secret = next((k for k, v in headers.items() if v.strip() == MASK), None)
+        if secret is not None:
+            raise SiteError(f"headers: the value of {secret!r} {_REDACTED}")
+        return headers
 
     @model_validator(mode="after")
     def _body_fits_the_method(self) -> SiteSpec:

@@ -175,9 +175,17 @@ def stored_values(spec: SiteSpec) -> dict[str, Any]:
 
 def check_site_cadence(spec: SiteSpec, settings: Settings | None = None) -> None:
     """The rules of a site's own cadence that depend on the configuration: its interval and retry
-    interval at least MIN_SITE_INTERVAL_MS and above the ping timeout in force. Raises SiteError."""
+    interval at least MIN_SITE_INTERVAL_MS and above the ping timeout in force, and a site's own
+    timeout below MONITORING_INTERVAL_MS when it has no interval of its own. Raises SiteError."""
     s = settings or Settings.load()
     timeout = spec.timeout_ms or s.ping_timeout_ms
+    # A ping must end before the next one of the same site is due: its timeout stays below
+    # the interval in force (the site's own, else MONITORING_INTERVAL_MS).
+    if spec.interval_ms is None and (spec.timeout_ms or 0) >= s.monitoring_interval_ms:
+        raise SiteError(
+            f"timeout_ms={spec.timeout_ms} must be below the interval "
+            f"(MONITORING_INTERVAL_MS={s.monitoring_interval_ms})"
+        )
     for name in ("interval_ms", "retry_interval_ms"):
         value = getattr(spec, name)
         if value is None:
