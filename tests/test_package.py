@@ -50,6 +50,7 @@ def test_the_public_api_is_pinned() -> None:
         "CycleInProgressError",
         "CycleSummary",
         "Database",
+        "ExportReport",
         "ImportReport",
         "InvalidSiteFileError",
         "InvalidURLError",
@@ -72,6 +73,7 @@ def test_the_public_api_is_pinned() -> None:
         "connect",
         "disable_site",
         "enable_site",
+        "export_sites",
         "get_site",
         "get_site_stats",
         "import_sites",
@@ -89,9 +91,17 @@ def test_the_public_api_is_pinned() -> None:
 
 def test_every_public_name_is_the_object_of_its_module() -> None:
     from uptimelab import collector, config, errors, probe, stats
-    from uptimelab.storage import database, models, site_import, site_stats, sites
+    from uptimelab.storage import (
+        database,
+        models,
+        site_export,
+        site_import,
+        site_stats,
+        sites,
+    )
 
-    homes = [collector, config, errors, probe, database, models, site_import, site_stats, sites]
+    homes = [collector, config, errors, probe, database, models, site_export, site_import]
+    homes += [site_stats, sites]
     for name in ul.__all__:
         if name == "__version__":
             continue
