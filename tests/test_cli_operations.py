@@ -3,6 +3,7 @@ free text is one line, settings and URLs typed wrong are bad input (exit 2)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,42 @@ def test_status_without_a_database_does_not_claim_there_were_no_errors(tmp_path:
     assert out.returncode == 1, out.stderr
     assert "database: UNREACHABLE" in out.stdout
     assert "errors (24 h): by category unknown (database unreachable);" in out.stdout
+
+
+# -- output files of zoo and perf ----------------------------------------------------------------
+
+OUTPUT_OPTIONS = [
+    ["zoo", "--sites", "1", "--no-every-failure", "--duration", "1", "--targets-json"],
+    ["perf", "--sites", "2", "--json"],
+    ["perf", "--sites", "2", "--plot"],
+]
+
+
+@pytest.mark.parametrize("args", OUTPUT_OPTIONS, ids=lambda a: f"{a[0]}-{a[-1]}")
+@pytest.mark.parametrize("kind", ["a directory", "through a file"])
+def test_an_output_path_of_the_wrong_kind_is_bad_input_before_any_work(
+    tmp_path: Path, args: list[str], kind: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    path = tmp_path if kind == "a directory" else a_file / "out.json"
+    out = run(*args, str(path), env={"UPTIMELAB_DATA_DIR": str(tmp_path / "data")})
+    line = assert_one_error_line(out, 2)
+    said = "is a directory, not a file" if kind == "a directory" else f"{a_file} is a file"
+    assert line == f"error: {args[-1]}={path}: {said}" + (
+        ", not a directory" * (kind != "a directory")
+    )
+    assert out.stdout == ""  # refused before the zoo or the run started
+
+
+def test_a_zoo_targets_file_the_system_refuses_is_one_line_exit_1(tmp_path: Path) -> None:
+    out = run(*OUTPUT_OPTIONS[0], "/proc/uptimelab-nope/t.json")
+    line = assert_one_error_line(out, 1)
+    assert line.startswith("error: --targets-json=/proc/uptimelab-nope/t.json: cannot write it: ")
+
+
+def test_a_zoo_targets_file_in_a_new_folder_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "t.json"
+    out = run(*OUTPUT_OPTIONS[0], str(path))
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(path.read_text())) == 1

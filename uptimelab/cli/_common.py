@@ -7,18 +7,20 @@ import contextlib
 import csv
 import datetime as dt
 import enum
+import errno
 import io
 import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ..domain.redaction import redact
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..text import csv_cell
 
 if TYPE_CHECKING:
@@ -124,6 +126,34 @@ def interval_option(text: str, flag: str) -> dt.timedelta:
     if span < MIN_INTERVAL:
         raise ConfigError(f"{flag}={text}: at least 1s")
     return span
+
+
+def output_file_option(path: Path, flag: str) -> Path:
+    """``path`` typed for ``flag`` (``--json``, ``--targets-json``), checked before any work:
+    a ConfigError (bad input) when it is a directory or leads through a file. Whether the system
+    lets it be written is found out by :func:`writing`."""
+    if path.is_dir():
+        raise ConfigError(f"{flag}={path}: is a directory, not a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag}={path}: {parent} is a file, not a directory")
+            break
+    return path
+
+
+@contextlib.contextmanager
+def writing(flag: str, path: Path) -> Iterator[None]:
+    """An OSError writing ``path`` (given as ``flag``) as one line: a ConfigError when the path
+    is of the wrong kind (a directory, through a file), else an OutputError, the system refused
+    (exit 1), as for the report and the exports."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR):
+            raise ConfigError(f"{flag}={path}: {reason}") from exc
+        raise OutputError(f"{flag}={path}: cannot write it: {reason}") from exc
 
 
 def print_records(data: list[dict[str, Any]], format: Format) -> None:

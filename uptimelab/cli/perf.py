@@ -3,16 +3,14 @@ collector processes sharing one database (``--collectors``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError, UptimelabError
+from ..errors import ConfigError
 from ..storage.database import Database, connect
 from ..testing import fleet_analysis, fleet_perf
 from ..testing.perf import (
@@ -23,7 +21,14 @@ from ..testing.perf import (
     plot,
     run_scenario,
 )
-from ._common import console, duration_option, interval_option, state
+from ._common import (
+    console,
+    duration_option,
+    interval_option,
+    output_file_option,
+    state,
+    writing,
+)
 
 
 def perf(
@@ -83,8 +88,11 @@ def perf(
     ideal. With --collectors, run that many `uptimelab collect` processes over --sites for
     --duration and report how the fleet was served. Runs on the configured PostgreSQL server (a
     scratch database, dropped afterwards)."""
-    server = connect(state(ctx).database_url, migrate=False)
     interval_s = interval_option(interval, "--interval").total_seconds()
+    for flag, path in (("--json", json_file), ("--plot", plot_file)):
+        if path is not None:  # a directory is refused before the run, not after it
+            output_file_option(path, flag)
+    server = connect(state(ctx).database_url, migrate=False)
     if collectors is not None:
         _fleet(
             server,
@@ -184,10 +192,11 @@ def perf(
             markup=False,
         )
     if json_file is not None:
-        with _written("--json", json_file):
+        with writing("--json", json_file):
+            json_file.parent.mkdir(parents=True, exist_ok=True)
             json_file.write_text(json.dumps(as_json(results), indent=1))
     if plot_file is not None:
-        with _written("--plot", plot_file):
+        with writing("--plot", plot_file):
             plot(results, plot_file)
 
 
@@ -223,7 +232,8 @@ def _fleet(
     )
     console.print(fleet_table(r))
     if json_file is not None:
-        with _written("--json", json_file):
+        with writing("--json", json_file):
+            json_file.parent.mkdir(parents=True, exist_ok=True)
             json_file.write_text(json.dumps(fleet_analysis.as_json(r), indent=1))
 
 
@@ -288,12 +298,3 @@ def fleet_table(r: fleet_analysis.FleetResult) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
-
-
-@contextlib.contextmanager
-def _written(flag: str, path: Path) -> Iterator[None]:
-    """An OSError writing ``path`` as one line: the environment failed (exit 1)."""
-    try:
-        yield
-    except OSError as exc:
-        raise UptimelabError(f"{flag}={path}: cannot write it: {exc.strerror or exc}") from exc

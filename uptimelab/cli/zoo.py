@@ -12,7 +12,7 @@ import trio
 import typer
 
 from ..testing.zoo import ZooSpec, open_zoo, realistic_spec
-from ._common import console, state
+from ._common import console, output_file_option, state, writing
 
 
 def zoo(
@@ -40,6 +40,8 @@ def zoo(
     ] = None,
 ) -> None:
     """Serve simulated sites on 127.0.0.1 until the duration ends or SIGINT/SIGTERM."""
+    if targets_json is not None:
+        output_file_option(targets_json, "--targets-json")
     spec = realistic_spec(
         sites,
         median_ms=median_ms,
@@ -58,9 +60,10 @@ def zoo(
                 f"(TLS on port {z.tls_port}); stops in {duration:g} s or on Ctrl-C"
             )
             if targets_json is not None:
-                targets_json.write_text(
-                    json.dumps([dataclasses.asdict(t) for t in z.targets], indent=1, default=str)
-                )
+                listed = [dataclasses.asdict(t) for t in z.targets]
+                with writing("--targets-json", targets_json):
+                    targets_json.parent.mkdir(parents=True, exist_ok=True)  # as report --out
+                    targets_json.write_text(json.dumps(listed, indent=1, default=str))
             if register:
                 from ..testing.demo import register_zoo
 
