@@ -143,7 +143,7 @@ async def test_a_trigger_answers_202_with_the_cycle_id_and_409_while_it_runs(
         ).fetchall()
     assert len(cycles) == 2
     assert cycles[0] == {"id": cycle_id, "sites_checked": 2, "error": None}
-    assert cycles[1]["error"].startswith("interrupted after")  # the hang target was in flight
+    assert cycles[1]["error"].startswith("stopped after")  # the hang target was in flight
     assert count(db, "SELECT count(*) FROM pings") == 2 + cycles[1]["sites_checked"]
 
 

@@ -199,7 +199,7 @@ def test_a_signal_during_a_cycle_still_stores_what_was_probed(db: Database) -> N
     assert proc.returncode == 0, err
     assert "SIGTERM" in out
     assert rows(db, "SELECT count(*) FROM pings") == len(fast)
-    assert rows(db, "SELECT count(*) FROM monitoring_cycles WHERE error LIKE 'interrupted%'") == 1
+    assert rows(db, "SELECT count(*) FROM monitoring_cycles WHERE error LIKE 'stopped%'") == 1
 
 
 def test_db_url_masks_the_password(db: Database) -> None:

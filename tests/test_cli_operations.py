@@ -183,3 +183,46 @@ def test_a_zoo_targets_file_in_a_new_folder_is_written(tmp_path: Path) -> None:
     out = run(*OUTPUT_OPTIONS[0], str(path))
     assert out.returncode == 0, out.stderr
     assert len(json.loads(path.read_text())) == 1
+
+
+# -- a requested stop is not a failed round ------------------------------------------------------
+
+
+def add_cycle(db: Database, error: str | None, minutes_ago: int) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO monitoring_cycles (id, started_at, finished_at, location, region_code,"
+            " sites_checked, up, duration_ms, error) VALUES (gen_random_uuid(),"
+            " now() - make_interval(mins => %s), now() - make_interval(mins => %s) + interval"
+            " '1 second', 'here', 'XX', 16, 16, 1000, %s)",
+            (minutes_ago, minutes_ago, error),
+        )
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        "stopped after 16 of 16 sites",
+        "stopped after 5 of 15 sites",
+        "interrupted after 5 of 15 sites",
+    ],
+)
+def test_a_round_cut_short_by_a_requested_stop_lowers_no_success_rate(
+    db: Database, stop: str
+) -> None:
+    from uptimelab.collector.reporting import cycle_error
+    from uptimelab.storage.queries import status_facts
+
+    assert cycle_error(True, 16, 16, 0) == "stopped after 16 of 16 sites"
+    add_cycle(db, None, 30)
+    add_cycle(db, "2 collector fault(s): those sites got no ping (see the log)", 20)
+    add_cycle(db, stop, 10)
+    facts = status_facts(db, interval_ms=60_000, lease_ms=30_000)
+    counts = facts.cycles_24h
+    assert counts is not None
+    assert (counts.cycles, counts.succeeded, counts.stopped) == (3, 1, 1)
+    assert counts.success_rate == 0.5  # 1 of the 2 that ran to their end
+    assert facts.failed_cycles_24h == 1
+    shown = run("status")
+    assert "cycles (24 h): 3, success 50.0 %" in shown.stdout, shown.stdout
+    assert "stopped 1 (not counted)" in shown.stdout

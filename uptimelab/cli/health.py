@@ -67,6 +67,7 @@ def _print_status(report: Status) -> None:
             else:
                 rate = "-" if c.success_rate is None else f"{100 * c.success_rate:.1f} %"
                 overruns = f", --once overruns {c.overruns}" if c.overruns else ""
+                overruns += f", stopped {c.stopped} (not counted)" if c.stopped else ""
                 out(
                     f"cycles (24 h): {c.cycles}, success {rate}, "
                     f"mean {_ms(c.mean_duration_ms)}, max {_ms(c.max_duration_ms)}{overruns}",

@@ -79,10 +79,12 @@ class CycleSummary:
 
 def cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str | None:
     """The ``error`` of a cycle or round (None for a clean one). Collector faults are named as
-    "N collector fault(s)": status and health count them from this text."""
+    "N collector fault(s)": status and health count them from this text. A cycle cut short by a
+    requested stop (a signal, ``Collector.stop()``: the only way its probing is cancelled) is
+    "stopped after ...": not a failure, and left out of status's success rate."""
     parts = []
     if interrupted:
-        parts.append(f"interrupted after {pinged} of {sites} sites")
+        parts.append(f"stopped after {pinged} of {sites} sites")
     if faults:
         parts.append(f"{faults} collector fault(s): those sites got no ping (see the log)")
     return "; ".join(parts) or None

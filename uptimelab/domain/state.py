@@ -142,13 +142,20 @@ class CycleCounts(BaseModel):
         description="Rows of monitoring_cycles: rounds and `collect --once` cycles."
     )
     succeeded: int
+    stopped: int = Field(
+        default=0,
+        description="Cut short by a requested stop (a signal, Collector.stop()): neither "
+        "succeeded nor failed.",
+    )
     mean_duration_ms: int | None
     max_duration_ms: int | None
     overruns: int = Field(
         description="`collect --once` cycles (no collector id) longer than the interval; a round "
         "of a running collector lasts one interval by design, and its lateness says how it kept up."
     )
-    success_rate: float | None = Field(description="succeeded / cycles; null without cycles.")
+    success_rate: float | None = Field(
+        description="succeeded / (cycles - stopped); null without such cycles."
+    )
 
 
 class Lateness(BaseModel):

@@ -39,9 +39,13 @@ from .database import Database
 
 # A round of a running collector (collector_id set) lasts one interval by design: only a
 # `collect --once` cycle can overrun; a round says how it kept up by its lateness.
-_CYCLES_24H = """
+# A cycle cut short by a requested stop says "stopped after ..." ("interrupted after ..." before
+# 0.x): neither a success nor a failure.
+_STOPPED = "(error ~ '^(stopped|interrupted) after ')"
+_CYCLES_24H = f"""
 SELECT count(*) AS cycles,
        count(*) FILTER (WHERE error IS NULL) AS succeeded,
+       count(*) FILTER (WHERE {_STOPPED}) AS stopped,
        round(avg(duration_ms)) AS mean_duration_ms,
        max(duration_ms) AS max_duration_ms,
        count(*) FILTER (WHERE duration_ms > %s AND collector_id IS NULL) AS overruns
@@ -75,10 +79,9 @@ SELECT error_category, count(*) AS n FROM pings
  WHERE checked_at > now() - interval '24 hours' AND error_category IS NOT NULL
  GROUP BY 1 ORDER BY 2 DESC
 """
-_FAILED_CYCLES_24H = """
+_FAILED_CYCLES_24H = f"""
 SELECT count(*) AS n FROM monitoring_cycles
- WHERE started_at > now() - interval '24 hours' AND error IS NOT NULL
-   AND error NOT LIKE 'interrupted%'
+ WHERE started_at > now() - interval '24 hours' AND error IS NOT NULL AND NOT {_STOPPED}
 """
 _PINGS_TABLE_BYTES = """
 SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) AS bytes
@@ -155,6 +158,8 @@ def status_facts(
         collectors = _collectors(conn, lease_ms)
         cycles = int(counts.get("cycles") or 0)
         succeeded = int(counts.get("succeeded") or 0)
+        stopped = int(counts.get("stopped") or 0)
+        judged = cycles - stopped
         mean = counts.get("mean_duration_ms")
         sites = conn.execute(_SITES).fetchone() or {"active": 0, "total": 0}
         last = conn.execute(_LAST_CYCLE).fetchone()
@@ -180,10 +185,11 @@ def status_facts(
         cycles_24h=CycleCounts(
             cycles=cycles,
             succeeded=succeeded,
+            stopped=stopped,
             mean_duration_ms=None if mean is None else int(mean),
             max_duration_ms=counts.get("max_duration_ms"),
             overruns=int(counts.get("overruns") or 0),
-            success_rate=round(succeeded / cycles, 4) if cycles else None,
+            success_rate=round(succeeded / judged, 4) if judged else None,
         ),
         lateness=lateness,
         collectors=collectors,
