@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -226,3 +227,47 @@ def test_a_round_cut_short_by_a_requested_stop_lowers_no_success_rate(
     shown = run("status")
     assert "cycles (24 h): 3, success 50.0 %" in shown.stdout, shown.stdout
     assert "stopped 1 (not counted)" in shown.stdout
+
+
+# -- health right after a collector (re)start ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("round_ago_s", "collector", "expected"),
+    [
+        # The previous run's round is old; a collector started since has a round to finish.
+        (147, {"started_ago_s": 10}, "healthy"),
+        (None, {"started_ago_s": 10}, "healthy"),
+        (3600, {"started_ago_s": 119}, "healthy"),
+        # ... but not for ever: two intervals from its start without a round.
+        (3600, {"started_ago_s": 130}, "unhealthy"),
+        (None, {"started_ago_s": 130}, "unhealthy"),
+        # A stopped or stale collector is no reason to wait.
+        (147, {"started_ago_s": 10, "stopped": True}, "unhealthy"),
+        (147, {"started_ago_s": 10, "silent_s": 400}, "unhealthy"),
+        (None, None, "unhealthy"),
+        # A round after the start counts as before.
+        (30, {"started_ago_s": 300}, "healthy"),
+        (130, {"started_ago_s": 300}, "unhealthy"),
+    ],
+)
+def test_health_counts_the_last_cycle_from_a_running_collector_s_start(
+    db: Database,
+    tmp_path: Path,
+    round_ago_s: int | None,
+    collector: dict[str, Any] | None,
+    expected: str,
+) -> None:
+    from uptimelab.ops.health import health
+
+    from . import test_status_fleet as fleet
+
+    if round_ago_s is not None:
+        earlier = fleet.collector(db, stopped=True)  # the previous run, which stored the round
+        fleet.cycle_row(db, ago_s=round_ago_s, collector_id=earlier, late_ms=0)
+    if collector is not None:
+        options = {k: v for k, v in collector.items() if k != "started_ago_s"}
+        fleet.started(db, fleet.collector(db, **options), ago_s=collector["started_ago_s"])
+    report = health(fleet.settings_for(db, tmp_path))  # interval 60 s: limit 120 s
+    check = next(c for c in report.checks if c.name == "last cycle")
+    assert check.status == expected, check.detail

@@ -73,6 +73,15 @@ def collector(
     return me
 
 
+def started(db: Database, collector_id: uuid.UUID, *, ago_s: float) -> None:
+    """Collector ``collector_id`` started ``ago_s`` seconds ago."""
+    with db.connect() as conn:
+        conn.execute(
+            "UPDATE collectors SET started_at = now() - make_interval(secs => %s) WHERE id = %s",
+            (ago_s, collector_id),
+        )
+
+
 def cycle_row(
     db: Database,
     *,
@@ -183,7 +192,9 @@ def test_the_last_round_of_a_running_collector_counts_as_the_last_cycle(
     db: Database, tmp_path: Path, ago_s: int, expected: str
 ) -> None:
     # A running collector stores a round every interval (60 s here): the check allows two.
-    cycle_row(db, ago_s=ago_s, collector_id=collector(db), late_ms=0)
+    running = collector(db)
+    started(db, running, ago_s=ago_s + 60)  # before its round
+    cycle_row(db, ago_s=ago_s, collector_id=running, late_ms=0)
     report = health(settings_for(db, tmp_path))
     check = next(c for c in report.checks if c.name == "last cycle")
     assert check.status == expected, check.detail

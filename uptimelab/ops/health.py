@@ -133,10 +133,43 @@ def status(settings: Settings | None = None, *, db: Database | None = None) -> S
     )
 
 
+def _last_cycle_check(
+    last_finished: dt.datetime | None,
+    faults: int,
+    collectors: list[FleetCollector] | None,
+    interval: dt.timedelta,
+) -> Check:
+    """The last cycle or round finished within two intervals of now, or of the start of the
+    newest running collector (heartbeat fresh) when that came later: a collector (re)started
+    has its first round to finish before the previous run's old round may count against it."""
+    running = [c.started_at for c in collectors or [] if c.stopped_at is None and not c.stale]
+    started = max(running, default=None)
+    now, limit = dt.datetime.now(dt.UTC), 2 * interval
+    if started is not None and (last_finished is None or started > last_finished):
+        age = now - started
+        detail = f"collector started {age.total_seconds():.0f} s ago, no round since"
+        if last_finished is not None:
+            detail += f" (the last finished {(now - last_finished).total_seconds():.0f} s ago)"
+        detail += f" (limit {limit.total_seconds():.0f} s from the start)"
+        return Check(
+            name="last cycle", status=HEALTHY if age <= limit else UNHEALTHY, detail=detail
+        )
+    if last_finished is None:
+        return Check(name="last cycle", status=UNHEALTHY, detail="no cycle has finished yet")
+    age = now - last_finished
+    detail = f"finished {age.total_seconds():.0f} s ago (limit {limit.total_seconds():.0f} s)"
+    if faults:
+        # A fault of our own client is not the sites' downtime, but it is ours to fix.
+        detail += f"; {faults} collector fault(s): those sites got no ping (see the log)"
+    status = UNHEALTHY if age > limit else DEGRADED if faults else HEALTHY
+    return Check(name="last cycle", status=status, detail=detail)
+
+
 def health(settings: Settings | None = None, *, db: Database | None = None) -> HealthReport:
     """The health checks (GET /monitoring/health): the database reachable within
     ``db_timeout_ms``; the last cycle or round finished within two intervals (a running collector
-    stores a round every interval), degraded when it had collector faults; every collector seen
+    stores a round every interval) of now or of the newest running collector's start, degraded
+    when it had collector faults; every collector seen
     in the last day stopped or with a heartbeat younger than ``collector_lease_ms``; no active
     site's certificate expiring within its ``cert_min_days`` (degraded); the breaker closed; the
     spool empty.
@@ -172,21 +205,7 @@ def health(settings: Settings | None = None, *, db: Database | None = None) -> H
     if reported is not None and (last_finished is None or reported >= last_finished):
         last_finished = reported
         last_faults = (published_cycle.faults if published_cycle else None) or 0
-    if last_finished is None:
-        checks.append(
-            Check(name="last cycle", status=UNHEALTHY, detail="no cycle has finished yet")
-        )
-    else:
-        age = dt.datetime.now(dt.UTC) - last_finished
-        fresh = age <= 2 * interval
-        detail = (
-            f"finished {age.total_seconds():.0f} s ago (limit {2 * interval.total_seconds():.0f} s)"
-        )
-        if last_faults:
-            # A fault of our own client is not the sites' downtime, but it is ours to fix.
-            detail += f"; {last_faults} collector fault(s): those sites got no ping (see the log)"
-        status = UNHEALTHY if not fresh else DEGRADED if last_faults else HEALTHY
-        checks.append(Check(name="last cycle", status=status, detail=detail))
+    checks.append(_last_cycle_check(last_finished, last_faults, collectors, interval))
     checks.append(_collectors_check(collectors, settings.collector_lease_ms))
     checks.append(_certificates_check(expiring))
     checks.append(_notifications_check(database, settings.db_timeout_ms))
