@@ -20,9 +20,10 @@ import pandas as pd
 from ..domain.redaction import redact
 from ..errors import ConfigError
 from ..storage.database import Database
+from ..storage.observed import first_pings
 from ..storage.site_stats import site_stats
 from ..storage.sites import list_sites
-from .frames import utc_series
+from .frames import utc_series, utc_timestamp
 from .latency import response_time_quantiles
 from .long_windows import load_window_stats
 from .outages import reliability
@@ -100,17 +101,19 @@ def sla_table(
     default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
     maintenance: pd.DataFrame | None = None,
     exclude_maintenance: bool = False,
+    now: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Monthly SLA per site against ``target`` (percent uptime), with the error budget.
 
     Per calendar month (UTC) and site: ``uptime_pct`` = 100 x up / pings of the month so far
-    (time the collector was not running counts as neither up nor down); ``met`` = uptime >=
-    target. The budget restates that in minutes of the whole month: ``budget_min`` = (100 -
-    target) % of it, ``downtime_min`` = (100 - uptime) % of it (the downtime the uptime shown
-    stands for: time not observed counts at the observed rate, as in the uptime), so
-    ``budget_used_pct`` = downtime / budget x 100 is above 100 and ``budget_left_min`` = budget -
-    downtime negative exactly when ``met`` is False. (Down pings x interval against the whole
-    month's budget would call a site up 5 % of the few pings it has "met".)
+    (time the collector was not running counts as neither up nor down). The month is observed
+    from the site's first ping in it (``observed_from``) to its end, or to ``now`` (default: the
+    clock) for the month under way (``through``): ``observed_min``. ``downtime_min`` = (100 -
+    uptime) % of ``observed_min``: the downtime observed so far (gaps in it at the observed
+    rate, as in the uptime), never the future's. The budget is what the SLA promises, over the
+    whole month: ``budget_min`` = (100 - target) % of it; ``budget_used_pct`` = downtime /
+    budget x 100, ``budget_left_min`` = budget - downtime, ``met`` = budget_left_min >= 0 (so
+    far, for the month under way). A month observed whole: ``met`` is uptime >= target.
     Under another ``policy`` (``confirmed``, ``time``; with ``sites``, ``maintenance`` and
     ``exclude_maintenance`` as :func:`uptimelab.stats.window_stats` takes them), uptime is that
     policy's.
@@ -147,11 +150,12 @@ def sla_table(
         frame = frame.loc[kept]
     columns = [
         "month", "site_id", "site", "pings", "uptime_pct", "target_pct", "downtime_min",
-        "budget_min", "budget_used_pct", "budget_left_min", "met",
+        "budget_min", "budget_used_pct", "budget_left_min", "met", "observed_from", "through",
+        "observed_min",
     ]  # fmt: skip
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    sums = {"pings": ("up", "size"), "up": ("up", "sum")}
+    sums = {"pings": ("up", "size"), "up": ("up", "sum"), "first": ("checked_at", "min")}
     if not plain:
         sums |= {
             "confirmed": ("confirmed", "sum"),
@@ -167,28 +171,40 @@ def sla_table(
         table["uptime_pct"] = 100.0 * (table["pings"] - table["confirmed"]) / table["pings"]
     else:
         table["uptime_pct"] = 100.0 * table["up_us"] / table["span_us"]
-    month_days = [calendar.monthrange(*map(int, m.split("-")))[1] for m in table["month"]]
-    _budget(table, np.array(month_days) * 24 * 60.0, target)
+    starts = pd.to_datetime(table["month"] + "-01", utc=True)
+    days = [calendar.monthrange(t.year, t.month)[1] for t in starts]
+    ends = starts + pd.to_timedelta(days, unit="D")
+    clock = utc_timestamp(now or dt.datetime.now(dt.UTC))
+    cut = ends.where(ends <= clock, clock)
+    table["observed_from"] = table["first"]
+    # Pings later than ``now`` (a synthetic month ahead of the clock): observed to its end.
+    table["through"] = cut.where(cut > table["first"], ends)
+    _budget(table, np.array(days) * 24 * 60.0, target)
     table = table.sort_values(["month", "budget_used_pct"], ascending=[True, False])
     return table[columns].reset_index(drop=True)
 
 
 def _budget(table: pd.DataFrame, month_min: float | np.ndarray, target: float) -> None:
-    """Add ``downtime_min``, ``budget_min``, ``budget_used_pct``, ``budget_left_min`` and
-    ``met`` to ``table`` (with ``uptime_pct``), over months of ``month_min`` minutes: both the
-    downtime and the budget are shares of the same whole month, so the budget is spent exactly
-    when the uptime shown is below the target."""
-    table["downtime_min"] = (100.0 - table["uptime_pct"]) / 100.0 * month_min
+    """Add ``observed_min``, ``downtime_min``, ``budget_min``, ``budget_used_pct``,
+    ``budget_left_min`` and ``met`` to ``table`` (with ``uptime_pct``, ``observed_from`` and
+    ``through``), over months of ``month_min`` minutes: the downtime is the uptime's share of
+    the span observed, the budget the target's share of the whole month, and ``met`` says the
+    budget is not spent."""
+    span = pd.to_datetime(table["through"], utc=True) - pd.to_datetime(
+        table["observed_from"], utc=True
+    )
+    table["observed_min"] = span.dt.total_seconds().clip(lower=0.0).to_numpy() / 60.0
+    table["downtime_min"] = (100.0 - table["uptime_pct"]) / 100.0 * table["observed_min"]
     table["budget_min"] = (100.0 - target) / 100.0 * month_min
     table["budget_used_pct"] = 100.0 * table["downtime_min"] / table["budget_min"]
     table["budget_left_min"] = table["budget_min"] - table["downtime_min"]
-    table["met"] = table["uptime_pct"] >= target
+    table["met"] = table["budget_left_min"] >= 0
 
 
 MONTH_COLUMNS = (
     "month", "site_id", "site", "pings", "uptime_pct", "target_pct", "downtime_min",
-    "budget_min", "budget_used_pct", "budget_left_min", "met", "avg_response_time",
-    "coverage", "from_rollups", "counted_from",
+    "budget_min", "budget_used_pct", "budget_left_min", "met", "observed_from", "through",
+    "observed_min", "avg_response_time", "coverage", "from_rollups", "counted_from",
 )  # fmt: skip
 
 
@@ -219,7 +235,8 @@ def month_table(
     now: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """The SLA of one calendar month (UTC, "YYYY-MM") per site from the database: the columns
-    of :func:`sla_table` (``met`` = uptime >= target, the budget in minutes of the month), with
+    of :func:`sla_table` (the downtime observed from the site's first ping in the month through
+    its end or ``now``, against the whole month's budget), with
     ``avg_response_time``, ``coverage``, ``from_rollups`` and ``counted_from`` of
     ``ul.stats.load_window_stats`` (rollups kept for ever, so any month of the history;
     exact while the month's raw pings exist). ``policy`` and ``exclude_maintenance`` None: the
@@ -250,6 +267,14 @@ def month_table(
     table.insert(0, "month", month.strip())
     table["site"] = [labels.get(s, s) for s in table["site_id"]]
     table["target_pct"] = float(target)
+    # The window is (start - 1 µs, end - 1 µs]: it counts from the month's first instant.
+    counted = table["counted_from"]
+    table["counted_from"] = counted.where(counted >= pd.Timestamp(start), pd.Timestamp(start))
+    first = first_pings(start, end, db=db)
+    table["observed_from"] = pd.to_datetime(
+        [first.get(s, start) for s in table["site_id"]], utc=True
+    )
+    table["through"] = pd.Timestamp(end)
     _budget(table, calendar.monthrange(start.year, start.month)[1] * 24 * 60.0, target)
     table = table.sort_values(["budget_used_pct", "site"], ascending=[False, True])
     return table[list(MONTH_COLUMNS)].reset_index(drop=True)

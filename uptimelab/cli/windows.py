@@ -66,7 +66,8 @@ def window_or_month(
             )
         records = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
         for r in records:
-            r["counted_from"] = r["counted_from"].isoformat()
+            for key in ("counted_from", "observed_from", "through"):
+                r[key] = r[key].isoformat()
         _print_window(records, format, f"{month} (UTC), target {target}%")
         return
     assert window is not None
@@ -101,11 +102,14 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
     monthly = "budget_left_min" in records[0]
     # A month's records name their uptime as the SLA tables do (uptime_pct); a window's, uptime.
     uptime = "uptime_pct" if monthly else "uptime"
-    table = Table(box=None, title=f"{title}: uptime %, mean ms of up pings, coverage %")
+    shown = f"{title}: uptime %, mean ms of up pings, coverage %"
+    if monthly:
+        shown += "; downtime observed from each site's first ping in the month through"
+    table = Table(box=None, title=shown)
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
     headers = ["uptime", "ms", "pings", "coverage"]
     if monthly:
-        headers += ["down min", "budget left min"]
+        headers += ["down min", "budget left min", "through"]
     for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
     for r in records:
@@ -116,7 +120,11 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
             f"{r['coverage']:.1f}",
         ]
         if monthly:
-            cells += [f"{r['downtime_min']:.1f}", f"{r['budget_left_min']:.1f}"]
+            cells += [
+                f"{r['downtime_min']:.1f}",
+                f"{r['budget_left_min']:.1f}",
+                str(r["through"])[:16].replace("T", " "),
+            ]
         table.add_row(r["site"], *cells, style="red" if monthly and not r["met"] else None)
     console.print(table)
     cut = [r for r in records if r["from_rollups"]]

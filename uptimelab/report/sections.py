@@ -224,10 +224,12 @@ def _sla_section(data: PeriodData, target: float) -> Section:
         return s
     sla = sla_table(data.pings, target=target, names=data.names)
     s.text(
-        f"Each month's error budget is {100 - target:.3g} % of the month; its downtime is "
-        "(100 - uptime) % of the month, the uptime counted over the pings (time the collector "
-        "was not running is neither up nor down), so a month meets the target exactly when its "
-        f"uptime does. {int((~sla['met']).sum())} site-month(s) spent their whole budget."
+        f"Each month's error budget is {100 - target:.3g} % of the whole month; its downtime "
+        "is what was observed: (100 - uptime) % of the time from the site's first ping in the "
+        "month (observed_from) through the month's end or now (through), the uptime counted "
+        "over the pings (time the collector was not running is neither up nor down). A month "
+        "under way meets the target so far while its budget is not spent. "
+        f"{int((~sla['met']).sum())} site-month(s) spent their whole budget."
     )
     s.table(html_table(sla.drop(columns=["site_id"])))
     s.figure(
