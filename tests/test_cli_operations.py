@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from uptimelab.storage.database import Database
 
@@ -271,3 +272,50 @@ def test_health_counts_the_last_cycle_from_a_running_collector_s_start(
     report = health(fleet.settings_for(db, tmp_path))  # interval 60 s: limit 120 s
     check = next(c for c in report.checks if c.name == "last cycle")
     assert check.status == expected, check.detail
+
+
+# -- what a round says it will probe -------------------------------------------------------------
+
+
+class StartRecorder:
+    """Records what each cycle's start said it would probe; an event at the first."""
+
+    def __init__(self) -> None:
+        self.said: list[int | None] = []
+        self.started = trio.Event()
+
+    def cycle_started(self, number: int, sites: int | None) -> None:
+        self.said.append(sites)
+        self.started.set()
+
+    def ping_done(self, site: object, ping: object) -> None:
+        pass
+
+    def cycle_finished(self, summary: object) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("sites", [0, 2])
+async def test_a_collector_holding_no_sites_yet_does_not_promise_to_probe_0(
+    db: Database, sites: int
+) -> None:
+    import uptimelab as ul
+    from uptimelab.cli.collect import probing
+    from uptimelab.collector import Collector
+
+    from .test_api import load_settings
+
+    for k in range(sites):  # nothing listens there: a refused ping is quick
+        ul.add_site(f"http://127.0.0.1:9/{k}", db=db)
+    reporter = StartRecorder()
+    collector = Collector(db, load_settings(), reporter=reporter)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collector.run)
+        await reporter.started.wait()
+        collector.stop()
+    assert reporter.said[0] == (sites or None)
+    assert probing(None).startswith("probing the sites this collector will hold (none yet")
+    assert probing(0) == "probing 0 site(s)"  # --once knows: there are none

@@ -73,7 +73,7 @@ class AppReporter:
         # before its next checkpoint.
         self.start_waiters: list[Callable[[], None]] = []
 
-    def cycle_started(self, number: int, sites: int) -> None:
+    def cycle_started(self, number: int, sites: int | None) -> None:
         self.inner.cycle_started(number, sites)
         waiters, self.start_waiters = self.start_waiters, []
         for wake in waiters:

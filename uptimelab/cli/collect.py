@@ -34,8 +34,8 @@ class PlainReporter:
     def __init__(self, *, each_ping: bool = False) -> None:
         self.each_ping = each_ping
 
-    def cycle_started(self, number: int, sites: int) -> None:
-        console.print(f"cycle {number}: probing {sites} site(s)", markup=False)
+    def cycle_started(self, number: int, sites: int | None) -> None:
+        console.print(f"cycle {number}: {probing(sites)}", markup=False)
 
     def ping_done(self, site: Probeable, ping: PingResult) -> None:
         if self.each_ping:
@@ -56,7 +56,7 @@ class ProgressReporter(PlainReporter):
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
-    def cycle_started(self, number: int, sites: int) -> None:
+    def cycle_started(self, number: int, sites: int | None) -> None:
         self._progress = Progress(
             TextColumn(f"cycle {number}"),
             BarColumn(),
@@ -82,6 +82,13 @@ class ProgressReporter(PlainReporter):
             self._progress.stop()
             self._progress = None
         super().cycle_finished(summary)
+
+
+def probing(sites: int | None) -> str:
+    """What a cycle is about to probe: ``sites`` as the collector knows them at its start."""
+    if sites is None:
+        return "probing the sites this collector will hold (none yet: they are being shared out)"
+    return f"probing {sites} site(s)"
 
 
 def reporter_for_terminal(*, each_ping: bool = False) -> PlainReporter:

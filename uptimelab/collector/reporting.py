@@ -91,9 +91,13 @@ def cycle_error(interrupted: bool, pinged: int, sites: int, faults: int) -> str 
 
 
 class Reporter(Protocol):
-    """What a collector tells its user as it works (a progress bar, log lines, nothing)."""
+    """What a collector tells its user as it works (a progress bar, log lines, nothing).
 
-    def cycle_started(self, number: int, sites: int) -> None: ...
+    ``cycle_started`` gets the sites the cycle will probe: all of them for a one-off cycle, the
+    ones this collector holds at the round's start on its schedule, or None when it holds none
+    yet (the location's collectors are still sharing the sites out)."""
+
+    def cycle_started(self, number: int, sites: int | None) -> None: ...
     def ping_done(self, site: Probeable, ping: PingResult) -> None: ...
     def cycle_finished(self, summary: CycleSummary) -> None: ...
     def note(self, message: str) -> None: ...
@@ -102,8 +106,8 @@ class Reporter(Protocol):
 class QuietReporter:
     """Reports nothing (the library default); notes go to the log."""
 
-    def cycle_started(self, number: int, sites: int) -> None:
-        log.info("cycle %d: %d active sites", number, sites)
+    def cycle_started(self, number: int, sites: int | None) -> None:
+        log.info("cycle %d: %s sites", number, "no" if sites is None else sites)
 
     def ping_done(self, site: Probeable, ping: PingResult) -> None:
         pass

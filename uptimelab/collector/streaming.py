@@ -97,7 +97,7 @@ class Streaming:
                 if s.retention_days is not None:
                     nursery.start_soon(maintain_on_schedule, self.collector)
                 nursery.start_soon(self._writer, pings_receive, written)
-                self.collector.reporter.cycle_started(1, len(self.schedule))
+                self.collector.reporter.cycle_started(1, self._held())
                 with probing:
                     async with trio.open_nursery() as workers, pings_send, sites_receive:
                         workers.start_soon(self._dispatch, sites_send)
@@ -241,7 +241,12 @@ class Streaming:
         self.rounds += 1
         self.collector.round_finished(summary)
         if not final:
-            self.collector.reporter.cycle_started(self.rounds + 1, len(self.schedule))
+            self.collector.reporter.cycle_started(self.rounds + 1, self._held())
+
+    def _held(self) -> int | None:
+        """The sites this collector holds now; None while it holds none (with other collectors
+        of its location it may take some over during the round: 0 would be a wrong promise)."""
+        return len(self.schedule) or None
 
     def _new_round(self) -> Round:
         return Round(uuid.uuid4(), dt.datetime.now(dt.UTC))

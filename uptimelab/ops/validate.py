@@ -327,7 +327,7 @@ class _StartSignal(QuietReporter):
     def __init__(self) -> None:
         self.started = trio.Event()
 
-    def cycle_started(self, number: int, sites: int) -> None:
+    def cycle_started(self, number: int, sites: int | None) -> None:
         self.started.set()
 
 
