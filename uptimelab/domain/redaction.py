@@ -58,7 +58,10 @@ def _redact_userinfo(token: str) -> str:
     at = authority.rfind("@")
     if at < 0:
         host, colon, port = authority.rpartition(":") if ":" in authority else ("", "", "")
-        looks_like_port = not colon or _PORT.fullmatch(port) or authority.startswith("[")
+        # host:port, never user:pass:1 (a host holds no colon outside [IPv6] brackets)
+        looks_like_port = (
+            not colon or (_PORT.fullmatch(port) and ":" not in host) or authority.startswith("[")
+        )
         last = rest.rfind("@")
         if looks_like_port or last < 0:
             return token
@@ -103,10 +106,42 @@ def _mask_userinfo_password(match: re.Match[str]) -> str:
     scheme, _, rest = token.partition("://")
     end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
     at = rest.rfind("@", 0, end)
+    if reserved_in_password(token) is not None:
+        at = rest.rfind("@")  # the password runs to the last "@": hide all of it
     if at < 0:
         return token
     user, colon, _ = rest[:at].partition(":")
     return f"{scheme}://{user}{':' + MASK if colon else ''}@{rest[at + 1 :]}"
+
+
+def reserved_in_password(url: str) -> str | None:
+    """The character of a URL's password that must be percent-encoded but is not (``@``, ``/``,
+    ``?``, ``#``), or None. libpq reads such a password only up to that character (and the rest
+    as the host), so the URL cannot work, and its errors would quote a part of the password.
+    The password is taken to run from the first ``:`` to the last ``@``, unless what follows the
+    host reads as a port, a path and a query."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    end = next((i for i, c in enumerate(rest) if c in "/?#"), len(rest))
+    authority = rest[:end]
+    last = rest.rfind("@")
+    user, colon, password = rest[:last].partition(":")
+    if not colon or any(c in user for c in _RESERVED_IN_PASSWORD):
+        return None  # no password, or the "@" is in a path or query
+    first = next((c for c in password if c in _RESERVED_IN_PASSWORD), None)
+    if authority.count("@") > 1:
+        return first
+    if "@" in authority:
+        # user:pw@host then an "@" further on: a query's value (a=b@c), or the password's "?",
+        # "/" or "#" before it (user:pw@Q?@host) when what lies between holds no "=".
+        return None if "=" in rest[end:last] else first
+    if authority.startswith("[") or _PORT.fullmatch(authority.partition(":")[2]):
+        return None  # [IPv6] or host:port, then a path or query holding the "@"
+    return first
+
+
+_RESERVED_IN_PASSWORD = "@/?#"
 
 
 def holds_mask(url: str) -> bool:

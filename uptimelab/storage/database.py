@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from ..config import Settings
-from ..domain.redaction import mask_url, scrub
+from ..domain.redaction import mask_url, reserved_in_password, scrub
 from ..errors import ConfigError, MigrationError, StoreError
 
 if TYPE_CHECKING:
@@ -142,6 +142,13 @@ def check_database_url(url: str) -> None:
         raise ConfigError(
             f"database URL {mask_url(url)!r}: the scheme must be postgresql:// or postgres:// "
             "(or give key=value pairs such as 'host=db dbname=uptime')"
+        )
+    reserved = reserved_in_password(url) if scheme else None
+    if reserved is not None:
+        raise ConfigError(
+            f"database URL {mask_url(url)!r}: the password holds {reserved!r}; reserved "
+            "characters in a password must be percent-encoded ('@' as %40, '/' as %2F, "
+            "'?' as %3F, '#' as %23)"
         )
     try:
         conninfo_to_dict(url)
