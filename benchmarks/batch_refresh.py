@@ -5,17 +5,18 @@ now(), <the batch's sites>)``). That must cost the batch's sites, not the fleet:
 pings arrive at R a second, so a refresh that reads every site's rows of the current hour, of
 the windows' edges or of the rollups grows with the fleet, its history and the hour.
 
-For each fleet size F the scratch database holds F sites with ``--days`` of daily rollup rows,
-``--hours`` of hourly rollup rows and the last ``--raw-hours`` of raw pings (one every
-``--every`` seconds per site, rolled up to the last whole hour); then batches of ``--batch``
-sites are refreshed, each in a transaction rolled back (so every timing starts from the same
-state), both with the functions of sql/020 (now) and with those they replaced (each as the
-last file before sql/020 defined it, loaded into a schema ``before`` and reached through
-search_path), alternately, in one run. It prints the milliseconds per batch (median,
-min-max) and the ratio before/now.
+For each fleet size F the scratch database holds F sites with ``--hours`` of hourly rollup
+rows (by default 8 days, so that the 7-day window has hourly rows all through, as a running
+fleet's has), daily rows that are their sums and ``--days`` more before them, and the last
+``--raw-hours`` of raw pings (one every ``--every`` seconds per site, rolled up to the last
+whole hour); then batches of ``--batch`` sites are refreshed, each in a transaction rolled back
+(so every timing starts from the same state), both with the functions of ``--migration`` (now)
+and with those they replaced (each as the last file before it defined it, loaded into a schema
+``before`` and reached through search_path), alternately, in one run. It prints the
+milliseconds per batch (median, min-max), the ratio before/now and the load average.
 
     UPTIMELAB_DATABASE_URL=... .venv/bin/python benchmarks/batch_refresh.py \
-        [--fleet 10000 50000] [--batch 1000] [--repeat 7]
+        [--fleet 10000 50000] [--batch 1000] [--repeat 7] [--migration 024_]
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from uptimelab.storage.database import Database, connect
 from uptimelab.testing.bench import scratch_database
 
 SQL = Path(__file__).resolve().parent.parent / "sql"
-MIGRATION = "020_"  # the file whose functions are measured against those they replaced
-REPLACED = [
-    "uptimelab_site_stats_at",
-    "uptimelab_ping_values",
-    "uptimelab_window_at",
-    "uptimelab_site_stats_policy_at",
-]
+# The functions each file replaced, measured against their previous definitions.
+REPLACED = {
+    "020_": [
+        "uptimelab_site_stats_at",
+        "uptimelab_ping_values",
+        "uptimelab_window_at",
+        "uptimelab_site_stats_policy_at",
+    ],
+    "024_": ["uptimelab_site_stats_at", "uptimelab_window_at"],
+}
 
 
 def definition(text: str, name: str) -> str:
@@ -49,13 +53,13 @@ def definition(text: str, name: str) -> str:
     return text[start:end]
 
 
-def load_before(db: Database) -> None:
-    """The replaced functions (each as the last file before sql/020 defined it) in a schema of
-    their own, under the same names."""
-    files = sorted(p for p in SQL.glob("*.sql") if p.name < MIGRATION)
+def load_before(db: Database, migration: str) -> None:
+    """The functions ``migration`` replaced (each as the last file before it defined it) in a
+    schema of their own, under the same names."""
+    files = sorted(p for p in SQL.glob("*.sql") if p.name < migration)
     with db.connect(autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS before")
-        for name in REPLACED:
+        for name in REPLACED[migration]:
             text = next(
                 t
                 for t in (p.read_text() for p in reversed(files))
@@ -110,6 +114,20 @@ def build(db: Database, fleet: int, *, days: int, hours: int, raw_hours: int, ev
                ON CONFLICT DO NOTHING""",
             (per_hour, per_hour, per_hour, per_hour, first_raw["h"], hours, first_raw["h"]),
         )
+        # The days of those hours: their sums, as the advances and settles leave them.
+        conn.execute(
+            """INSERT INTO ping_rollup_daily AS y
+               SELECT r.site_id, date_trunc('day', r.hour, 'UTC'), sum(r.pings), sum(r.pings_up),
+                      sum(r.up_response_ms_sum), sum(r.up_response_count),
+                      sum(r.pings_down_confirmed), sum(r.up_us), sum(r.down_us)
+                 FROM ping_rollup_hourly AS r GROUP BY 1, 2
+               ON CONFLICT (site_id, day) DO UPDATE SET
+                   pings = EXCLUDED.pings, pings_up = EXCLUDED.pings_up,
+                   up_response_ms_sum = EXCLUDED.up_response_ms_sum,
+                   up_response_count = EXCLUDED.up_response_count,
+                   pings_down_confirmed = EXCLUDED.pings_down_confirmed,
+                   up_us = EXCLUDED.up_us, down_us = EXCLUDED.down_us"""
+        )
         per_day = 24 * per_hour
         conn.execute(
             """INSERT INTO ping_rollup_daily (site_id, day, pings, pings_up, up_response_ms_sum,
@@ -154,11 +172,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fleet", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=30, help="days of daily rollup rows")
-    parser.add_argument("--hours", type=int, default=24, help="hours of hourly rollup rows")
+    parser.add_argument("--days", type=int, default=30, help="days of daily rows before the hourly")
+    parser.add_argument("--hours", type=int, default=192, help="hours of hourly rollup rows")
     parser.add_argument("--raw-hours", type=int, default=2, help="hours of raw pings")
     parser.add_argument("--every", type=int, default=300, help="seconds between a site's pings")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--migration", choices=sorted(REPLACED), default="024_", help="the file measured"
+    )
     args = parser.parse_args()
     server = connect(os.environ.get("UPTIMELAB_DATABASE_URL"), migrate=False)
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
@@ -172,7 +193,7 @@ def main() -> None:
                 raw_hours=args.raw_hours,
                 every=args.every,
             )
-            load_before(db)
+            load_before(db, args.migration)
             with db.connect() as conn:
                 ids = [r["id"] for r in conn.execute("SELECT id FROM sites ORDER BY random()")]
             batches = [ids[k : k + args.batch] for k in range(0, len(ids), args.batch)]
@@ -180,14 +201,19 @@ def main() -> None:
             before_ms: list[float] = []
             for k in range(args.repeat):
                 batch = batches[k % len(batches)]
-                before_ms.append(refresh_ms(db, batch, "before, public"))
-                now_ms.append(refresh_ms(db, batch, "public"))
+                # Each goes first every other time: the first reads the batch's pages cold.
+                if k % 2 == 0:
+                    before_ms.append(refresh_ms(db, batch, "before, public"))
+                    now_ms.append(refresh_ms(db, batch, "public"))
+                else:
+                    now_ms.append(refresh_ms(db, batch, "public"))
+                    before_ms.append(refresh_ms(db, batch, "before, public"))
             b, n = statistics.median(before_ms), statistics.median(now_ms)
             print(
                 f"fleet {fleet:>7}: {raw} raw pings; batch of {args.batch} sites: "
                 f"before {b:8.1f} ms ({min(before_ms):.1f}-{max(before_ms):.1f}), "
                 f"now {n:7.1f} ms ({min(now_ms):.1f}-{max(now_ms):.1f}), "
-                f"before/now {b / n:5.1f}x"
+                f"before/now {b / n:5.1f}x; load average {os.getloadavg()[0]:.2f}"
             )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 

@@ -146,3 +146,55 @@ def test_every_boundary_row_of_a_dense_history_is_read_for_chosen_sites(
                         policy,
                         width,
                     )
+
+
+@pytest.mark.usefixtures("partitioned")
+@pytest.mark.parametrize("t", [T, T_HOUR], ids=["mid-hour", "on-the-hour"])
+def test_a_late_ping_in_a_whole_day_of_the_week_counts_before_its_day_is_settled(
+    db: Database, t: dt.datetime
+) -> None:
+    # A batch's week reads whole days from the daily rollup (sql/024). A late ping reaches its
+    # hourly row at once and its day's row only when its hour is settled: until then the day is
+    # read by the hour, and the 7-day figures equal those of all sites (read by the hour).
+    reset(db)
+    top = t.replace(minute=0, second=0, microsecond=0)
+    rows = [
+        (
+            site,
+            top - dt.timedelta(hours=h) + n * dt.timedelta(seconds=7),
+            "eu-west",
+            (h + n) % 5 != 0,
+            100 + (h * 11 + n) % 300,
+        )
+        for n, site in enumerate(IDS)
+        for h in range(1, 8 * 24)
+    ]
+    write(db, rows)
+    with db.connect() as conn:
+        conn.execute("SELECT uptimelab_advance_rollup(%s)", (t - dt.timedelta(hours=2),))
+        conn.execute("SELECT uptimelab_settle_rollup(NULL)")
+    # Late: down pings in a whole day three days back, for two of the three sites.
+    late = [
+        (site, top - dt.timedelta(days=3, minutes=m), "eu-west", False, 900 + m)
+        for site in IDS[:2]
+        for m in (13, 29)
+    ]
+    write(db, late)
+    stats = f"SELECT {', '.join(COLUMNS)} FROM uptimelab_site_stats_policy_at(%s, %s, %s, %s)"
+    with db.connect() as conn:
+        day = (top - dt.timedelta(days=3)).replace(hour=0)
+        dirty = conn.execute(
+            "SELECT count(*) AS n FROM ping_rollup_dirty WHERE hour >= %s AND hour < %s",
+            (day, day + dt.timedelta(days=1)),
+        ).fetchone()
+        assert dirty is not None
+        assert dirty["n"] > 0
+        for settled in (False, True):
+            if settled:
+                conn.execute("SELECT uptimelab_settle_rollup(NULL)")
+            everyone = normalised(conn.execute(stats, (t, "samples", False, None)).fetchall())
+            assert everyone[str(IDS[0])]["pings_7d"] == 7 * 24 - 1 + 2
+            for chosen in ([IDS[0]], [IDS[1], IDS[2]], IDS):
+                names = {str(s) for s in chosen}
+                some = normalised(conn.execute(stats, (t, "samples", False, chosen)).fetchall())
+                assert some == {k: v for k, v in everyone.items() if k in names}, settled
