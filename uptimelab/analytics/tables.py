@@ -201,6 +201,17 @@ def _budget(table: pd.DataFrame, month_min: float | np.ndarray, target: float) -
     table["met"] = table["budget_left_min"] >= 0
 
 
+def with_target(table: pd.DataFrame, target: float) -> pd.DataFrame:
+    """A table of :func:`sla_table` or :func:`month_table` with its budget columns and ``met``
+    computed again for ``target``. Raises ConfigError for a target outside (0, 100)."""
+    _check_target(target)
+    out = table.copy()
+    out["target_pct"] = float(target)
+    days = [calendar.monthrange(*map(int, str(m).split("-")))[1] for m in out["month"]]
+    _budget(out, np.array(days) * 24 * 60.0, target)
+    return out.sort_values(["month", "budget_used_pct"], ascending=[True, False])
+
+
 MONTH_COLUMNS = (
     "month", "site_id", "site", "pings", "uptime_pct", "target_pct", "downtime_min",
     "budget_min", "budget_used_pct", "budget_left_min", "met", "observed_from", "through",

@@ -5,6 +5,7 @@ collector. Each is a function of the period's data and the SLA target that retur
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import html
 import io
@@ -22,7 +23,7 @@ from ..analytics.certificates import certificate_expiry
 from ..analytics.collector_health import collector_gaps, cycle_interval, overran, round_lateness
 from ..analytics.latency import latency_shifts, phase_breakdown
 from ..analytics.outages import incident_summary, outages
-from ..analytics.tables import site_summary, sla_table
+from ..analytics.tables import site_summary, sla_table, with_target
 from ..text import span
 from .html_table import HtmlTable, html_table
 from .period import PeriodData
@@ -63,6 +64,8 @@ class Section:
 
 def _fleet_section(data: PeriodData, target: float) -> Section:
     s = Section("fleet", "Fleet summary", [])
+    if data.missing_days:
+        s.text(_missing_note(data))
     fleet = data.fleet
     down = fleet.loc[fleet["current_status"] == "down", "site"].tolist()
     s.text(
@@ -219,10 +222,21 @@ def _incidents_section(data: PeriodData, target: float) -> Section:
 
 def _sla_section(data: PeriodData, target: float) -> Section:
     s = Section("sla", f"SLA: {target} % uptime per month", [])
-    if data.pings.empty:
+    from_db = data.months is not None and not data.months.empty
+    if data.pings.empty and not from_db:
         s.text("No pings in the period.")
         return s
-    sla = sla_table(data.pings, target=target, names=data.names)
+    if data.missing_days:
+        s.text(_missing_note(data))
+    if from_db:
+        assert data.months is not None
+        sla = with_target(data.months, target)
+        s.text(
+            "Each calendar month the period touches, whole, as `uptimelab stats --month` shows "
+            "it: the hourly rollups count where raw pings are pruned."
+        )
+    else:
+        sla = sla_table(data.pings, target=target, names=data.names)
     s.text(
         f"Each month's error budget is {100 - target:.3g} % of the whole month; its downtime "
         "is what was observed: (100 - uptime) % of the time from the site's first ping in the "
@@ -285,6 +299,22 @@ SECTIONS: Final[tuple[Callable[[PeriodData, float], Section], ...]] = (
     _collector_section,
 )
 _UPTIMES: Final = ("uptime_1h", "uptime_24h", "uptime_7d")
+
+
+def _missing_note(data: PeriodData) -> str:
+    """Which days of the period have no raw pings here, as runs of days."""
+    runs: list[list[dt.date]] = []
+    for day in data.missing_days:
+        if runs and day - runs[-1][-1] == dt.timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    shown = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]} to {r[-1]}" for r in runs)
+    return (
+        f"Missing from raw pings: {len(data.missing_days)} pruned day(s) ({shown}) are not in "
+        "this report's pings (ARCHIVE_DIR unset, or dropped unarchived): uptime, latency and "
+        "outages here count without them; the SLA table reads the rollups for them."
+    )
 
 
 def _first(data: PeriodData) -> pd.Timestamp:
