@@ -4,6 +4,8 @@ free text is one line, settings and URLs typed wrong are bad input (exit 2)."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import trio
 from uptimelab.storage.database import Database
 
 from .test_bad_input import assert_one_error_line, run, site_count
+from .test_notify import Receiver
 
 
 @pytest.mark.parametrize(
@@ -319,3 +322,85 @@ async def test_a_collector_holding_no_sites_yet_does_not_promise_to_probe_0(
     assert reporter.said[0] == (sites or None)
     assert probing(None).startswith("probing the sites this collector will hold (none yet")
     assert probing(0) == "probing 0 site(s)"  # --once knows: there are none
+
+
+# -- collect --once and its notifications --------------------------------------------------------
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    """test_notify's web hook receiver, served from a thread."""
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+    thread.join()
+
+
+def notification_rows(db: Database) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT kind, status, attempts, error FROM notifications ORDER BY id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("failures", [0, 1])
+def test_a_down_of_a_once_cycle_longer_than_the_max_age_is_sent_not_expired(
+    db: Database, tmp_path: Path, hook: Receiver, failures: int
+) -> None:
+    """The refused site's ping is taken at once; the cycle stores it at its end, after the hang
+    target's 2.5 s timeout, past NOTIFY_MAX_AGE_MS=1000: it is this run's news all the same. A
+    first delivery that fails is retried before the run ends."""
+    import uptimelab as ul
+    from uptimelab.testing.zoo import ZooSpec
+
+    from .conftest import zoo_in_thread
+    from .test_notify import dead_port
+
+    hook.statuses = [503] * failures
+    with zoo_in_thread(ZooSpec.every_failure(duration_s=60)) as zoo:
+        ul.add_site(f"http://127.0.0.1:{dead_port()}/", name="gone", down_after=1, db=db)
+        ul.add_site(zoo.url("hang"), name="hang", db=db)
+        out = run(
+            "collect",
+            "--once",
+            "--ping-timeout-ms",
+            "2500",
+            env={
+                "NOTIFY_URLS": hook.url(),
+                "NOTIFY_MAX_AGE_MS": "1000",
+                "NOTIFY_RETRY_DELAY_MS": "100",
+                "UPTIMELAB_DATA_DIR": str(tmp_path / "data"),
+            },
+        )
+    assert out.returncode == 0, out.stderr
+    assert hook.titles() == ["DOWN: gone"], notification_rows(db)
+    assert [(r["kind"], r["status"]) for r in notification_rows(db)] == [("down", "sent")]
+    assert "still pending" not in out.stdout
+
+
+def test_collect_once_says_how_many_notifications_are_left_pending(
+    db: Database, tmp_path: Path, hook: Receiver
+) -> None:
+    import uptimelab as ul
+
+    from .test_notify import dead_port
+
+    hook.statuses = [503] * 1000
+    ul.add_site(f"http://127.0.0.1:{dead_port()}/", name="gone", down_after=1, db=db)
+    out = run(
+        "collect",
+        "--once",
+        # The first retry (after 30 s) is not due before the run ends.
+        env={
+            "NOTIFY_URLS": hook.url(),
+            "NOTIFY_RETRY_DELAY_MS": "30000",
+            "UPTIMELAB_DATA_DIR": str(tmp_path / "data"),
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    assert "notifications: 1 still pending (not delivered in time)" in out.stdout
+    ((row),) = notification_rows(db)
+    assert (row["status"], row["attempts"]) == ("pending", 1)

@@ -192,6 +192,13 @@ def collect(
     collector = Collector(db, settings, reporter=reporter)
     cycles = 1 if (once or dry_run) else None
     trio.run(lambda: run_until_signal(collector, cycles=cycles, dry_run=dry_run))
+    left = collector.notifier.left_pending if collector.notifier is not None else None
+    if left:
+        console.print(
+            f"notifications: {left} still pending (not delivered in time): the next run sends them",
+            markup=False,
+            soft_wrap=True,
+        )
     if dry_run and collector.last_summary is not None:
         by_id = {s.id: s for s in _sites(ctx)}
         console.print(results_table(collector.last_summary, by_id))

@@ -40,6 +40,9 @@ class Transition:
     report, else its one location's). ``at`` is when the transition happened (the confirming ping
     of ``down``, the first up ping of ``recovered``). ``sequence`` tells repeated transitions of
     one incident apart (the n-th ``resend``); ``key`` is the stable id that deduplicates delivery.
+    ``stored_at`` is when its ping was stored by a direct write, as soon as its batch was complete
+    (a ``collect --once`` cycle's at its end): its age for NOTIFY_MAX_AGE_MS counts from then;
+    None (a replayed spool, or not known) counts it from ``at``.
     """
 
     kind: TransitionKind
@@ -52,6 +55,7 @@ class Transition:
     category: str | None = None
     message: str | None = None
     sequence: int = 0
+    stored_at: dt.datetime | None = None
 
     @property
     def key(self) -> str:

@@ -27,6 +27,7 @@ notification_losses table with the next batch recorded, where health (in any pro
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import logging
 import os
@@ -132,6 +133,7 @@ class Notifier:
         self._limiter = trio.CapacityLimiter(SENDS_AT_ONCE)
         self.reminded = trio.Event()
         self._idle = trio.Event()
+        self.left_pending: int | None = None  # rows still pending after flush; None: not known
         self._offered = 0  # transitions queued (channel, overflow, in a hop) ...
         self._taken = 0  # ... and those recorded (or skipped: their site is gone)
 
@@ -186,14 +188,26 @@ class Notifier:
 
     async def flush(self, timeout_s: float = DRAIN_S) -> None:
         """Where the notifier is not running (a one-off round, or after the schedule's nursery
-        closed): run it just long enough to :meth:`drain` what was offered. Nothing offered,
-        nothing done (a collector whose database is away stops at once)."""
+        closed): run it long enough to :meth:`drain` what was offered and the retries due within
+        ``timeout_s``; :attr:`left_pending` says how many rows of its channels still wait.
+        Nothing offered, nothing done (a collector whose database is away stops at once)."""
         if self._taken == self._offered:
             return
+        deadline = trio.current_time() + timeout_s
         with trio.CancelScope(shield=True), trio.move_on_after(timeout_s):
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.run)
-                await self.drain(timeout_s)
+                while True:
+                    await self.drain(deadline - trio.current_time())
+                    try:
+                        ask = functools.partial(store.pending, channels=list(self.channels))
+                        left, wait = await self.transact(ask)
+                    except StoreError:  # not known; the rows wait for the next run all the same
+                        break
+                    self.left_pending = left
+                    if not left or wait is None or trio.current_time() + wait >= deadline:
+                        break
+                    await trio.sleep(max(wait, 0.0))  # a retry's backoff, then drain again
                 nursery.cancel_scope.cancel()
 
     async def _loop(self, name: str, step: Callable[[], Awaitable[None]]) -> None:

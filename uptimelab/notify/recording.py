@@ -80,7 +80,7 @@ def status_of(
     ``flapping`` holds each site's flapping periods, ``in_window`` whether a maintenance
     window covers it."""
     max_age = dt.timedelta(milliseconds=settings.notify_max_age_ms)
-    if t.kind != "cert_expiring" and t.at < now - max_age:
+    if t.kind != "cert_expiring" and (t.stored_at or t.at) < now - max_age:
         return "expired", too_old(settings)
     if in_window:
         return "suppressed", "in a maintenance window: recorded, not sent"

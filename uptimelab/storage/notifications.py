@@ -127,16 +127,24 @@ def site_channels(conn: psycopg.Connection[Any]) -> list[str]:
     return [r["url"] for r in conn.execute(_SITE_CHANNELS)]
 
 
-# Rows too old to send: older than NOTIFY_MAX_AGE_MS by their transition's time (a certificate's
-# notice by the time it was recorded: its transition time is the expiry, in the future).
+# Rows pending NOTIFY_MAX_AGE_MS since recorded (too old when recorded: recorded expired).
 _EXPIRE = """
 UPDATE notifications
-   SET status = 'expired',
-       error = left(concat_ws('; ', error, %(why)s::text), 1000)
- WHERE status = 'pending'
-   AND CASE WHEN kind = 'cert_expiring' THEN recorded_at ELSE transition_at END
-       < now() - make_interval(secs => %(max_age_s)s)
+   SET status = 'expired', error = left(concat_ws('; ', error, %(why)s::text), 1000)
+ WHERE status = 'pending' AND recorded_at < now() - make_interval(secs => %(max_age_s)s)
 """
+_PENDING = """
+SELECT count(*) AS n, min(next_attempt_at) - now() AS wait FROM notifications
+ WHERE status = 'pending' AND channel = ANY(%s)
+"""
+
+
+def pending(conn: psycopg.Connection[Any], channels: Sequence[str]) -> tuple[int, float | None]:
+    """The rows of ``channels`` pending, and seconds until the first is due (None: none)."""
+    row = conn.execute(_PENDING, (list(channels),)).fetchone() or {"n": 0, "wait": None}
+    return int(row["n"]), None if row["wait"] is None else row["wait"].total_seconds()
+
+
 # The oldest pending row of each channel, claimed when it is due: its next attempt moves a lease
 # ahead, so that no other collector sends it meanwhile. The condition is on the row itself, so
 # that a collector that waited for another's lock sees the lease and leaves the row.

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -189,7 +189,11 @@ class Writer:
                 )
                 spool.quarantine(segment, str(exc))
                 return StoreResult("quarantined")
-            transitions = self._publish(self._copier.transitions)
+            # Stored as soon as the batch was complete: not a replay, however long the batch
+            # took (a --once cycle's pings wait for its end).
+            now = dt.datetime.now(dt.UTC)
+            fresh = [replace(t, stored_at=now) for t in self._copier.transitions]
+            transitions = self._publish(fresh)
             await self._refresh_stats(list({r[0] for r in rows}))
             return StoreResult("stored", orphans=orphans, transitions=transitions)
         spooled = await self._to_spool(cycle, rows)
