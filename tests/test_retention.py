@@ -785,4 +785,7 @@ def test_the_retention_settings_come_from_the_environment(
     )
     assert s.maintain_interval_ms == 60_000
     monkeypatch.setenv("ARCHIVE_DIR", " ")
-    assert Settings.load().archive_dir is None  # empty means unset
+    # Not "unset", unlike other variables: it would be the current directory, or with
+    # RETENTION_DROP_UNARCHIVED an archive meant and pings dropped (tests/test_empty_paths.py).
+    with pytest.raises(ConfigError, match="ARCHIVE_DIR=' ': is empty"):
+        Settings.load()

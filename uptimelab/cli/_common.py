@@ -128,6 +128,14 @@ def interval_option(text: str, flag: str) -> dt.timedelta:
     return span
 
 
+def path_text(text: str) -> Path:
+    """The parser of every path option and argument: empty text, which pathlib would read as
+    "." (the current directory), is bad input (one line, exit 2), never a place to write."""
+    if not text.strip():
+        raise typer.BadParameter("is empty: give a path")
+    return Path(text)
+
+
 def output_file_option(path: Path, flag: str) -> Path:
     """``path`` typed for ``flag`` (``--json``, ``--targets-json``), checked before any work:
     a ConfigError (bad input) when it is a directory or leads through a file. Whether the system

@@ -26,6 +26,7 @@ from ._common import (
     duration_option,
     interval_option,
     output_file_option,
+    path_text,
     state,
     writing,
 )
@@ -79,9 +80,12 @@ def perf(
     zoos: Annotated[
         int | None, typer.Option(min=1, help="Zoo processes (default: one per 400 requests/s).")
     ] = None,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", parser=path_text, help="Write results here.")
+    ] = None,
     plot_file: Annotated[
-        Path | None, typer.Option("--plot", help="PNG of cycle time against ideal.")
+        Path | None,
+        typer.Option("--plot", parser=path_text, help="PNG of cycle time against ideal."),
     ] = None,
 ) -> None:
     """Time cycles against a zoo in another process and a scratch database; report against the

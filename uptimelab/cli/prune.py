@@ -14,7 +14,7 @@ from rich.progress import Progress
 from ..errors import ConfigError
 from ..storage.retention import PruneResult, check_keep
 from ..storage.retention import prune as run_prune
-from ._common import console, duration_option, err_console, state
+from ._common import console, duration_option, err_console, path_text, state
 
 
 @contextlib.contextmanager
@@ -42,6 +42,7 @@ def prune(
     archive: Annotated[
         Path | None,
         typer.Option(
+            parser=path_text,
             help="Write each day to DIR/pings/date=YYYY-MM-DD/part-N.parquet and verify it "
             "before its partition is dropped (no question asked). Without it the days are "
             "dropped for good, after a confirmation.",
@@ -68,7 +69,7 @@ def prune(
         # The library speaks of the value in days (keep=0.333333d); echo what was typed.
         raise ConfigError(f"--keep={keep!r}: {str(exc).partition(': ')[2]}") from None
     if archive is not None:
-        archive = archive.expanduser()
+        archive = archive.expanduser().absolute()
         if archive.exists() and not archive.is_dir():
             raise ConfigError(f"--archive={archive}: is a file, not a directory")
     db = state(ctx).db()

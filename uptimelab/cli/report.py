@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import console, duration_option, flag_errors, state
+from ._common import console, duration_option, flag_errors, path_text, state
 
 
 class ReportFormat(enum.StrEnum):
@@ -24,6 +24,7 @@ def report(
     out: Annotated[
         Path,
         typer.Option(
+            parser=path_text,
             help="The HTML file to write; with --format csv or parquet, the directory.",
             show_default=False,
         ),

@@ -18,7 +18,7 @@ from ..domain.incidents import redact_notify_url, shown_notify
 from ..domain.redaction import redact, redact_headers
 from ..storage import site_export, site_import
 from ..storage import sites as lib
-from ._common import console, state
+from ._common import console, path_text, state
 
 app = typer.Typer(help="The sites to watch.", no_args_is_help=True)
 
@@ -227,7 +227,10 @@ def disable(ctx: typer.Context, site: SiteArg) -> None:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="CSV, JSON or YAML file; columns as in sites.")],
+    path: Annotated[
+        Path,
+        typer.Argument(parser=path_text, help="CSV, JSON or YAML file; columns as in sites."),
+    ],
     format: Annotated[
         str | None, typer.Option(help="csv, json or yaml (default: by extension).")
     ] = None,
@@ -253,7 +256,11 @@ def export(
     ctx: typer.Context,
     path: Annotated[
         Path | None,
-        typer.Argument(help="The file to write (default: standard output).", show_default=False),
+        typer.Argument(
+            parser=path_text,
+            help="The file to write (default: standard output).",
+            show_default=False,
+        ),
     ] = None,
     format: Annotated[
         str | None, typer.Option(help="csv, json or yaml (default: by extension, else csv).")

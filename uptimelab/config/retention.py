@@ -11,10 +11,17 @@ from .rules import (
     MAX_INTERVAL_MS,
     MAX_RETENTION_DAYS,
     RuleBroken,
-    blank_is_none,
     expand_home,
     shown,
 )
+
+
+def _not_blank(value: object) -> object:
+    # Unlike other variables, an empty ARCHIVE_DIR is not "unset": it would be read as the
+    # current directory, or (with RETENTION_DROP_UNARCHIVED) let pings go unarchived.
+    if isinstance(value, str) and not value.strip():
+        raise RuleBroken("archive_dir", shown(value), "is empty: unset it, or give a directory")
+    return value
 
 
 class RetentionSettings(BaseModel):
@@ -28,7 +35,7 @@ class RetentionSettings(BaseModel):
         f"(ARCHIVE_DIR) or dropped by `maintain`; 8 to {MAX_RETENTION_DAYS}; unset: keep "
         "everything. At least 8: the 7-day stats read raw pings.",
     )
-    archive_dir: Annotated[Path | None, BeforeValidator(blank_is_none)] = Field(
+    archive_dir: Annotated[Path | None, BeforeValidator(_not_blank)] = Field(
         default=None,
         validation_alias=AliasChoices("ARCHIVE_DIR"),
         description="Directory of the Parquet archive of pruned pings "
@@ -52,7 +59,7 @@ class RetentionSettings(BaseModel):
     def _archive_dir_is_not_a_file(cls, path: Path | None) -> Path | None:
         if path is None:
             return None
-        path = expand_home(path, "archive_dir")
+        path = expand_home(path, "archive_dir").absolute()
         if path.exists() and not path.is_dir():
             raise RuleBroken("archive_dir", shown(str(path)), "is a file, not a directory")
         return path
