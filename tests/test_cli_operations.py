@@ -404,3 +404,58 @@ def test_collect_once_says_how_many_notifications_are_left_pending(
     assert "notifications: 1 still pending (not delivered in time)" in out.stdout
     ((row),) = notification_rows(db)
     assert (row["status"], row["attempts"]) == ("pending", 1)
+
+
+# -- error wording -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["sites", "add", "https://w.example/", "--cert-min-days", "4000"],
+            "cert_min_days: must be at most 3650",
+        ),
+        (
+            ["sites", "add", "https://w.example/", "--down-after", "0"],
+            "down_after: must be at least 1",
+        ),
+        (
+            ["maintenance", "add", "--cron", "0 3 * * 0", "--duration-ms", "10"],
+            "duration_ms: must be at least 1000",
+        ),
+    ],
+)
+def test_pydantic_s_wording_is_said_in_the_cli_s_words(
+    db: Database, args: list[str], said: str
+) -> None:
+    line = assert_one_error_line(run(*args), 2)
+    assert line == f"error: {said}"
+    assert site_count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"cron": "0 3 * * 0", "duration_ms": 10}, "duration_ms: must be at least 1000"),
+        (b"{not json", "body: is not valid JSON"),
+        ({"ends_at": "2099-01-01T00:00:00Z", "site_id": "nope"}, "site_id: must be a UUID"),
+    ],
+)
+async def test_the_api_says_pydantic_s_errors_in_the_cli_s_words(
+    db: Database, body: object, said: str
+) -> None:
+    from uptimelab.api.app import create_app
+
+    from .test_api import AUTH, load_settings, running
+
+    async with running(create_app(load_settings(), db)) as client:
+        if isinstance(body, bytes):
+            headers = AUTH | {"Content-Type": "application/json"}
+            answer = await client.post("/maintenance", content=body, headers=headers)
+        else:
+            answer = await client.post("/maintenance", json=body, headers=AUTH)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["message"]
+    assert said in message, message
+    assert "Input should" not in message

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
-__all__ = ["FORMULA_STARTS", "NOT_ON_ONE_LINE", "csv_cell", "one_line", "span", "uncsv_cell"]
+__all__ = [
+    "FORMULA_STARTS",
+    "NOT_ON_ONE_LINE",
+    "csv_cell",
+    "one_line",
+    "rule_broken",
+    "span",
+    "uncsv_cell",
+]
 
 
 def span(delta: dt.timedelta) -> str:
@@ -48,6 +57,54 @@ def one_line(text: object, limit: int = 200) -> str:
 NOT_ON_ONE_LINE: Final = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 """What free text shown on one line (a name, a reason, a location) may not hold: control
 characters (a newline splits a table's row) and lone surrogates (not storable as UTF-8)."""
+
+
+# pydantic's error types, said as the CLI says a rule ("must be at most 3650"), not as pydantic
+# does ("Input should be less than or equal to 3650"); the context's values fill the braces.
+_RULES: Final = {
+    "greater_than": "must be above {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be below {lt}",
+    "less_than_equal": "must be at most {le}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+    "string_too_short": "must be at least {min_length} character(s)",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_long": "must have at most {max_length} item(s)",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "json_invalid": "is not valid JSON",
+    "uuid_parsing": "must be a UUID",
+    "uuid_type": "must be a UUID",
+    "datetime_parsing": "must be an ISO 8601 time, e.g. 2026-12-01T03:00Z",
+    "datetime_from_date_parsing": "must be an ISO 8601 time, e.g. 2026-12-01T03:00Z",
+    "timezone_aware": "must carry a time zone, e.g. 2026-12-01T03:00Z",
+    "literal_error": "use {expected}",
+    "enum": "use {expected}",
+}
+
+
+def rule_broken(error: Mapping[str, Any]) -> str:
+    """The rule one of pydantic's errors (an item of ``ValidationError.errors()``) says was
+    broken, in the CLI's words: "must be at most 3650"; a message of our own validators (a
+    ValueError's text) as it is, its first letter in lower case."""
+    template = _RULES.get(str(error.get("type")))
+    if template is not None:
+        try:
+            return template.format(**(error.get("ctx") or {}))
+        except (KeyError, IndexError):
+            pass
+    message = str(error.get("msg") or "invalid")
+    message = message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
 
 
 # What a spreadsheet reads as the start of a formula in a cell it imports from CSV (OWASP, "CSV

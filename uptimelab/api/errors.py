@@ -25,6 +25,7 @@ from ..errors import (
     UnknownSiteError,
     UptimelabError,
 )
+from ..text import rule_broken
 from .schemas import Error
 
 log = logging.getLogger("uptimelab.api")
@@ -51,7 +52,9 @@ def validation_message(errors: Sequence[Any]) -> str:
     parts = []
     for err in errors[:3]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in _LOCATIONS) or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        if err.get("type") == "json_invalid":
+            where = "body"  # not the character offset pydantic puts in loc
+        parts.append(f"{where}: {rule_broken(err)}")
     return "; ".join(parts)[:300]
 
 

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
-from ..text import NOT_ON_ONE_LINE
+from ..text import NOT_ON_ONE_LINE, rule_broken
 
 MAX_DURATION_MS = 31 * 86_400_000
 """The longest a recurring window stays open (31 days), in milliseconds."""
@@ -142,7 +142,7 @@ def maintenance_spec(**values: object) -> MaintenanceSpec:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         cause = (err.get("ctx") or {}).get("error")
-        message = str(cause) if cause is not None else err["msg"]
+        message = str(cause) if cause is not None else rule_broken(err)
         if not where or message.startswith(where):
             raise MaintenanceError(message) from None
         raise MaintenanceError(f"{where}: {message}") from None

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ..errors import InvalidURLError, SiteError
+from ..text import rule_broken
 from .assertions import (
     check_body,
     check_headers,
@@ -304,7 +305,7 @@ def site_spec(values: Mapping[str, Any]) -> SiteSpec:
         cause = ctx.get("error")
         if isinstance(cause, SiteError):
             raise type(cause)(str(cause)) from None
-        message = str(cause) if cause is not None else err["msg"]
+        message = str(cause) if cause is not None else rule_broken(err)
         if err["type"] == "extra_forbidden":
             message = f"unknown column (the columns are: {', '.join(COLUMNS)})"
         # A rule over several fields has no place; one whose message names its field already
