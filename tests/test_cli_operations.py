@@ -459,3 +459,22 @@ async def test_the_api_says_pydantic_s_errors_in_the_cli_s_words(
     message = answer.json()["message"]
     assert said in message, message
     assert "Input should" not in message
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (["prune", "--keep", "30d", "--archive", "/proc/uptimelab-nope", "--yes"], {}, 0),
+        (["prune", "--keep", "30d", "--dry-run"], {}, 0),
+        (["maintain"], {"RETENTION_DAYS": "30", "ARCHIVE_DIR": "/etc/hostname"}, 2),
+        (["maintain"], {}, 0),
+    ],
+)
+def test_stderr_has_no_blank_line_from_a_progress_bar(
+    db: Database, args: list[str], env: dict[str, str], code: int
+) -> None:
+    out = run(*args, env=env)
+    assert out.returncode == code, out.stderr
+    assert "\n\n" not in "\n" + out.stderr, repr(out.stderr)
+    if code:
+        assert_one_error_line(out, code)

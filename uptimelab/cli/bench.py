@@ -29,7 +29,7 @@ def stats(
     every_s = int(interval_option(every, "--every").total_seconds())
     # Connect without migrating: the benchmark works in a scratch database of its own.
     server = connect(state(ctx).database_url, migrate=False)
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("writing the history (days)", total=days + 1)
 
         def advance(done: int, total: int) -> None:

@@ -19,7 +19,12 @@ from ._common import console, duration_option, err_console, path_text, state
 
 @contextlib.contextmanager
 def day_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr (shown on a terminal, gone when done), and its callback."""
+    """A progress bar on stderr (shown on a terminal, gone when done), and its callback.
+
+    Not on a pipe or a file: there a stopped bar leaves a blank line before any error line."""
+    if not err_console.is_terminal:
+        yield lambda done, total: None
+        return
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task(description, total=None)
 
