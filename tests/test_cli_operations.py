@@ -3,6 +3,7 @@ free text is one line, settings and URLs typed wrong are bad input (exit 2)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -478,3 +479,19 @@ def test_stderr_has_no_blank_line_from_a_progress_bar(
     assert "\n\n" not in "\n" + out.stderr, repr(out.stderr)
     if code:
         assert_one_error_line(out, code)
+
+
+@pytest.mark.parametrize(("name", "shown"), [("shop", "shop"), (None, "maint.example")])
+def test_maintenance_list_names_the_site_beside_its_id(
+    db: Database, name: str | None, shown: str
+) -> None:
+    import uptimelab as ul
+    from uptimelab.storage.maintenance_windows import add_maintenance
+
+    site = ul.add_site("https://maint.example/", name=name, db=db)
+    add_maintenance(site=str(site.id), ends_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC), db=db)
+    add_maintenance(ends_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC), db=db)
+    out = run("maintenance", "list", env={"COLUMNS": "250"})
+    assert out.returncode == 0, out.stderr
+    assert f"{shown} ({str(site.id)[:8]})" in out.stdout
+    assert " all " in out.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -12,8 +13,9 @@ from rich.text import Text
 
 from ..domain.maintenance import MaintenanceError, MaintenanceWindow
 from ..storage import maintenance_windows as lib
+from ..storage.models import Site
 from ..text import span
-from ._common import console, state
+from ._common import console, site_label, sites_by_id, state
 
 app = typer.Typer(
     help="Maintenance windows: pings go on and incidents are recorded, notifications are "
@@ -81,11 +83,13 @@ def list_(
     if as_json:
         typer.echo(json.dumps([record(w) for w in found], indent=1))
         return
+    sites = sites_by_id(ctx) if any(w.site_id is not None for w in found) else {}
     table = Table("id", "site", "when", "open now", "reason", box=None)
     for w in found:
         table.add_row(
             str(w.id),
-            "all" if w.site_id is None else str(w.site_id),
+            # The site's name (else its URL, redacted) and the id's first part, to tell apart.
+            "all" if w.site_id is None else _site(sites.get(w.site_id), w.site_id),
             _shape(w),
             "yes" if w.contains(now) else "",
             Text(w.reason or ""),
@@ -133,6 +137,10 @@ def _shape(w: MaintenanceWindow) -> str:
     length = span(dt.timedelta(milliseconds=w.duration_ms or 0))
     until = f" until {_when(w.ends_at)}" if w.ends_at else ""
     return f"'{w.cron}' for {length} from {_when(w.starts_at)}{until}"
+
+
+def _site(site: Site | None, site_id: uuid.UUID) -> Text:
+    return Text(f"{site_label(site, site_id)} ({str(site_id)[:8]})")
 
 
 def _iso(at: dt.datetime) -> str:
