@@ -682,7 +682,10 @@ async def test_a_running_collector_tells_as_it_goes(
     site = ul.add_site(
         zoo.url("status"), name="flaky", interval_ms=2000, retry_interval_ms=1000, db=db
     )
-    settings = settings_for(receiver.url(), database_url=db.url, monitoring_interval_ms=60_000)
+    # A short lease: the collector beats every 0.5 s and sees the new URL at its next beat.
+    settings = settings_for(
+        receiver.url(), database_url=db.url, monitoring_interval_ms=60_000, collector_lease_ms=1500
+    )
     collector = Collector(db, settings)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(collector.run)
