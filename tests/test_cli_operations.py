@@ -495,3 +495,35 @@ def test_maintenance_list_names_the_site_beside_its_id(
     assert out.returncode == 0, out.stderr
     assert f"{shown} ({str(site.id)[:8]})" in out.stdout
     assert " all " in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("since", "code"),
+    [
+        ("7d", 200),
+        ("1h30m", 200),
+        ("36525d", 200),
+        ("2026-11-01T03:00Z", 200),
+        ("2026-11-01", 200),
+        ("123", 422),
+        ("soon", 422),
+        ("36526d", 422),
+        ("-7d", 422),
+    ],
+)
+async def test_the_api_since_takes_an_iso_time_or_the_cli_s_duration(
+    db: Database, since: str, code: int
+) -> None:
+    from uptimelab.api.app import create_app
+
+    from .test_api import AUTH, load_settings, running
+
+    async with running(create_app(load_settings(), db)) as client:
+        answer = await client.get("/incidents", params={"since": since}, headers=AUTH)
+    assert answer.status_code == code, answer.text
+    if code == 422:
+        assert answer.json()["message"] == (
+            "since: give an ISO 8601 time or a duration such as 7d (at most 100 years)"
+        )
+    else:
+        assert answer.json() == []

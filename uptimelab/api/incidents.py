@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 
+from ..config import parse_duration
 from ..domain.maintenance import (
     CRON_PATTERN,
     MAX_DURATION_MS,
@@ -38,6 +39,7 @@ from ..domain.maintenance import (
     check_cron,
 )
 from ..domain.redaction import redact
+from ..errors import ConfigError
 from ..storage.database import Database
 from ..storage.incidents import Incident, list_incidents
 from ..storage.maintenance_windows import add_maintenance, list_maintenance, remove_maintenance
@@ -208,8 +210,9 @@ def add_routes(
             str | None,
             Query(
                 description="Only incidents lasting at or after this time: ISO 8601 "
-                "(no zone: UTC).",
-                json_schema_extra={"format": "date-time"},
+                "(no zone: UTC), or a duration back from now as the CLI's --since takes it "
+                "(7d, 12h, 1h30m; a unit is needed).",
+                examples=["7d", "2026-12-01T03:00Z"],
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_INCIDENTS)] = 1000,
@@ -283,12 +286,25 @@ def _given(wanted: OneOffWindow | RecurringWindow) -> dict[str, Any]:
 
 
 def _time(text: str, name: str) -> dt.datetime:
-    """An ISO 8601 time (no zone: UTC); 422 for anything else (a bare number is no time here,
-    though pydantic would read it as seconds since 1970)."""
+    """An ISO 8601 time (no zone: UTC), or a duration back from now as the CLI's ``--since``
+    reads it (``7d``), at most 100 years; 422 for anything else (a bare number is neither here:
+    pydantic would read it as seconds since 1970, the CLI as seconds)."""
+    text = text.strip()
     try:
-        at = dt.datetime.fromisoformat(text.strip())
+        at = dt.datetime.fromisoformat(text)
     except ValueError:
+        pass
+    else:
+        return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    try:
+        if text.isdigit():
+            raise ConfigError(text)
+        span = parse_duration(text, name=name)
+        if span > dt.timedelta(days=36_525):
+            raise ConfigError(text)
+    except ConfigError:
+        msg = "give an ISO 8601 time or a duration such as 7d (at most 100 years)"
         raise RequestValidationError(
-            [{"loc": ("query", name), "msg": "give an ISO 8601 time", "type": "value_error"}]
+            [{"loc": ("query", name), "msg": msg, "type": "value_error"}]
         ) from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC) - span
