@@ -48,7 +48,9 @@ def test_the_report_names_the_pruned_days_and_its_sla_agrees_with_stats_month(
     result = prune(
         dt.timedelta(days=10), archive=None, db=db, now=start_of_second + dt.timedelta(days=10)
     )
-    assert [d.day for d in result.pruned] == [first]
+    pruned = {d.day for d in result.pruned}  # with the empty partitions of other tests
+    assert first in pruned
+    assert second not in pruned
 
     data = load_period(db, "30d")
     assert data.missing_days == (first,)

@@ -63,12 +63,13 @@ def load_period(db: Database | None = None, since: str | dt.timedelta = "30d") -
 
 
 def _missing_days(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dt.date, ...]:
-    """The pruned days in [start, end] that ``load_pings`` could not read from an archive."""
+    """The pruned days in [start, end] with pings that ``load_pings`` could not read from an
+    archive."""
     archived = Settings.load().archive_dir is not None
     days = {
         d.day
         for d in pruned_days(db)
-        if start.date() <= d.day <= end.date() and not (archived and d.archive_file)
+        if d.pings and start.date() <= d.day <= end.date() and not (archived and d.archive_file)
     }
     return tuple(sorted(days))
 
