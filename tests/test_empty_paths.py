@@ -89,7 +89,7 @@ def test_a_relative_archive_is_used_and_shown_as_an_absolute_path(
     out = run(tmp_path, "prune", "--keep", "10d", "--archive", "arch")
     assert out.returncode == 0, out.stderr
     assert f"archived to {tmp_path / 'arch' / 'pings'}" in out.stdout
-    (pruned,) = pruned_days(db)
-    assert pruned.day == day
+    # (other tests' empty partitions go too)
+    (pruned,) = [p for p in pruned_days(db) if p.day == day]
     assert pruned.archive_file is not None
     assert (tmp_path / "arch" / pruned.archive_file).is_file()
