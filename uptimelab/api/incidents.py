@@ -212,7 +212,17 @@ def add_routes(
                 description="Only incidents lasting at or after this time: ISO 8601 "
                 "(no zone: UTC), or a duration back from now as the CLI's --since takes it "
                 "(7d, 12h, 1h30m; a unit is needed).",
-                examples=["7d", "2026-12-01T03:00Z"],
+                # The schema's durations are a safe subset of what is taken (1h30m is too).
+                json_schema_extra={
+                    "anyOf": [
+                        {"type": "string", "format": "date-time"},
+                        {
+                            "type": "string",
+                            "pattern": r"^(?:[1-9][0-9]{0,3}[smhd]|[1-9][0-9]{0,2}w)$",
+                        },
+                    ],
+                    "examples": ["7d", "2026-12-01T03:00Z"],
+                },
             ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_INCIDENTS)] = 1000,
