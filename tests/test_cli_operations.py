@@ -527,3 +527,23 @@ async def test_the_api_since_takes_an_iso_time_or_the_cli_s_duration(
         )
     else:
         assert answer.json() == []
+
+
+async def test_the_public_status_leaves_out_the_server_s_local_paths(
+    db: Database, tmp_path: Path
+) -> None:
+    from uptimelab.api.app import create_app
+    from uptimelab.api.monitoring import LOCAL_PATHS
+
+    from .test_api import load_settings, running
+
+    settings = load_settings(data_dir=tmp_path / "secret-layout", archive_dir=tmp_path / "arch")
+    async with running(create_app(settings, db)) as client:
+        answer = await client.get("/monitoring/status")  # no token: it is public
+    assert answer.status_code == 200, answer.text
+    assert "secret-layout" not in answer.text
+    assert str(tmp_path) not in answer.text
+    assert not set(LOCAL_PATHS) & set(answer.json()["config"])
+    assert answer.json()["config"]["monitoring_location"] == "Lab"  # the rest is there
+    shown = run("status", "--json", env={"UPTIMELAB_DATA_DIR": str(tmp_path / "here")})
+    assert json.loads(shown.stdout)["config"]["data_dir"] == str(tmp_path / "here")  # the CLI's

@@ -84,8 +84,13 @@ class Monitoring:
 
     async def status(self) -> Status:
         """Configuration, cycles and lateness, collectors, sites, breaker, spool and errors
-        (`uptimelab status`)."""
-        return await self._in_thread(lambda: status_report(self.settings, db=self.db))
+        (`uptimelab status`); the configuration without the server's local paths."""
+        report = await self._in_thread(lambda: status_report(self.settings, db=self.db))
+        # Public, like health: the layout of the server's disk is nobody's business (the CLI,
+        # run on the box, shows it).
+        for name in LOCAL_PATHS:
+            report.config.pop(name, None)
+        return report
 
     async def health(self, response: Response) -> HealthReport:
         """Health checks (`uptimelab health`: database, last cycle or round, collectors'
@@ -175,6 +180,10 @@ class Monitoring:
             interrupted=summary.interrupted,
             results=sorted(results, key=lambda r: r.url),
         )
+
+
+LOCAL_PATHS = ("data_dir", "perf_json", "ca_bundle", "archive_dir")
+"""Settings that are paths on the server's disk: left out of GET /monitoring/status."""
 
 
 def add_routes(app: FastAPI, monitoring: Monitoring, authorized: list[Any]) -> None:

@@ -302,7 +302,9 @@ class ErrorReport(BaseModel):
 class Status(BaseModel):
     """What ``uptimelab status --json`` prints and GET /monitoring/status answers."""
 
-    config: dict[str, Any] = Field(description="The settings in force, secrets masked.")
+    config: dict[str, Any] = Field(
+        description="The settings in force, secrets masked; the API leaves out local paths."
+    )
     database: DatabaseStatus
     collector: CollectorState | None = Field(description="The published state; null if none.")
     breaker: BreakerState
