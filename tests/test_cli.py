@@ -51,7 +51,7 @@ def test_sites_commands_mirror_the_library(db: Database, tmp_path: Path) -> None
     csv_file.write_text("url,name\nhttps://a.example/,a\nhttps://b.example/,b\n")
     imported = run("sites", "import", str(csv_file))
     assert "added 2, updated 0" in imported.stdout
-    assert run("sites", "remove", "https://example.org/").returncode == 0
+    assert run("sites", "remove", "https://example.org/", "--yes").returncode == 0
     assert len(ul.list_sites(db=db)) == 2
 
 

@@ -547,3 +547,25 @@ async def test_the_public_status_leaves_out_the_server_s_local_paths(
     assert answer.json()["config"]["monitoring_location"] == "Lab"  # the rest is there
     shown = run("status", "--json", env={"UPTIMELAB_DATA_DIR": str(tmp_path / "here")})
     assert json.loads(shown.stdout)["config"]["data_dir"] == str(tmp_path / "here")  # the CLI's
+
+
+@pytest.mark.parametrize("given_as", ["url", "id"])
+def test_sites_remove_asks_first_and_without_a_terminal_needs_yes(
+    db: Database, given_as: str
+) -> None:
+    import uptimelab as ul
+
+    site = ul.add_site("https://keep.example/", db=db)
+    which = site.url if given_as == "url" else str(site.id)
+    line = assert_one_error_line(run("sites", "remove", which), 2)
+    assert "pass --yes to remove it without asking" in line
+    assert site_count(db) == 1  # nothing removed
+    done = run("sites", "remove", which, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "removed https://keep.example/"
+    assert site_count(db) == 0
+
+
+def test_sites_remove_of_an_unknown_site_says_so_before_asking(db: Database) -> None:
+    line = assert_one_error_line(run("sites", "remove", "https://nowhere.example/"), 2)
+    assert line.startswith("error: no site with url")

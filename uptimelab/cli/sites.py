@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -16,9 +17,10 @@ from rich.text import Text
 from ..domain.assertions import parse_headers
 from ..domain.incidents import redact_notify_url, shown_notify
 from ..domain.redaction import redact, redact_headers
+from ..errors import ConfigError
 from ..storage import site_export, site_import
 from ..storage import sites as lib
-from ._common import console, path_text, state
+from ._common import console, err_console, path_text, state
 
 app = typer.Typer(help="The sites to watch.", no_args_is_help=True)
 
@@ -204,9 +206,25 @@ def _every(interval_ms: int | None, retry_interval_ms: int | None) -> str:
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, site: SiteArg) -> None:
-    """Delete a site with its pings and stats."""
-    removed = lib.remove_site(site, db=state(ctx).db())
+def remove(
+    ctx: typer.Context,
+    site: SiteArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Remove it without asking.")] = False,
+) -> None:
+    """Delete a site with its pings and stats, after a confirmation (or with --yes); `sites
+    disable` keeps its history."""
+    db = state(ctx).db()
+    found = lib.get_site(site, db=db)  # an unknown site is said before anything is asked
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                "sites remove deletes the site's pings and stats for good: pass --yes to remove "
+                "it without asking (or `sites disable` to keep its history)"
+            )
+        if not typer.confirm(f"Remove {redact(found.url)} with all its pings and stats?"):
+            err_console.print("nothing removed", markup=False)
+            raise typer.Exit(1)
+    removed = lib.remove_site(found.id, db=db)
     console.print(f"removed {redact(removed.url)}", markup=False, soft_wrap=True)
 
 
