@@ -56,8 +56,9 @@ class NotifySettings(BaseModel):
         default=3_600_000,
         ge=1000,
         le=MAX_NOTIFY_AGE_MS,
-        description="A transition older than this (a replayed spool) is recorded but not sent, "
-        f"in milliseconds; 1000 to {MAX_NOTIFY_AGE_MS} (7 d).",
+        description="A transition older than this when stored (a replayed spool) is recorded but "
+        "not sent, and a message pending this long after it was recorded is expired; in "
+        f"milliseconds, 1000 to {MAX_NOTIFY_AGE_MS} (7 d).",
     )
     notifications_retention_days: int = Field(
         default=90,
