@@ -569,3 +569,37 @@ def test_sites_remove_asks_first_and_without_a_terminal_needs_yes(
 def test_sites_remove_of_an_unknown_site_says_so_before_asking(db: Database) -> None:
     line = assert_one_error_line(run("sites", "remove", "https://nowhere.example/"), 2)
     assert line.startswith("error: no site with url")
+
+
+@pytest.mark.parametrize(
+    ("stored", "waiting", "said"),
+    [
+        ("spooled", 0, "stored (spooled while the database was unavailable, replayed since)"),
+        ("spooled", 2, "spooled: the database is unavailable, they will be stored when it is back"),
+        ("stored", 0, "stored"),
+        ("dropped", 1, "DROPPED: the spool is full"),
+    ],
+)
+def test_a_summary_says_spooled_only_while_the_spool_still_holds_it(
+    stored: str, waiting: int, said: str
+) -> None:
+    import uuid
+
+    from uptimelab.cli.collect import outcome_text
+    from uptimelab.collector import CycleSummary
+
+    now = dt.datetime.now(dt.UTC)
+    summary = CycleSummary(
+        id=uuid.uuid4(),
+        started_at=now,
+        finished_at=now,
+        location="here",
+        region_code="XX",
+        sites_checked=25,
+        up=25,
+        down=0,
+        duration_ms=1000,
+        dry_run=False,
+    )
+    summary.stored, summary.spool_waiting = stored, waiting
+    assert outcome_text(summary).startswith(said)

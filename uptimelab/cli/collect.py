@@ -126,6 +126,9 @@ def outcome_text(summary: CycleSummary) -> str:
     waiting = (
         f"; {summary.spool_waiting} cycle(s) wait in the spool" if summary.spool_waiting else ""
     )
+    if summary.stored == "spooled" and not summary.spool_waiting:
+        # Spooled while the database was away, and the spool is empty at the end: replayed.
+        return f"stored (spooled while the database was unavailable, replayed since){orphans}"
     text = {
         "stored": "stored",
         "spooled": "spooled: the database is unavailable, they will be stored when it is back",
