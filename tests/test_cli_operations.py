@@ -575,6 +575,7 @@ def test_sites_remove_of_an_unknown_site_says_so_before_asking(db: Database) -> 
     ("stored", "waiting", "said"),
     [
         ("spooled", 0, "stored (spooled while the database was unavailable, replayed since)"),
+        ("3 of them", 1, "3 stored, the rest spooled: the database is unavailable, they will"),
         ("spooled", 2, "spooled: the database is unavailable, they will be stored when it is back"),
         ("stored", 0, "stored"),
         ("dropped", 1, "DROPPED: the spool is full"),
@@ -601,5 +602,7 @@ def test_a_summary_says_spooled_only_while_the_spool_still_holds_it(
         duration_ms=1000,
         dry_run=False,
     )
+    if stored == "3 of them":  # a round the database left after 3 of its pings were stored
+        stored, summary.stored_pings = "spooled", 3
     summary.stored, summary.spool_waiting = stored, waiting
     assert outcome_text(summary).startswith(said)

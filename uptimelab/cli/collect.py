@@ -135,6 +135,8 @@ def outcome_text(summary: CycleSummary) -> str:
         "dropped": "DROPPED: the spool is full, these pings are lost",
         "quarantined": "quarantined: the database refused them (see `uptimelab health`)",
     }.get(summary.stored or "", "not stored")
+    if summary.stored_pings:  # a round that the database left during it
+        text = f"{summary.stored_pings} stored, the rest {text}"
     return f"{text}{orphans}{waiting}"
 
 

@@ -40,6 +40,9 @@ class CycleSummary:
     orphans: int = 0  # pings left out because their site was deleted during the cycle
     faults: int = 0  # sites that got no ping because our own client failed (a collector fault)
     spool_waiting: int = 0  # cycles waiting in the spool after this one
+    # A round's pings stored by batches that reached the database, when others did not (the
+    # database went away during it); None: all went the one way ``stored`` says.
+    stored_pings: int | None = None
 
     def record(self) -> MonitoringCycle:
         """The monitoring_cycles row of this cycle."""
@@ -140,6 +143,7 @@ class Round:
     outcome: str | None = None
     orphans: int = 0
     waiting: int = 0
+    stored_pings: int = 0  # of the batches stored directly
 
     def add(self, ping: PingResult, late_s: float) -> None:
         self.sites.add(ping.site_id)

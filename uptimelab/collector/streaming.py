@@ -193,6 +193,8 @@ class Streaming:
             return
         result = await self.writer.store_cycle(None, batch)
         self.round.stored(result.outcome, result.orphans, result.waiting)
+        if result.outcome == "stored":
+            self.round.stored_pings += len(batch) - result.orphans
         # How long the oldest ping of the batch took to be stored: a bucket handed over waits
         # at least this long, so that the next holder sees the pings of this one.
         lag = time.time() - min(p.checked_at for p in batch).timestamp()
@@ -238,6 +240,8 @@ class Streaming:
         summary.stored = done.outcome
         summary.orphans = done.orphans
         summary.spool_waiting = done.waiting
+        if done.outcome != "stored" and done.stored_pings:
+            summary.stored_pings = done.stored_pings
         self.rounds += 1
         self.collector.round_finished(summary)
         if not final:
