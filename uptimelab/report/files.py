@@ -41,17 +41,27 @@ def write_whole(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def check_out(out: str | Path, *, directory: bool) -> Path:
     """``out`` as a Path, when it can be the output: a file for the HTML report, a directory
     (``directory``) for the exports; its missing parent directories will be created. Raises
-    ConfigError when ``out`` leads through an existing file or is of the wrong kind."""
+    ConfigError when ``out`` leads through an existing file or is of the wrong kind, OutputError
+    when the system refuses to write in the nearest directory that exists."""
     path = Path(out)
     if not directory and path.is_dir():
         raise ConfigError(f"out {str(out)!r} is a directory; the HTML report is one file")
     if directory and path.exists() and not path.is_dir():
         raise ConfigError(f"out {str(out)!r} is a file; exports go to a directory")
+    nearest = path if directory and path.is_dir() else None
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"out={str(out)!r}: {parent} is a file, not a directory")
+            nearest = nearest or parent
             break
+    if nearest is not None:
+        # Whether the system lets us write there, asked before a report is built (an HTML
+        # report takes seconds): a file made and removed in the nearest existing directory.
+        with output_errors(out):
+            probe = nearest / f".uptimelab-probe-{secrets.token_hex(4)}"
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            probe.unlink()
     return path
 
 
