@@ -258,9 +258,15 @@ def test_a_killed_collector_replays_its_spool_on_restart(
         assert len(list(spool.glob("*.spool"))) == 1, log.read_text()
         own_pg.start()
         again = subprocess.run(
-            [sys.executable, "-m", "uptimelab", "collect", "--once"], env=env, timeout=60
+            [sys.executable, "-m", "uptimelab", "collect", "--once"],
+            env=env,
+            timeout=60,
+            capture_output=True,
+            text=True,
         )
-        assert again.returncode == 0
+        assert again.returncode == 0, again.stderr
+        # Its summary says its own pings were stored; the replay is said too.
+        assert "stored 1 spooled cycle(s) an earlier run left" in again.stderr
     assert list(spool.glob("*.spool")) == []
     assert count(own_pg.url, "SELECT count(*) FROM pings") == 4 * 3
     # The two --once rounds; the killed collector's round never closed (its pings did land).

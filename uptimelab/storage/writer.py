@@ -133,7 +133,8 @@ class Writer:
             )
             return
         self._attach(remember(data_dir, self.db.url, identity))
-        await self.replay()
+        if replayed := len((await self.replay()).stored):  # said: a summary's "stored" is not all
+            log.warning("stored %d spooled cycle(s) an earlier run left", replayed)
 
     def _attach(self, local: LocalState) -> None:
         self.local = local
