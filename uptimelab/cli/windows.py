@@ -103,13 +103,19 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
     # A month's records name their uptime as the SLA tables do (uptime_pct); a window's, uptime.
     uptime = "uptime_pct" if monthly else "uptime"
     shown = f"{title}: uptime %, mean ms of up pings, coverage %"
+    # The end of what was observed is one instant for every site (the month's end, or now): said
+    # once in the title, so that the table fits an 80-column terminal with the sites' names.
+    throughs = {_minute(r["through"]) for r in records} if monthly else set()
+    through_column = len(throughs) > 1
     if monthly:
         shown += "; downtime observed from each site's first ping in the month through"
+        if not through_column:
+            shown += f" {throughs.pop()} UTC"
     table = Table(box=None, title=shown)
     table.add_column("site", no_wrap=True, max_width=18, overflow="ellipsis")
     headers = ["uptime", "ms", "pings", "coverage"]
     if monthly:
-        headers += ["down min", "budget left min", "through"]
+        headers += ["down min", "left min"] + (["through"] if through_column else [])
     for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
     for r in records:
@@ -123,8 +129,7 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
             cells += [
                 f"{r['downtime_min']:.1f}",
                 f"{r['budget_left_min']:.1f}",
-                str(r["through"])[:16].replace("T", " "),
-            ]
+            ] + ([_minute(r["through"])] if through_column else [])
         table.add_row(r["site"], *cells, style="red" if monthly and not r["met"] else None)
     console.print(table)
     cut = [r for r in records if r["from_rollups"]]
@@ -135,3 +140,8 @@ def _print_window(records: list[dict[str, Any]], format: Format, title: str) -> 
             f"counted from {since} (whole UTC hours)",
             markup=False,
         )
+
+
+def _minute(value: object) -> str:
+    """An instant of a record (a datetime, or its ISO text) to the minute, as a table shows it."""
+    return str(value)[:16].replace("T", " ")
