@@ -25,9 +25,11 @@ import pytest
 import trio
 
 import uptimelab as ul
-from uptimelab.collector import Collector
+from uptimelab.collector import Collector, QuietReporter
 from uptimelab.collector.state import read_collector_state
 from uptimelab.config import Settings
+from uptimelab.domain.pings import PingResult
+from uptimelab.domain.sites import Probeable
 from uptimelab.errors import StoreError
 from uptimelab.ops.health import health, status
 from uptimelab.storage.breaker import CLOSED, HALF_OPEN, OPEN, BreakerOpenError, CircuitBreaker
@@ -217,6 +219,83 @@ async def test_no_ping_is_lost_or_doubled_while_the_database_is_down(
     )
     assert count(own_pg.url, "SELECT count(*) FROM monitoring_cycles") == 7
     assert count(own_pg.url, "SELECT sum(pings_1h) FROM site_stats") == 35
+
+
+class Probed(QuietReporter):
+    """Counts the pings probed; ``await until(n)`` waits for the n-th."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._more = trio.Event()
+
+    def ping_done(self, site: Probeable, ping: PingResult) -> None:
+        self.count += 1
+        self._more.set()
+        self._more = trio.Event()
+
+    async def until(self, n: int) -> None:
+        while self.count < n:
+            await self._more.wait()
+
+
+async def test_a_running_collector_publishes_its_breaker_and_spool_as_they_change(
+    own_pg: OwnPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probing goes on at each site's cadence while the database is away (the pings spooled,
+    none lost), and status and health (other processes), which read the state a collector
+    publishes, see within its round (the default interval, here a minute) the breaker open
+    while the database is away, and closed with the spool empty once it is back."""
+    monkeypatch.setenv("MIN_SITE_INTERVAL_MS", "1000")
+    monkeypatch.setenv("PING_TIMEOUT_MS", "500")
+    db = connect(own_pg.url)
+    seen: list[tuple[str, int]] = []
+    changed = trio.Event()
+
+    async with open_zoo(ZooSpec.uniform(3, duration_s=120)) as zoo:
+        for target in zoo.targets:
+            ul.add_site(target.url, interval_ms=1000, db=db)
+        probed = Probed()
+        collector = Collector(db, quick(tmp_path, ping_timeout_ms=500), reporter=probed)
+        real = collector.write_state
+
+        def spy() -> None:
+            nonlocal changed
+            real()
+            writer = collector._writer
+            assert writer is not None
+            assert writer.local is not None
+            state = read_collector_state(writer.local.directory)
+            assert state is not None
+            store = state.store
+            assert store is not None
+            assert store.breaker is not None
+            assert store.spool is not None
+            seen.append((store.breaker.state, store.spool.segments))
+            changed.set()
+            changed = trio.Event()
+
+        async def until(wanted: tuple[str, int] | str) -> None:
+            while not seen or (seen[-1] if isinstance(wanted, tuple) else seen[-1][0]) != wanted:
+                await changed.wait()
+
+        monkeypatch.setattr(collector, "write_state", spy)
+        with trio.fail_after(50):  # well inside the first round: no round has ended
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collector.run)
+                await probed.until(3)
+                await trio.to_thread.run_sync(own_pg.stop)
+                # Three sites every second: two more rounds of them come within seconds (the
+                # dispatcher slept a minute once every site was in flight, waking only when
+                # probes made elsewhere were learnt, which fails while the database is away).
+                with trio.fail_after(10):
+                    await probed.until(probed.count + 6)
+                await until(OPEN)
+                await trio.to_thread.run_sync(own_pg.start)
+                await until((CLOSED, 0))
+                assert collector.cycles_run == 0  # all of it published within the round
+                collector.stop()
+    assert any(state == OPEN and segments > 0 for state, segments in seen), seen
+    assert count(own_pg.url, "SELECT count(*) FROM pings") == probed.count  # none lost
 
 
 def test_a_killed_collector_replays_its_spool_on_restart(

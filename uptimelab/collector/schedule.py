@@ -55,6 +55,7 @@ class Schedule:
         # (at, down) per site cost 56 B more).
         self._last: dict[uuid.UUID, float] = {}
         self._down: set[uuid.UUID] = set()
+        self.wake_at = float("inf")  # when the dispatcher's wait ends by itself (see due_sooner)
 
     def __len__(self) -> int:
         return len(self._sites)
@@ -139,6 +140,16 @@ class Schedule:
                 return due
             heapq.heappop(self._heap)
         return None
+
+    def due_sooner(self) -> bool:
+        """Whether a site is now due before ``wake_at``, when the dispatcher's wait ends by
+        itself (then ``wake_at`` moves to it): with every site in flight the dispatcher slept a
+        minute, woken only by probes learnt from elsewhere, which fails with the database away."""
+        next_at = self.next_due_at()
+        if next_at is not None and next_at < self.wake_at:
+            self.wake_at = next_at
+            return True
+        return False
 
     def pop_due(self, now: float) -> tuple[ActiveSite, float] | None:
         """The most overdue site that is due by ``now``, and its due time; it is in flight until

@@ -67,6 +67,7 @@ class Streaming:
         self._sites_version: int | None = None
         self.interrupted = False
         self.store_lag_s = 0.0
+        self._published: tuple[object, ...] = ("closed", "stored", 0)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -133,6 +134,8 @@ class Streaming:
                     continue
                 self._changed = trio.Event()
                 next_at = self.schedule.next_due_at()
+                # A worker wakes it when a probe ends with its site due sooner (due_sooner).
+                self.schedule.wake_at = float("inf") if next_at is None else next_at
                 with trio.move_on_after(60 if next_at is None else max(0.0, next_at - now)):
                     await self._changed.wait()
 
@@ -149,9 +152,13 @@ class Streaming:
                 if ping is None:
                     self.round.faults += 1
                     self.schedule.lost(site.id, time.time())
+                    if self.schedule.due_sooner():
+                        self._changed.set()
                     continue
                 at = ping.checked_at.timestamp()
                 self.schedule.probed(site.id, at, down=ping.status == "down")
+                if self.schedule.due_sooner():  # the dispatcher sleeps until a later time
+                    self._changed.set()
                 self.collector.reporter.ping_done(site, ping)
                 with trio.CancelScope(shield=True):  # a probed ping always reaches the writer
                     await pings.send((ping, late_s))
@@ -199,6 +206,12 @@ class Streaming:
         # at least this long, so that the next holder sees the pings of this one.
         lag = time.time() - min(p.checked_at for p in batch).timestamp()
         self.store_lag_s = max(lag, 0.9 * self.store_lag_s)
+        # Status and health read the breaker and spool this collector publishes: at a round's
+        # end (minutes apart), and when a batch finds them changed.
+        seen = (self.writer.breaker.state, result.outcome, result.waiting)
+        if seen != self._published:
+            self._published = seen
+            self.collector.write_state()
         log.info(
             "batch of %d pings %s",
             len(batch),
