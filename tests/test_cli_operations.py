@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import trio
 from uptimelab.storage.database import Database
 
 from .test_bad_input import assert_one_error_line, run, site_count
-from .test_notify import Receiver
+from .test_notify import Receiver, served
 
 
 @pytest.mark.parametrize(
@@ -331,13 +330,8 @@ async def test_a_collector_holding_no_sites_yet_does_not_promise_to_probe_0(
 @pytest.fixture
 def hook() -> Iterator[Receiver]:
     """test_notify's web hook receiver, served from a thread."""
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-    thread.join()
+    with served() as r:
+        yield r
 
 
 def notification_rows(db: Database) -> list[dict[str, Any]]:

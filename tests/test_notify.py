@@ -89,17 +89,26 @@ class Receiver:
         await trio.to_thread.run_sync(self.wait_for, condition)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def served() -> Iterator[Receiver]:
+    """A receiver served from a thread until the block ends."""
     r = Receiver()
     # shutdown() returns when the serving loop next looks at its flag: at most poll_interval
     # (0.5 s by default, paid by every test's teardown).
     thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-    thread.join()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with served() as r:
+        yield r
 
 
 def dead_port() -> int:

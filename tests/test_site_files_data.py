@@ -5,11 +5,8 @@ interval, and a file without sites is one answer whatever its format."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +20,9 @@ from uptimelab.domain.sites import COLUMNS, INT_COLUMNS
 from uptimelab.errors import InvalidSiteFileError, SiteError
 from uptimelab.storage.database import Database
 
+from .test_bad_input import run
+
 SECRET_URL = "http://user:pw@127.0.0.1:9/a?token=t0k&x=1"
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "uptimelab", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def write(path: Path, rows: list[dict[str, Any]]) -> Path:
