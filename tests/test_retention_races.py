@@ -22,6 +22,8 @@ from uptimelab.storage.database import Database
 from uptimelab.storage.retention import prune
 from uptimelab.testing.history import write_history
 
+from .test_retention_replay import day_rollup
+
 KEEP = dt.timedelta(days=8)
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 DAY = dt.date(2026, 3, 1)
@@ -66,17 +68,6 @@ def archived_keys(archive: Path) -> list[Key]:
         for r in rows
         if r["checked_at"].date() == DAY
     )
-
-
-def day_rollup_pings(db: Database) -> int:
-    with db.connect() as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(pings), 0) AS n FROM ping_rollup_hourly"
-            " WHERE hour >= %s AND hour < %s",
-            (_DAY_LO, _DAY_LO + dt.timedelta(days=1)),
-        ).fetchone()
-    assert row is not None
-    return int(row["n"])
 
 
 class Replay:
@@ -197,4 +188,4 @@ def test_a_replay_at_any_step_of_a_prune_leaves_every_key_once_and_loses_none(
     prune(KEEP, archive=archive, db=db, now=NOW)  # the next scheduled run: the rest of the day
     assert day_rows(db) == []
     assert archived_keys(archive) == sorted(expected)  # every key once, none lost
-    assert day_rollup_pings(db) == len(expected)
+    assert day_rollup(db, DAY)[0] == len(expected)
