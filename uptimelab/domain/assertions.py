@@ -36,6 +36,10 @@ import regex
 
 from ..errors import SiteError
 
+# RFC 9535 as written: python-jsonpath's default environment also lets an index select an
+# object's member of that name (`$[0]` on {"0": 1} gives 1), which jsonpath-ng and the RFC do not.
+JSONPATH = jsonpath.JSONPathEnvironment(strict=True)
+
 BODY_LIMIT_BYTES = 64 * 1024
 """The most of a body an assertion sees (bytes), before and after decoding."""
 MAX_BODY_CHARS = 64 * 1024
@@ -225,7 +229,7 @@ def parse_expect_json(text: str) -> JsonExpectation:
         length = _LEN.match(left)
         path_text = length.group(1) if length else left
         try:
-            path = jsonpath.compile(path_text)
+            path = JSONPATH.compile(path_text)
         except jsonpath.JSONPathError as exc:
             seen(f"{path_text!r} is not a JSONPath: {str(exc).splitlines()[0]}", 2)
             continue
